@@ -1,0 +1,36 @@
+# Sluice: the two commands.
+#   make run   installs what is missing, builds in release and runs the server on ./data, 127.0.0.1:8080
+#   make test  installs what is missing, then fmt, clippy and every test
+# The build cache lives outside the clone so fresh clones (and CI) do not rebuild the world.
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: run test setup-run setup-test build check fmt clippy bench
+
+run: setup-run
+	cargo build --release --locked --quiet
+	$(CARGO_TARGET_DIR)/release/sluice serve
+
+test: setup-test
+	cargo fmt --check
+	cargo clippy --locked --all-targets --quiet -- -D warnings
+	cargo nextest run --locked --no-fail-fast
+	cargo test --locked --doc --quiet
+
+setup-run:
+	@scripts/setup.sh run
+
+setup-test:
+	@scripts/setup.sh test
+
+check:
+	cargo check --all-targets
+
+fmt:
+	cargo fmt
+
+bench: setup-test
+	cargo bench --bench log
+	scripts/bench-ingest.sh
+	scripts/bench-segments.sh

@@ -1,0 +1,206 @@
+//! `GET /v1/streams/{name}/media`: the stream as one fMP4 byte stream (init segment, then
+//! fragments, with a new init segment wherever the codec configuration changes), starting at
+//! `now`, `earliest`, a timestamp or `fragment:<n>`, and following live data until the client
+//! goes away, the stream is deleted or the server shuts down. ffmpeg, ffplay and GStreamer read
+//! it directly. Playback starts on a segment start (a keyframe), never mid-GOP.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{ApiQuery, ApiResult};
+use super::{ApiState, stream_name};
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::log::Offset;
+use crate::video::VideoStream;
+use crate::video::fragment::{FragmentInfo, TimestampKind};
+
+pub fn routes() -> Router<ApiState> {
+    // GET only: PUT/POST on the same path are ingest (crate::ingest::http_fmp4).
+    Router::new().route("/v1/streams/{name}/media", get(tail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TailQuery {
+    #[serde(default = "default_start")]
+    start: String,
+    #[serde(default)]
+    timestamps: TimestampKind,
+}
+
+fn default_start() -> String {
+    "now".into()
+}
+
+/// Where a tail begins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Start {
+    Now,
+    Earliest,
+    At(Timestamp),
+    Fragment(Offset),
+}
+
+fn parse_start(s: &str) -> Result<Start, Error> {
+    match s {
+        "now" => Ok(Start::Now),
+        "earliest" => Ok(Start::Earliest),
+        _ => {
+            if let Some(n) = s.strip_prefix("fragment:") {
+                let n = n.parse().map_err(|_| {
+                    Error::invalid(format!("start: {s:?} is not fragment:<number>"))
+                })?;
+                return Ok(Start::Fragment(Offset(n)));
+            }
+            Timestamp::parse_api(s).map(Start::At).map_err(|e| {
+                Error::invalid(format!("start: expected now, earliest, fragment:<n> or a timestamp: {e}"))
+            })
+        }
+    }
+}
+
+async fn tail(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<TailQuery>,
+) -> ApiResult<Response> {
+    let stream = state.video.get(&stream_name(&name)?)?;
+    let start = parse_start(&q.start)?;
+    let log = stream.fragment_log();
+    let (cursor, wait_for_keyframe) = match start {
+        Start::Now => (log.committed_end(), true),
+        Start::Earliest => (log.start(), true),
+        Start::Fragment(n) => {
+            if n < log.start() || n >= log.committed_end() {
+                return Err(Error::not_found(format!(
+                    "stream {name} has no fragment {} (stored: {} to {})",
+                    n.0,
+                    log.start().0,
+                    log.committed_end().0.saturating_sub(1)
+                ))
+                .into());
+            }
+            (stream.segment_start_at_or_before(n)?, false)
+        }
+        Start::At(t) => match stream.segments_in_range(q.timestamps, Some(t), None)?.first() {
+            Some(s) => (s.first, false),
+            None => (log.committed_end(), true),
+        },
+    };
+    let tail = Tail {
+        stream: stream.clone(),
+        cursor,
+        wait_for_keyframe,
+        current_init: None,
+        pending: Vec::new(),
+        stop: state.shutdown.clone(),
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(tail, |mut t| async move {
+        match t.next_chunk().await {
+            Ok(Some(b)) => Some((Ok::<Bytes, std::io::Error>(b), t)),
+            Ok(None) => None,
+            Err(e) => Some((Err(std::io::Error::other(e.message)), t)),
+        }
+    }));
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// The state of one tail: where it is in the log and which init segment the client has.
+struct Tail {
+    stream: Arc<VideoStream>,
+    cursor: Offset,
+    wait_for_keyframe: bool,
+    current_init: Option<u32>,
+    pending: Vec<FragmentInfo>,
+    stop: CancellationToken,
+}
+
+impl Tail {
+    /// The next bytes to send; `None` ends the response.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            if self.pending.is_empty() {
+                let end = self.stream.fragment_log().committed_end();
+                if self.cursor < self.stream.fragment_log().start() {
+                    // Retention overtook a slow reader: skip ahead to what still exists.
+                    self.cursor = self.stream.fragment_log().start();
+                    self.wait_for_keyframe = true;
+                }
+                if self.cursor >= end {
+                    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+                    tokio::select! {
+                        _ = self.stream.wait_for_fragments(self.cursor, far) => {}
+                        _ = self.stop.cancelled() => return Ok(None),
+                    }
+                    if self.stream.closed().is_cancelled() {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                self.pending = self
+                    .stream
+                    .fragment_log()
+                    .entries(self.cursor, end, 64)?
+                    .iter()
+                    .rev()
+                    .map(FragmentInfo::from_entry)
+                    .collect();
+                if self.pending.is_empty() {
+                    self.cursor = end;
+                    continue;
+                }
+            }
+            let Some(f) = self.pending.pop() else { continue };
+            self.cursor = Offset(f.number.0 + 1);
+            if self.wait_for_keyframe {
+                if !f.meta.segment_start() {
+                    continue;
+                }
+                self.wait_for_keyframe = false;
+            }
+            let Some((_, parts)) = self.stream.read_fragment_for_playback(f.number)? else {
+                continue;
+            };
+            let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum::<usize>() + 1024);
+            if self.current_init != Some(f.meta.init_id) {
+                let init = self.stream.init_bytes(f.meta.init_id)?.ok_or_else(|| {
+                    Error::internal(format!("init segment {} is missing", f.meta.init_id))
+                })?;
+                self.current_init = Some(f.meta.init_id);
+                out.extend_from_slice(&init);
+            }
+            for p in parts {
+                out.extend_from_slice(&p);
+            }
+            return Ok(Some(Bytes::from(out)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_start_selectors() {
+        assert_eq!(parse_start("now").unwrap(), Start::Now);
+        assert_eq!(parse_start("earliest").unwrap(), Start::Earliest);
+        assert_eq!(parse_start("fragment:12").unwrap(), Start::Fragment(Offset(12)));
+        assert!(parse_start("fragment:x").is_err());
+        assert_eq!(parse_start("1000").unwrap(), Start::At(Timestamp::from_millis(1000)));
+        assert!(parse_start("soon").is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! The HTTP surfaces, as thin adapters over the services: the native REST API under `/v1/`
+//! ([`streams`]), HLS ([`hls`]), the live fMP4 tail ([`media`]), ingest (routed to
+//! `crate::ingest`), and operations (`/healthz`, `/metrics`). Errors become responses in
+//! [`error`] only.
+
+pub mod error;
+pub mod hls;
+pub mod media;
+pub mod streams;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::name::StreamName;
+use crate::video::VideoStreams;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub config: Arc<Config>,
+    pub video: Arc<VideoStreams>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled at shutdown: long-lived responses (ingest, live tails, blocking playlists) end.
+    pub shutdown: CancellationToken,
+}
+
+/// Largest JSON request body, in bytes.
+const MAX_JSON_BODY: usize = 1024 * 1024;
+
+pub fn router(state: ApiState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::RANGE, header::IF_NONE_MATCH])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::HeaderName::from_static("x-sluice-fragment-number"),
+        ]);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(streams::routes())
+        .merge(hls::routes())
+        .merge(media::routes())
+        .merge(crate::ingest::http_fmp4::routes())
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Validates a stream name taken from a URL path.
+pub fn stream_name(raw: &str) -> Result<StreamName, Error> {
+    Ok(StreamName::new(raw)?)
+}

@@ -1,0 +1,231 @@
+//! Native REST API for video streams: create, list, describe, update, delete, and list
+//! fragments. Shapes are documented in docs/api.md.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::error::{ApiJson, ApiQuery, ApiResult};
+use super::{ApiState, stream_name};
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::log::Offset;
+use crate::name::StreamName;
+use crate::video::fragment::{FragmentInfo, TimestampKind};
+use crate::video::{NewStream, StreamUpdate};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/streams", get(list).post(create))
+        .route("/v1/streams/{name}", get(describe).patch(update).delete(delete))
+        .route("/v1/streams/{name}/fragments", get(fragments))
+}
+
+const MAX_TAGS: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateBody {
+    name: StreamName,
+    retention_hours: Option<u32>,
+    retention_bytes: Option<u64>,
+    media_type: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid(format!("at most {MAX_TAGS} tags per stream")));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            return Err(Error::invalid(format!(
+                "tag {k:?}: keys are 1-128 characters and values at most 256"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<impl IntoResponse> {
+    validate_tags(&body.tags)?;
+    if body.media_type.as_ref().is_some_and(|m| m.len() > 128) {
+        return Err(Error::invalid("mediaType is at most 128 characters").into());
+    }
+    let stream = state.video.create(NewStream {
+        name: body.name,
+        retention_hours: body.retention_hours,
+        retention_bytes: body.retention_bytes,
+        media_type: body.media_type,
+        tags: body.tags,
+    })?;
+    Ok((StatusCode::CREATED, axum::Json(stream.describe())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    limit: Option<usize>,
+    next: Option<String>,
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(Error::invalid("limit must be between 1 and 10000").into());
+    }
+    let mut page = state.video.list(&q.prefix, q.next.as_deref(), limit + 1);
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|s| s.name.to_string())
+    } else {
+        None
+    };
+    let streams: Vec<_> = page.iter().map(|s| s.describe()).collect();
+    Ok(axum::Json(serde_json::json!({ "streams": streams, "next": next })))
+}
+
+async fn describe(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let stream = state.video.get(&stream_name(&name)?)?;
+    Ok(axum::Json(stream.describe()))
+}
+
+/// `Some(None)` when the field is present and null, `None` when absent.
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateBody {
+    retention_hours: Option<u32>,
+    #[serde(default, deserialize_with = "double_option")]
+    retention_bytes: Option<Option<u64>>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> ApiResult<impl IntoResponse> {
+    if let Some(t) = &body.tags {
+        validate_tags(t)?;
+    }
+    let stream = state.video.update(
+        &stream_name(&name)?,
+        StreamUpdate {
+            retention_hours: body.retention_hours,
+            retention_bytes: body.retention_bytes,
+            tags: body.tags,
+        },
+    )?;
+    Ok(axum::Json(stream.describe()))
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    state.video.delete(&stream_name(&name)?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FragmentsQuery {
+    start: Option<String>,
+    end: Option<String>,
+    #[serde(default)]
+    timestamps: TimestampKind,
+    limit: Option<usize>,
+    next: Option<String>,
+}
+
+/// A fragment as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FragmentJson {
+    pub fragment_number: String,
+    pub size_bytes: u32,
+    pub producer_timestamp: Timestamp,
+    pub server_timestamp: Timestamp,
+    pub duration_ms: f64,
+    pub keyframe: bool,
+    pub init_id: u32,
+    pub discontinuity: bool,
+}
+
+impl From<&FragmentInfo> for FragmentJson {
+    fn from(f: &FragmentInfo) -> Self {
+        FragmentJson {
+            fragment_number: f.number.0.to_string(),
+            size_bytes: f.size,
+            producer_timestamp: f.producer_ts,
+            server_timestamp: f.server_ts,
+            duration_ms: f64::from(f.meta.duration_us) / 1000.0,
+            keyframe: f.meta.keyframe(),
+            init_id: f.meta.init_id,
+            discontinuity: f.meta.discontinuity_start(),
+        }
+    }
+}
+
+pub fn parse_time(what: &str, v: &Option<String>) -> Result<Option<Timestamp>, Error> {
+    v.as_deref()
+        .map(|s| Timestamp::parse_api(s).map_err(|e| Error::invalid(format!("{what}: {e}"))))
+        .transpose()
+}
+
+async fn fragments(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<FragmentsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let stream = state.video.get(&stream_name(&name)?)?;
+    let start = parse_time("start", &q.start)?;
+    let end = parse_time("end", &q.end)?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            return Err(Error::invalid("end is before start").into());
+        }
+    }
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > 10_000 {
+        return Err(Error::invalid("limit must be between 1 and 10000").into());
+    }
+    let after = q
+        .next
+        .as_deref()
+        .map(|n| {
+            n.parse::<u64>()
+                .map(Offset)
+                .map_err(|_| Error::invalid(format!("next: {n:?} is not a token from a previous page")))
+        })
+        .transpose()?;
+    let page = stream.list_fragments(q.timestamps, start, end, after, limit)?;
+    let fragments: Vec<FragmentJson> = page.fragments.iter().map(FragmentJson::from).collect();
+    Ok(axum::Json(serde_json::json!({
+        "fragments": fragments,
+        "next": page.next.map(|n| n.0.to_string()),
+    })))
+}

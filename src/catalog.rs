@@ -1,0 +1,198 @@
+//! The catalog: which streams exist and how they are configured, in an embedded SQLite database
+//! (`<data_dir>/catalog.sqlite`). Media and records live in the logs; the catalog holds only the
+//! small, transactional facts about them. Each stream gets a numeric id that names its directory,
+//! so a stream name never becomes a path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::name::StreamName;
+
+/// A video stream's catalog row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoStreamRow {
+    pub id: i64,
+    pub name: StreamName,
+    pub created_at: Timestamp,
+    pub retention_hours: u32,
+    pub retention_bytes: Option<u64>,
+    pub media_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Bumped on every update; reported as the stream's version.
+    pub version: i64,
+}
+
+/// The catalog database. A std `Mutex` serialises access to the one connection: every use is a
+/// short synchronous transaction that never holds the lock across an `.await`.
+pub struct Catalog {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS video_streams (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT NOT NULL UNIQUE,
+    created_at_us   INTEGER NOT NULL,
+    retention_hours INTEGER NOT NULL,
+    retention_bytes INTEGER,
+    media_type      TEXT,
+    tags            TEXT NOT NULL DEFAULT '{}',
+    version         INTEGER NOT NULL DEFAULT 1
+);
+";
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Catalog> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Catalog { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (it rolls back the open
+        // transaction), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert_video_stream(&self, row: &VideoStreamRow) -> Result<i64> {
+        let conn = self.conn();
+        let tags = serde_json::to_string(&row.tags).map_err(|e| Error::internal(e.to_string()))?;
+        let res = conn.execute(
+            "INSERT INTO video_streams (name, created_at_us, retention_hours, retention_bytes, media_type, tags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                row.name.as_str(),
+                row.created_at.as_micros(),
+                row.retention_hours,
+                row.retention_bytes.map(|b| b as i64),
+                row.media_type,
+                tags
+            ],
+        );
+        match res {
+            Ok(_) => Ok(conn.last_insert_rowid()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::conflict(format!("stream {} already exists", row.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn update_video_stream(&self, row: &VideoStreamRow) -> Result<i64> {
+        let conn = self.conn();
+        let tags = serde_json::to_string(&row.tags).map_err(|e| Error::internal(e.to_string()))?;
+        let n = conn.execute(
+            "UPDATE video_streams SET retention_hours = ?2, retention_bytes = ?3, media_type = ?4,
+                 tags = ?5, version = version + 1 WHERE id = ?1",
+            params![
+                row.id,
+                row.retention_hours,
+                row.retention_bytes.map(|b| b as i64),
+                row.media_type,
+                tags
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found(format!("stream {} not found", row.name)));
+        }
+        let version =
+            conn.query_row("SELECT version FROM video_streams WHERE id = ?1", [row.id], |r| {
+                r.get(0)
+            })?;
+        Ok(version)
+    }
+
+    pub fn delete_video_stream(&self, id: i64) -> Result<()> {
+        self.conn().execute("DELETE FROM video_streams WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn video_streams(&self) -> Result<Vec<VideoStreamRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, created_at_us, retention_hours, retention_bytes, media_type, tags, version
+             FROM video_streams ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], row_to_video_stream)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    pub fn video_stream(&self, name: &StreamName) -> Result<Option<VideoStreamRow>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT id, name, created_at_us, retention_hours, retention_bytes, media_type, tags, version
+                 FROM video_streams WHERE name = ?1",
+                [name.as_str()],
+                row_to_video_stream,
+            )
+            .optional()?;
+        row.transpose()
+    }
+}
+
+fn row_to_video_stream(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<VideoStreamRow>> {
+    let name: String = r.get(1)?;
+    let tags: String = r.get(6)?;
+    let retention_bytes: Option<i64> = r.get(4)?;
+    Ok((|| {
+        Ok(VideoStreamRow {
+            id: r.get(0)?,
+            name: StreamName::new(name)?,
+            created_at: Timestamp::from_micros(r.get(2)?),
+            retention_hours: r.get(3)?,
+            retention_bytes: retention_bytes.map(|b| b as u64),
+            media_type: r.get(5)?,
+            tags: serde_json::from_str(&tags)
+                .map_err(|e| Error::internal(format!("catalog: bad tags json: {e}")))?,
+            version: r.get(7)?,
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str) -> VideoStreamRow {
+        VideoStreamRow {
+            id: 0,
+            name: StreamName::new(name).unwrap(),
+            created_at: Timestamp::from_millis(1),
+            retention_hours: 24,
+            retention_bytes: Some(1 << 30),
+            media_type: Some("video/h264".into()),
+            tags: BTreeMap::from([("site".into(), "north".into())]),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn insert_list_update_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let id = cat.insert_video_stream(&row("a")).unwrap();
+        assert_eq!(cat.insert_video_stream(&row("a")).unwrap_err().kind, crate::error::ErrorKind::Conflict);
+        let mut got = cat.video_stream(&StreamName::new("a").unwrap()).unwrap().unwrap();
+        assert_eq!(got.id, id);
+        assert_eq!(got.tags["site"], "north");
+        got.retention_hours = 1;
+        assert_eq!(cat.update_video_stream(&got).unwrap(), 2);
+        assert_eq!(cat.video_streams().unwrap()[0].retention_hours, 1);
+        cat.delete_video_stream(id).unwrap();
+        assert!(cat.video_streams().unwrap().is_empty());
+    }
+}

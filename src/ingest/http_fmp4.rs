@@ -1,0 +1,337 @@
+//! Fragmented MP4 pushed over HTTP: `PUT` (or `POST`) `/v1/streams/{name}/media`.
+//!
+//! The request body is an fMP4 byte stream (ftyp+moov, then moof+mdat pairs) of any length,
+//! chunked or not, for as long as the producer likes. The response (200, `application/x-ndjson`)
+//! streams acknowledgements while the upload goes on: BUFFERING when a fragment's first byte
+//! arrives, RECEIVED when it is complete and written, PERSISTED once it is on stable storage,
+//! IDLE while the producer is silent, ERROR with a Kinesis error code (see [`super::acks`]).
+//!
+//! A bad fragment (too long, decode time going backwards, unknown track) is rejected alone and
+//! the session goes on; unparseable bytes end the session with ERROR 4006 at their byte offset.
+//! A producer that disconnects mid-fragment loses only that partial fragment.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::acks::{self, Ack, AckSender, EventType};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::{ApiState, stream_name};
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::IngestConfig;
+use crate::error::Error;
+use crate::media::fmp4::{Fmp4Error, Fmp4Reader, Item, Limits};
+use crate::metrics::Metrics;
+use crate::video::VideoStream;
+use crate::video::writer::{
+    Appended, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
+};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/v1/streams/{name}/media", put(push).post(push))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PushQuery {
+    #[serde(default)]
+    timestamps: TimestampsParam,
+    producer_start: Option<String>,
+    acks: Option<AckDelivery>,
+}
+
+/// When acknowledgements are sent.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum AckDelivery {
+    /// As they happen, while the upload goes on (the default).
+    Stream,
+    /// The response (status line included) only after the body ends. The default for ffmpeg
+    /// (`User-Agent: Lavf/…`), which never reads the response while it uploads: if it closes the
+    /// socket with unread response bytes, the kernel resets the connection and the end of its
+    /// own upload, still queued on our side, is discarded.
+    End,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum TimestampsParam {
+    #[default]
+    Relative,
+    Absolute,
+}
+
+async fn push(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let query = req.uri().query().unwrap_or("");
+    let q: PushQuery = serde_urlencoded_query(query)?;
+    let mode = match (q.timestamps, q.producer_start.as_deref()) {
+        (TimestampsParam::Absolute, Some(_)) => {
+            return Err(Error::invalid("producerStart only applies to timestamps=relative").into());
+        }
+        (TimestampsParam::Absolute, None) => TimestampMode::Absolute,
+        (TimestampsParam::Relative, start) => TimestampMode::Relative {
+            start: start
+                .map(|s| {
+                    Timestamp::parse_api(s)
+                        .map_err(|e| Error::invalid(format!("producerStart: {e}")))
+                })
+                .transpose()?,
+        },
+    };
+    let delivery = q.acks.unwrap_or_else(|| {
+        let ua = req.headers().get(header::USER_AGENT).map(|v| v.as_bytes()).unwrap_or_default();
+        if ua.starts_with(b"Lavf/") { AckDelivery::End } else { AckDelivery::Stream }
+    });
+    let stream = state.video.get(&stream_name(&name)?)?;
+    let remote_addr =
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
+    let clock = state.video.clock().clone();
+    let connected_at = clock.now();
+    let session = stream.claim_producer(
+        ProducerInfo { protocol: "http-fmp4", remote_addr: remote_addr.clone(), connected_at },
+        mode,
+    )?;
+    tracing::info!(stream = %name, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
+
+    // A client that sent `Expect: 100-continue` (curl -T does) waits for "100 Continue" before
+    // sending the body; hyper sends it when the body is first polled, which must happen before
+    // our 200 goes out, so read the first chunk here.
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut data = req.into_body().into_data_stream();
+    let first = if expects_continue { data.next().await } else { None };
+    let data: BodyStream = Box::pin(futures_util::stream::iter(first).chain(data));
+
+    let (ack_tx, ack_rx) = acks::channel(
+        state.config.ingest.ack_queue,
+        delivery == AckDelivery::End,
+        state.metrics.clone(),
+    );
+    let ctx = SessionContext {
+        config: state.config.ingest.clone(),
+        clock,
+        metrics: state.metrics.clone(),
+        stream: stream.clone(),
+    };
+    // The session task owns the producer session; it ends when the body ends, the producer goes
+    // away, the stream is deleted or the server shuts down (all of which end its loop).
+    let session_task = tokio::spawn(run_session(ctx, session, data, ack_tx));
+    if delivery == AckDelivery::End {
+        // Nothing, not even the status line, goes out before the body has been read: a client
+        // that does not read while it uploads must find its receive buffer empty when it closes.
+        let _ = session_task.await;
+    }
+
+    let body = Body::from_stream(futures_util::stream::unfold(ack_rx, |mut rx| async move {
+        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), rx))
+    }));
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
+    let uri: axum::http::Uri = format!("/?{q}")
+        .parse()
+        .map_err(|_| ApiError(Error::invalid("invalid query string")))?;
+    axum::extract::Query::<T>::try_from_uri(&uri)
+        .map(|axum::extract::Query(v)| v)
+        .map_err(|e| ApiError(Error::invalid(format!("invalid query string: {}", e.body_text()))))
+}
+
+type BodyStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send>,
+>;
+
+struct SessionContext {
+    config: IngestConfig,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    stream: Arc<VideoStream>,
+}
+
+/// How a session ended.
+enum End {
+    /// The body ended cleanly.
+    Finished,
+    /// The body ended inside a box: the partial fragment is dropped.
+    Truncated(IngestError),
+    /// The producer went away (connection error).
+    Disconnected(String),
+    /// Bytes that are not fMP4, or a limit that cannot be recovered from.
+    Fatal(IngestError),
+    /// The stream was deleted or the server is shutting down.
+    Stopped,
+}
+
+async fn run_session(
+    ctx: SessionContext,
+    mut session: ProducerSession,
+    body: BodyStream,
+    acks: AckSender,
+) {
+    let name = ctx.stream.name.to_string();
+    // PERSISTED acks are sent in order by a second task that waits for durability, so reading the
+    // body never waits for fsync (group commit covers the fragments queued meanwhile).
+    let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Appended>();
+    let persister = tokio::spawn(persist_loop(ctx.stream.clone(), persist_rx, acks.clone(), ctx.metrics.clone()));
+
+    let end = read_body(&ctx, &mut session, body, &acks, &persist_tx).await;
+    drop(persist_tx);
+    let _ = persister.await;
+
+    let reason = match &end {
+        End::Finished => "finished".to_owned(),
+        End::Truncated(e) | End::Fatal(e) => {
+            ctx.metrics.ingest_error(&name, e.code.code());
+            acks.send(Ack::error(e));
+            format!("{} ({})", e.code.name(), e.message)
+        }
+        End::Disconnected(why) => format!("disconnected: {why}"),
+        End::Stopped => {
+            let e = IngestError::new(
+                IngestErrorCode::StreamNotActive,
+                "the stream was deleted or the server is shutting down; every fragment acknowledged PERSISTED is stored",
+            );
+            acks.send(Ack::error(&e));
+            "stopped by the server".to_owned()
+        }
+    };
+    ctx.stream.update_stored_gauges();
+    tracing::info!(stream = %name, %reason, "producer disconnected");
+    drop(session);
+}
+
+async fn read_body(
+    ctx: &SessionContext,
+    session: &mut ProducerSession,
+    mut data: BodyStream,
+    acks: &AckSender,
+    persist: &mpsc::UnboundedSender<Appended>,
+) -> End {
+    let mut reader = Fmp4Reader::new(Limits {
+        max_fragment_bytes: ctx.config.max_fragment_bytes,
+        max_init_bytes: ctx.config.max_init_bytes,
+    });
+    let idle = Duration::from_millis(ctx.config.idle_ack_interval_ms.max(1));
+    let max_duration_us = ctx.config.max_fragment_duration_ms.saturating_mul(1000);
+    let cancel = session.cancelled().clone();
+    let mut fragment_arrival: Option<Timestamp> = None;
+    let name = ctx.stream.name.to_string();
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return End::Stopped,
+            r = tokio::time::timeout(idle, data.next()) => r,
+        };
+        let chunk = match next {
+            Err(_) => {
+                acks.send(Ack::new(EventType::Idle));
+                continue;
+            }
+            Ok(None) => {
+                return match reader.finish() {
+                    Ok(()) => End::Finished,
+                    Err(e) => End::Truncated(IngestError::new(
+                        IngestErrorCode::StreamReadError,
+                        format!("the body ended inside a box; the partial fragment was dropped: {e}"),
+                    )),
+                };
+            }
+            Ok(Some(Err(e))) => {
+                let cause = std::error::Error::source(&e).map(|s| format!(": {s:?}")).unwrap_or_default();
+                return End::Disconnected(format!("{e}{cause}"));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        let now = ctx.clock.now();
+        reader.push(chunk);
+        loop {
+            match reader.next_item() {
+                Ok(None) => break,
+                Ok(Some(Item::Init(init))) => {
+                    if let Err(e) = session.set_init(&init) {
+                        return End::Fatal(e);
+                    }
+                }
+                Ok(Some(Item::FragmentStarted { .. })) => {
+                    fragment_arrival = Some(now);
+                    acks.send(Ack::new(EventType::Buffering));
+                }
+                Ok(Some(Item::Fragment(fragment))) => {
+                    let arrival = fragment_arrival.take().unwrap_or(now);
+                    match session.append(&fragment, arrival, max_duration_us) {
+                        Ok(a) => {
+                            acks.send(Ack::fragment(EventType::Received, a.timecode_ms, a.number.0));
+                            let _ = persist.send(a);
+                        }
+                        Err(e) => {
+                            ctx.metrics.ingest_error(&name, e.code.code());
+                            tracing::warn!(stream = %name, code = e.code.code(), error = %e, "fragment rejected");
+                            acks.send(Ack::error(&e));
+                            if e.code == IngestErrorCode::ArchivalError {
+                                // Storage failed (a full disk): stop taking data we cannot keep.
+                                return End::Stopped;
+                            }
+                        }
+                    }
+                }
+                Err(e) => return End::Fatal(fmp4_error(e)),
+            }
+        }
+    }
+}
+
+fn fmp4_error(e: Fmp4Error) -> IngestError {
+    let code = if matches!(e, Fmp4Error::FragmentTooLarge { .. }) {
+        IngestErrorCode::MaxFragmentSizeReached
+    } else {
+        IngestErrorCode::InvalidMedia
+    };
+    IngestError::new(code, e.to_string())
+}
+
+async fn persist_loop(
+    stream: Arc<VideoStream>,
+    mut rx: mpsc::UnboundedReceiver<Appended>,
+    acks: AckSender,
+    metrics: Arc<Metrics>,
+) {
+    let label = Metrics::stream(stream.name.as_str());
+    while let Some(a) = rx.recv().await {
+        match stream.wait_durable(a.number).await {
+            Ok(()) => {
+                metrics.ingest_fragments.get_or_create(&label).inc();
+                metrics.ingest_bytes.get_or_create(&label).inc_by(u64::from(a.info.size));
+                acks.send(Ack::fragment(EventType::Persisted, a.timecode_ms, a.number.0));
+            }
+            Err(e) => {
+                let err = IngestError::new(
+                    IngestErrorCode::ArchivalError,
+                    format!("fragment {} could not be made durable: {e}", a.number.0),
+                );
+                metrics.ingest_error(stream.name.as_str(), err.code.code());
+                acks.send(Ack { fragment_number: Some(a.number.0.to_string()), ..Ack::error(&err) });
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Sluice: a self-hosted video stream ingestion and playback server, with a Kinesis-compatible
+//! data-stream core beside it.
+//!
+//! # Layout
+//!
+//! The direction of dependencies runs down this list: a module uses only modules listed below it.
+//!
+//! - [`app`]: wiring: builds the services from the config, `router(state)`, `run(listener, shutdown)`.
+//! - [`web`]: the browser UI (`web/`, embedded), served at `/`.
+//! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, metrics); thin adapters over
+//!   the services, with one place that maps errors to statuses.
+//! - [`ingest`]: one module per ingest protocol; each turns bytes from a producer into fragments
+//!   handed to the stream's writer (HTTP fMP4 push today).
+//! - [`video`]: video streams: the registry, the single writer per stream, the fragment store on
+//!   the log, retention, live notification.
+//! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
+//! - [`metrics`]: the Prometheus registry and the counters every layer reports into.
+//! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
+//!   generic over the record payload (used by video streams and data streams alike).
+//! - [`media`]: pure media code, no I/O: incremental fMP4 parsing, codec strings, HLS playlists.
+//! - [`config`]: the strict TOML configuration, every field with its unit and default.
+//! - [`error`]: the crate error (a kind and context), mapped to HTTP in `api`.
+//! - [`clock`]: `Timestamp` and the injectable `Clock`.
+//! - [`name`]: `StreamName`, validated as Kinesis does.
+
+pub mod api;
+pub mod app;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod log;
+pub mod media;
+pub mod metrics;
+pub mod name;
+pub mod video;
+pub mod web;

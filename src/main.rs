@@ -1,0 +1,102 @@
+//! The `sluice` command: `sluice serve` runs the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use sluice::clock::SystemClock;
+use sluice::config::Config;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Video stream ingestion and playback server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// TOML config file (see sluice.example.toml). Unknown keys are errors.
+        #[arg(long, env = "SLUICE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding server.listen.
+        #[arg(long, env = "SLUICE_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Data directory, overriding server.data_dir.
+        #[arg(long, env = "SLUICE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => {
+            let mut cfg = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            cfg.validate()?;
+            tokio::runtime::Runtime::new()?.block_on(serve(cfg))
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let data_dir = cfg.server.data_dir.clone();
+    let state = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    tracing::info!(%addr, data_dir = %data_dir.display(), "sluice is serving");
+    eprintln!(
+        "\n  Sluice is running.\n  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
+    );
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    sluice::app::run(listener, state).await?;
+    Ok(())
+}
+
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: telling producers, draining requests");
+    shutdown.cancel();
+}

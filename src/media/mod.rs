@@ -1,0 +1,14 @@
+//! Pure media code: no tokio, no I/O, no HTTP types. Bytes in, typed values out.
+//!
+//! - [`fmp4`]: the incremental fragmented-MP4 reader the ingest feeds (ISO/IEC 14496-12), and
+//!   sample resolution of stored fragments.
+//! - [`codec`]: codec identification and RFC 6381 codec strings.
+//! - [`hls`]: HLS playlists (RFC 8216).
+//!
+//! Callers: `crate::ingest` pushes producer bytes through [`fmp4::Fmp4Reader`]; `crate::video`
+//! stores the resulting fragments; `crate::api` serves them.
+
+pub mod codec;
+pub mod fmp4;
+pub mod hls;
+pub mod timeline;

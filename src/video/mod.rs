@@ -1,0 +1,581 @@
+//! Video streams: the registry of streams, each stream's fragment store on the log engine, its
+//! single writer ([`writer`]), playback queries ([`playback`]) and retention.
+//!
+//! On disk a stream with catalog id N lives in `<data_dir>/video/N/`: `fragments/` is the log of
+//! fragments (one record = one moof+mdat, indexed by producer and server timestamps, with
+//! [`fragment::FragmentMeta`] in the index) and `inits/` is the log of init segments
+//! (ftyp+moov), whose offsets are the init ids fragments refer to.
+
+pub mod fragment;
+pub mod playback;
+pub mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Catalog, VideoStreamRow};
+use crate::clock::{SharedClock, Timestamp};
+use crate::error::{Error, Result};
+use crate::log::{DeletedRange, Log, LogConfig, NewRecord, Offset, Retention};
+use crate::media::fmp4::{Fmp4Reader, InitSegment, Item, Limits};
+use crate::metrics::Metrics;
+use crate::name::StreamName;
+
+use fragment::FragmentInfo;
+use writer::{ProducerInfo, ProducerSession, TimestampMode, WriterState};
+
+pub const MAX_RETENTION_HOURS: u32 = 87_600;
+
+/// One video stream: its configuration, its logs and its live state.
+pub struct VideoStream {
+    pub id: i64,
+    pub name: StreamName,
+    dir: PathBuf,
+    /// The catalog row; std `RwLock` because reads are frequent and no `.await` is held inside.
+    row: RwLock<VideoStreamRow>,
+    fragments: Log,
+    inits: Log,
+    /// Parsed init segments by id; they never change once written.
+    init_cache: Mutex<HashMap<u32, Arc<InitSegment>>>,
+    /// Held only by the producer session while it appends (uncontended; a `Mutex` for `Sync`).
+    writer: Mutex<WriterState>,
+    /// The current producer, if any: the "one producer at a time" slot.
+    producer: Mutex<Option<ProducerInfo>>,
+    /// Cancelled when the stream is deleted or the server shuts down: producers and live readers
+    /// of this stream stop.
+    closed: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl VideoStream {
+    fn open(
+        row: VideoStreamRow,
+        dir: PathBuf,
+        log_config: &LogConfig,
+        clock: &SharedClock,
+        closed: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Result<VideoStream> {
+        let fragments = Log::open(&dir.join("fragments"), log_config.clone(), clock.clone())?;
+        let inits = Log::open(&dir.join("inits"), log_config.clone(), clock.clone())?;
+        let last = fragments.stats().last.map(|e| FragmentInfo::from_entry(&e));
+        let last_init = match inits.stats().last {
+            Some(e) => inits
+                .read(e.offset)?
+                .map(|r| (offset_u32(e.offset), r.payload)),
+            None => None,
+        };
+        let stream = VideoStream {
+            id: row.id,
+            name: row.name.clone(),
+            dir,
+            row: RwLock::new(row),
+            fragments,
+            inits,
+            init_cache: Mutex::new(HashMap::new()),
+            writer: Mutex::new(WriterState { last, last_init }),
+            producer: Mutex::new(None),
+            closed,
+            metrics,
+        };
+        stream.update_stored_gauges();
+        Ok(stream)
+    }
+
+    pub fn row(&self) -> VideoStreamRow {
+        self.row.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Claims the stream for a producer. A second producer gets `Conflict` naming the first.
+    pub fn claim_producer(
+        self: &Arc<Self>,
+        info: ProducerInfo,
+        mode: TimestampMode,
+    ) -> Result<ProducerSession> {
+        if self.closed.is_cancelled() {
+            return Err(Error::not_found(format!("stream {} is being deleted", self.name)));
+        }
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = slot.as_ref() {
+            return Err(Error::conflict(format!(
+                "stream {} already has a producer ({} from {}, connected at {}); one producer at a time",
+                self.name,
+                current.protocol,
+                current.remote_addr.as_deref().unwrap_or("unknown address"),
+                current.connected_at
+            )));
+        }
+        let connected_at = info.connected_at;
+        *slot = Some(info);
+        self.metrics.active_producers.inc();
+        Ok(ProducerSession::new(self.clone(), mode, connected_at, self.closed.child_token()))
+    }
+
+    fn release_producer(&self) {
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.take().is_some() {
+            self.metrics.active_producers.dec();
+        }
+    }
+
+    pub fn producer(&self) -> Option<ProducerInfo> {
+        self.producer.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.producer().is_some()
+    }
+
+    /// Cancelled when the stream is deleted or the server shuts down.
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    /// Stores an init segment, reusing the last id when the bytes are identical.
+    fn store_init(&self, bytes: &Bytes, now: Timestamp) -> Result<u32> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((id, last)) = &w.last_init {
+            if last == bytes {
+                return Ok(*id);
+            }
+        }
+        let end = self.inits.committed_end();
+        if end.0 > u64::from(u32::MAX) {
+            return Err(Error::internal("too many init segments"));
+        }
+        let offset = self.inits.append(NewRecord {
+            time: now.max(self.inits.stats().last.map_or(Timestamp::MIN, |e| e.time)),
+            arrival: now,
+            meta: [0; crate::log::META_LEN],
+            payload: bytes.clone(),
+        })?;
+        // Init segments are small and rare: make them durable before any fragment refers to them.
+        self.inits.sync()?;
+        let id = offset_u32(offset);
+        w.last_init = Some((id, bytes.clone()));
+        Ok(id)
+    }
+
+    /// The raw init segment (ftyp+moov) with this id.
+    pub fn init_bytes(&self, id: u32) -> Result<Option<Bytes>> {
+        Ok(self.inits.read(Offset(u64::from(id)))?.map(|r| r.payload))
+    }
+
+    /// The parsed init segment with this id (cached).
+    pub fn init(&self, id: u32) -> Result<Option<Arc<InitSegment>>> {
+        if let Some(i) = self.init_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(Some(i.clone()));
+        }
+        let Some(bytes) = self.init_bytes(id)? else { return Ok(None) };
+        let mut reader = Fmp4Reader::new(Limits::default());
+        reader.push(bytes);
+        let init = match reader.next_item() {
+            Ok(Some(Item::Init(init))) => Arc::new(init),
+            other => {
+                return Err(Error::internal(format!(
+                    "stream {}: stored init segment {id} does not parse: {other:?}",
+                    self.name
+                )));
+            }
+        };
+        self.init_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(id, init.clone());
+        Ok(Some(init))
+    }
+
+    pub fn last_fragment(&self) -> Option<FragmentInfo> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).last
+    }
+
+    /// Resolves once fragment `n` is durable (per the storage sync policy).
+    pub async fn wait_durable(&self, n: Offset) -> Result<()> {
+        self.fragments.wait_durable(n).await?;
+        Ok(())
+    }
+
+    /// The committed end of the fragment log: changes whenever fragments become visible.
+    pub fn subscribe(&self) -> watch::Receiver<Offset> {
+        self.fragments.subscribe()
+    }
+
+    pub fn fragment_log(&self) -> &Log {
+        &self.fragments
+    }
+
+    /// Reads one fragment's bytes (CRC-checked). `None` if it does not exist (any more).
+    pub fn read_fragment(&self, n: Offset) -> Result<Option<(FragmentInfo, Bytes)>> {
+        Ok(self
+            .fragments
+            .read(n)?
+            .map(|r| (FragmentInfo::from_entry(&r.entry), r.payload)))
+    }
+
+    /// Reads one fragment as it is served: with every track's decode time moved onto the
+    /// producer-timestamp timeline (see `media::timeline`). The stored bytes are unchanged; the
+    /// result is slices of them. Falls back to the stored bytes if the moof cannot be retimed.
+    pub fn read_fragment_for_playback(&self, n: Offset) -> Result<Option<(FragmentInfo, Vec<Bytes>)>> {
+        let Some((info, bytes)) = self.read_fragment(n)? else { return Ok(None) };
+        Ok(Some((info, self.retime(&info, bytes)?)))
+    }
+
+    fn retime(&self, info: &FragmentInfo, bytes: Bytes) -> Result<Vec<Bytes>> {
+        use crate::media::timeline::{find_tfdts, retime, shifted_decode_time};
+        let Some(init) = self.init(info.meta.init_id)? else { return Ok(vec![bytes]) };
+        let Some(timing) = init.video().or_else(|| init.tracks.first()) else {
+            return Ok(vec![bytes]);
+        };
+        let Ok(sites) = find_tfdts(&bytes) else { return Ok(vec![bytes]) };
+        let Some(timing_site) = sites.iter().find(|s| s.track_id == timing.track_id) else {
+            return Ok(vec![bytes]);
+        };
+        let (timing_decode, timing_scale) = (timing_site.value, timing.timescale);
+        let producer_us = info.producer_ts.as_micros();
+        let parts = retime(&bytes, &sites, |site| {
+            let scale = init
+                .tracks
+                .iter()
+                .find(|t| t.track_id == site.track_id)
+                .map_or(timing_scale, |t| t.timescale);
+            shifted_decode_time(site.value, scale, timing_decode, timing_scale, producer_us)
+        });
+        Ok(parts.unwrap_or_else(|| vec![bytes]))
+    }
+
+    pub fn fragment(&self, n: Offset) -> Result<Option<FragmentInfo>> {
+        Ok(self.fragments.entry(n)?.map(|e| FragmentInfo::from_entry(&e)))
+    }
+
+    pub fn describe(&self) -> StreamDescription {
+        let row = self.row();
+        let stats = self.fragments.stats();
+        let first = stats.first.map(|e| FragmentInfo::from_entry(&e));
+        let last = stats.last.map(|e| FragmentInfo::from_entry(&e));
+        let producer = self.producer();
+        StreamDescription {
+            name: row.name.to_string(),
+            status: "ACTIVE",
+            created_at: row.created_at,
+            version: row.version,
+            retention_hours: row.retention_hours,
+            retention_bytes: row.retention_bytes,
+            media_type: row.media_type,
+            tags: row.tags,
+            live: producer.is_some(),
+            producer,
+            fragment_count: stats.records,
+            bytes_stored: stats.bytes + self.inits.stats().bytes,
+            first_fragment_number: first.map(|f| f.number.0.to_string()),
+            last_fragment_number: last.map(|f| f.number.0.to_string()),
+            earliest_producer_timestamp: first.map(|f| f.producer_ts),
+            latest_producer_timestamp: last.map(|f| f.producer_ts),
+            earliest_server_timestamp: first.map(|f| f.server_ts),
+            latest_server_timestamp: last.map(|f| f.server_ts),
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        let row = self.row();
+        Retention {
+            max_age: (row.retention_hours > 0)
+                .then(|| Duration::from_secs(u64::from(row.retention_hours) * 3600)),
+            max_bytes: row.retention_bytes,
+        }
+    }
+
+    /// Deletes whole segments past the stream's retention; returns what went.
+    pub fn enforce_retention(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
+        let deleted = self.fragments.enforce_retention(&self.retention(), now)?;
+        if !deleted.is_empty() {
+            let label = Metrics::stream(self.name.as_str());
+            for d in &deleted {
+                self.metrics.retention_deleted_fragments.get_or_create(&label).inc_by(d.records);
+                self.metrics.retention_deleted_bytes.get_or_create(&label).inc_by(d.bytes);
+            }
+        }
+        self.update_stored_gauges();
+        Ok(deleted)
+    }
+
+    pub(crate) fn update_stored_gauges(&self) {
+        let stats = self.fragments.stats();
+        let label = Metrics::stream(self.name.as_str());
+        self.metrics
+            .stored_bytes
+            .get_or_create(&label)
+            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+        self.metrics
+            .stored_fragments
+            .get_or_create(&label)
+            .set(i64::try_from(stats.records).unwrap_or(i64::MAX));
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.fragments.sync()?;
+        self.inits.sync()?;
+        Ok(())
+    }
+}
+
+fn offset_u32(o: Offset) -> u32 {
+    u32::try_from(o.0).unwrap_or(u32::MAX)
+}
+
+/// `GET /v1/streams/{name}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamDescription {
+    pub name: String,
+    pub status: &'static str,
+    pub created_at: Timestamp,
+    pub version: i64,
+    pub retention_hours: u32,
+    pub retention_bytes: Option<u64>,
+    pub media_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub live: bool,
+    pub producer: Option<ProducerInfo>,
+    pub fragment_count: u64,
+    pub bytes_stored: u64,
+    pub first_fragment_number: Option<String>,
+    pub last_fragment_number: Option<String>,
+    pub earliest_producer_timestamp: Option<Timestamp>,
+    pub latest_producer_timestamp: Option<Timestamp>,
+    pub earliest_server_timestamp: Option<Timestamp>,
+    pub latest_server_timestamp: Option<Timestamp>,
+}
+
+/// What a client may set at creation.
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    pub name: StreamName,
+    pub retention_hours: Option<u32>,
+    pub retention_bytes: Option<u64>,
+    pub media_type: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What a client may change later (`None` = unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct StreamUpdate {
+    pub retention_hours: Option<u32>,
+    pub retention_bytes: Option<Option<u64>>,
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// All video streams of this server.
+pub struct VideoStreams {
+    catalog: Arc<Catalog>,
+    root: PathBuf,
+    log_config: LogConfig,
+    clock: SharedClock,
+    metrics: Arc<Metrics>,
+    default_retention_hours: u32,
+    /// Name → stream. std `RwLock`: lookups on every request, writes on create/delete, never
+    /// held across an `.await`.
+    streams: RwLock<BTreeMap<StreamName, Arc<VideoStream>>>,
+    /// Serialises create/delete so the catalog and the map change together.
+    admin: Mutex<()>,
+    shutdown: CancellationToken,
+}
+
+impl VideoStreams {
+    /// Opens every stream in the catalog (recovering its logs) and removes directories the
+    /// catalog no longer knows (a crash during deletion).
+    pub fn open(
+        catalog: Arc<Catalog>,
+        data_dir: &Path,
+        log_config: LogConfig,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+        default_retention_hours: u32,
+        shutdown: CancellationToken,
+    ) -> Result<VideoStreams> {
+        let root = data_dir.join("video");
+        std::fs::create_dir_all(&root)?;
+        let mut streams = BTreeMap::new();
+        for row in catalog.video_streams()? {
+            let dir = root.join(row.id.to_string());
+            let name = row.name.clone();
+            let s = VideoStream::open(
+                row,
+                dir,
+                &log_config,
+                &clock,
+                shutdown.child_token(),
+                metrics.clone(),
+            )?;
+            streams.insert(name, Arc::new(s));
+        }
+        let known: Vec<String> = streams.values().map(|s| s.id.to_string()).collect();
+        for entry in std::fs::read_dir(&root)? {
+            let entry = entry?;
+            let fname = entry.file_name().to_string_lossy().into_owned();
+            if !known.contains(&fname) {
+                tracing::warn!(dir = %entry.path().display(), "removing the data of a deleted stream");
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(VideoStreams {
+            catalog,
+            root,
+            log_config,
+            clock,
+            metrics,
+            default_retention_hours,
+            streams: RwLock::new(streams),
+            admin: Mutex::new(()),
+            shutdown,
+        })
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn get(&self, name: &StreamName) -> Result<Arc<VideoStream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("stream {name} not found")))
+    }
+
+    pub fn create(&self, req: NewStream) -> Result<Arc<VideoStream>> {
+        let retention_hours = req.retention_hours.unwrap_or(self.default_retention_hours);
+        validate_retention(retention_hours, req.retention_bytes)?;
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        if self.streams.read().unwrap_or_else(|p| p.into_inner()).contains_key(&req.name) {
+            return Err(Error::conflict(format!("stream {} already exists", req.name)));
+        }
+        let mut row = VideoStreamRow {
+            id: 0,
+            name: req.name.clone(),
+            created_at: self.clock.now(),
+            retention_hours,
+            retention_bytes: req.retention_bytes,
+            media_type: req.media_type,
+            tags: req.tags,
+            version: 1,
+        };
+        row.id = self.catalog.insert_video_stream(&row)?;
+        let dir = self.root.join(row.id.to_string());
+        let id = row.id;
+        let stream = match VideoStream::open(
+            row,
+            dir,
+            &self.log_config,
+            &self.clock,
+            self.shutdown.child_token(),
+            self.metrics.clone(),
+        ) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                // Leave no half-created stream behind.
+                let _ = self.catalog.delete_video_stream(id);
+                let _ = std::fs::remove_dir_all(self.root.join(id.to_string()));
+                return Err(e);
+            }
+        };
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req.name.clone(), stream.clone());
+        tracing::info!(stream = %req.name, id, "stream created");
+        Ok(stream)
+    }
+
+    /// Streams whose names start with `prefix`, in name order, after `after`, at most `limit`.
+    pub fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<Arc<VideoStream>> {
+        let map = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .filter(|s| s.name.as_str().starts_with(prefix))
+            .filter(|s| after.is_none_or(|a| s.name.as_str() > a))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Arc<VideoStream>> {
+        self.streams.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    pub fn update(&self, name: &StreamName, update: StreamUpdate) -> Result<Arc<VideoStream>> {
+        let stream = self.get(name)?;
+        let mut row = stream.row();
+        if let Some(h) = update.retention_hours {
+            row.retention_hours = h;
+        }
+        if let Some(b) = update.retention_bytes {
+            row.retention_bytes = b;
+        }
+        if let Some(t) = update.tags {
+            row.tags = t;
+        }
+        validate_retention(row.retention_hours, row.retention_bytes)?;
+        row.version = self.catalog.update_video_stream(&row)?;
+        *stream.row.write().unwrap_or_else(|p| p.into_inner()) = row;
+        Ok(stream)
+    }
+
+    /// Deletes a stream and its data. Its producer is cut off and live readers end; reads already
+    /// in progress finish from the unlinked files.
+    pub fn delete(&self, name: &StreamName) -> Result<()> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let stream = self.get(name)?;
+        self.catalog.delete_video_stream(stream.id)?;
+        self.streams.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        stream.closed.cancel();
+        if let Err(e) = std::fs::remove_dir_all(&stream.dir) {
+            // The catalog row is gone, so the next start-up removes the directory.
+            tracing::warn!(stream = %name, error = %e, "could not remove the stream's data yet");
+        }
+        self.metrics.forget_stream(name.as_str());
+        tracing::info!(stream = %name, id = stream.id, "stream deleted");
+        Ok(())
+    }
+
+    /// One retention pass over every stream.
+    pub fn enforce_retention(&self) -> Vec<(StreamName, DeletedRange)> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for s in self.all() {
+            match s.enforce_retention(now) {
+                Ok(deleted) => out.extend(deleted.into_iter().map(|d| (s.name.clone(), d))),
+                Err(e) => tracing::error!(stream = %s.name, error = %e, "retention pass failed"),
+            }
+        }
+        out
+    }
+
+    /// Flushes every stream (shutdown).
+    pub fn sync_all(&self) {
+        for s in self.all() {
+            if let Err(e) = s.sync() {
+                tracing::error!(stream = %s.name, error = %e, "final sync failed");
+            }
+        }
+    }
+}
+
+fn validate_retention(hours: u32, bytes: Option<u64>) -> Result<()> {
+    if hours > MAX_RETENTION_HOURS {
+        return Err(Error::invalid(format!(
+            "retentionHours {hours} is out of range (0 to {MAX_RETENTION_HOURS}; 0 = no age limit)"
+        )));
+    }
+    if bytes == Some(0) {
+        return Err(Error::invalid("retentionBytes must be positive when given"));
+    }
+    Ok(())
+}

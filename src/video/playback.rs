@@ -1,0 +1,307 @@
+//! Playback queries over a stream's fragment index: fragment listing by either clock, and HLS
+//! segments (runs of fragments from one segment start to the next) for on-demand ranges and for
+//! the live window. Every query is a binary search plus a walk over the k entries it returns.
+
+use super::VideoStream;
+use super::fragment::{FragmentInfo, TimestampKind};
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::log::Offset;
+
+/// Upper bound on fragments walked back to find a segment start (a GOP longer than this many
+/// fragments is cut into segments that do not start with a keyframe).
+const MAX_SEGMENT_FRAGMENTS: usize = 600;
+
+/// A run of fragments served as one HLS media segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRef {
+    pub first: Offset,
+    pub last: Offset,
+    pub segment: u32,
+    pub discontinuity: u32,
+    /// The first fragment starts a discontinuity (new producer session or init segment).
+    pub discontinuity_start: bool,
+    pub keyframe: bool,
+    pub init_id: u32,
+    pub producer_ts: Timestamp,
+    pub server_ts: Timestamp,
+    pub duration_us: u64,
+    pub bytes: u64,
+    pub fragment_count: u32,
+}
+
+impl SegmentRef {
+    pub fn start(&self, clock: TimestampKind) -> Timestamp {
+        match clock {
+            TimestampKind::Producer => self.producer_ts,
+            TimestampKind::Server => self.server_ts,
+        }
+    }
+    pub fn end(&self, clock: TimestampKind) -> Timestamp {
+        self.start(clock).add_micros(i64::try_from(self.duration_us).unwrap_or(i64::MAX))
+    }
+}
+
+/// Splits consecutive fragments into segments at every segment start and at every init change.
+pub fn group_segments(frags: &[FragmentInfo]) -> Vec<SegmentRef> {
+    let mut out: Vec<SegmentRef> = Vec::new();
+    for f in frags {
+        let joins = out.last().is_some_and(|s| {
+            !f.meta.segment_start()
+                && s.init_id == f.meta.init_id
+                && s.last.0 + 1 == f.number.0
+                && s.fragment_count < MAX_SEGMENT_FRAGMENTS as u32
+        });
+        if joins {
+            if let Some(s) = out.last_mut() {
+                s.last = f.number;
+                s.duration_us += u64::from(f.meta.duration_us);
+                s.bytes += u64::from(f.size);
+                s.fragment_count += 1;
+            }
+        } else {
+            out.push(SegmentRef {
+                first: f.number,
+                last: f.number,
+                segment: f.meta.segment,
+                discontinuity: f.meta.discontinuity,
+                discontinuity_start: f.meta.discontinuity_start(),
+                keyframe: f.meta.keyframe(),
+                init_id: f.meta.init_id,
+                producer_ts: f.producer_ts,
+                server_ts: f.server_ts,
+                duration_us: u64::from(f.meta.duration_us),
+                bytes: u64::from(f.size),
+                fragment_count: 1,
+            });
+        }
+    }
+    out
+}
+
+/// A page of fragments and where the next page starts.
+#[derive(Debug, Clone)]
+pub struct FragmentPage {
+    pub fragments: Vec<FragmentInfo>,
+    pub next: Option<Offset>,
+}
+
+impl VideoStream {
+    fn infos(&self, from: Offset, to: Offset, limit: usize) -> Result<Vec<FragmentInfo>> {
+        Ok(self
+            .fragments
+            .entries(from, to, limit)?
+            .iter()
+            .map(FragmentInfo::from_entry)
+            .collect())
+    }
+
+    /// Fragments with `start <= t <= end` on the chosen clock, in fragment-number order.
+    pub fn list_fragments(
+        &self,
+        clock: TimestampKind,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+        after: Option<Offset>,
+        limit: usize,
+    ) -> Result<FragmentPage> {
+        let key = clock.log_key();
+        let mut from = match start {
+            Some(t) => self.fragments.lower_bound(key, t)?,
+            None => self.fragments.start(),
+        };
+        if let Some(a) = after {
+            from = from.max(Offset(a.0 + 1));
+        }
+        let to = match end {
+            Some(t) => self.fragments.lower_bound(key, t.add_micros(1))?,
+            None => self.fragments.committed_end(),
+        };
+        let fragments = self.infos(from, to, limit.saturating_add(1))?;
+        let (fragments, next) = if fragments.len() > limit {
+            let page = fragments[..limit].to_vec();
+            let next = page.last().map(|f| f.number);
+            (page, next)
+        } else {
+            (fragments, None)
+        };
+        Ok(FragmentPage { fragments, next })
+    }
+
+    /// The offset of the segment start at or before `o` (walking back at most a GOP).
+    pub fn segment_start_at_or_before(&self, o: Offset) -> Result<Offset> {
+        let entries = self.fragments.entries_rev(Offset(o.0 + 1), MAX_SEGMENT_FRAGMENTS)?;
+        for e in entries.iter().rev() {
+            if FragmentInfo::from_entry(e).meta.segment_start() {
+                return Ok(e.offset);
+            }
+        }
+        Ok(entries.first().map_or(o, |e| e.offset))
+    }
+
+    /// Whole segments covering `[start, end)` on the chosen clock: the first segment is the one
+    /// playing at `start` (so playback can begin exactly there), the last one ends at the last
+    /// fragment starting before `end`.
+    pub fn segments_in_range(
+        &self,
+        clock: TimestampKind,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    ) -> Result<Vec<SegmentRef>> {
+        let key = clock.log_key();
+        let first_offset = self.fragments.start();
+        let mut from = match start {
+            Some(t) => self.fragments.lower_bound(key, t)?,
+            None => first_offset,
+        };
+        if let Some(t) = start {
+            // The fragment before `from` may still be playing at `start`.
+            if from > first_offset {
+                if let Some(prev) = self.fragment(Offset(from.0 - 1))? {
+                    let prev_end =
+                        prev.time(clock).add_micros(i64::from(prev.meta.duration_us));
+                    // Overlaps under a millisecond (the API's precision) do not count.
+                    if prev_end > t.add_micros(1000) {
+                        from = prev.number;
+                    }
+                }
+            }
+        }
+        let to = match end {
+            Some(t) => self.fragments.lower_bound(key, t)?,
+            None => self.fragments.committed_end(),
+        };
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let from = self.segment_start_at_or_before(from)?.max(first_offset);
+        let frags = self.infos(from, to, usize::MAX)?;
+        Ok(group_segments(&frags))
+    }
+
+    /// Segments from fragment `from` on (live replay), at most `limit` segments.
+    pub fn segments_from(&self, from: Offset, limit: usize) -> Result<Vec<SegmentRef>> {
+        let from = self.segment_start_at_or_before(from.max(self.fragments.start()))?;
+        let end = self.fragments.committed_end();
+        let mut out = Vec::new();
+        let mut cursor = from;
+        while cursor < end && out.len() <= limit {
+            let frags = self.infos(cursor, end, 4096)?;
+            let Some(last) = frags.last() else { break };
+            cursor = Offset(last.number.0 + 1);
+            let mut segs = group_segments(&frags);
+            // Merge a segment split across batches.
+            if let (Some(prev), Some(next)) = (out.last_mut(), segs.first()) {
+                let prev: &mut SegmentRef = prev;
+                if !self.fragment(next.first)?.is_some_and(|f| f.meta.segment_start())
+                    && prev.last.0 + 1 == next.first.0
+                    && prev.init_id == next.init_id
+                {
+                    prev.last = next.last;
+                    prev.duration_us += next.duration_us;
+                    prev.bytes += next.bytes;
+                    prev.fragment_count += next.fragment_count;
+                    segs.remove(0);
+                }
+            }
+            out.extend(segs);
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The newest `count` complete segments. The newest segment is complete when the producer has
+    /// gone, or when the session's fragments each start with a keyframe (one fragment per
+    /// segment); otherwise it may still be receiving parts and is left out.
+    pub fn live_segments(&self, count: usize) -> Result<Vec<SegmentRef>> {
+        let end = self.fragments.committed_end();
+        let mut want = count + 1;
+        loop {
+            let frags: Vec<FragmentInfo> = self
+                .fragments
+                .entries_rev(end, want.saturating_mul(8).max(16))?
+                .iter()
+                .map(FragmentInfo::from_entry)
+                .collect();
+            let got_all = frags.first().is_none_or(|f| f.number <= self.fragments.start());
+            let mut segs = group_segments(&frags);
+            // The oldest group may be a partial segment (cut by the window): drop it unless it
+            // really starts a segment.
+            if segs.first().is_some_and(|s| {
+                !self.fragment(s.first).ok().flatten().is_some_and(|f| f.meta.segment_start())
+            }) && !got_all
+            {
+                segs.remove(0);
+            }
+            if segs.len() > count || got_all || want > 100_000 {
+                if let Some(last) = segs.last() {
+                    if self.is_live() && !self.trailing_segment_complete(last)? {
+                        segs.pop();
+                    }
+                }
+                let skip = segs.len().saturating_sub(count);
+                return Ok(segs.split_off(skip));
+            }
+            want *= 4;
+        }
+    }
+
+    fn trailing_segment_complete(&self, seg: &SegmentRef) -> Result<bool> {
+        // While a producer is live, a segment of one keyframe fragment whose predecessor was also
+        // a one-fragment keyframe segment is complete: the producer fragments at keyframes.
+        if seg.fragment_count != 1 || !seg.keyframe {
+            return Ok(false);
+        }
+        if seg.first.0 == 0 || seg.discontinuity_start {
+            return Ok(true);
+        }
+        Ok(self
+            .fragment(Offset(seg.first.0 - 1))?
+            .is_none_or(|prev| prev.meta.segment_start() && prev.meta.keyframe()))
+    }
+
+    /// Waits until the fragment log's committed end moves past `seen`, the stream closes, or the
+    /// deadline passes. Returns the new end.
+    pub async fn wait_for_fragments(&self, seen: Offset, deadline: tokio::time::Instant) -> Offset {
+        let mut rx = self.subscribe();
+        loop {
+            let now_end = *rx.borrow_and_update();
+            if now_end > seen {
+                return now_end;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return now_end },
+                _ = self.closed.cancelled() => return now_end,
+                _ = tokio::time::sleep_until(deadline) => return now_end,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::fragment::{FLAG_KEYFRAME, FLAG_SEGMENT_START, FragmentMeta};
+
+    fn frag(n: u64, flags: u8, init: u32) -> FragmentInfo {
+        FragmentInfo {
+            number: Offset(n),
+            size: 100,
+            producer_ts: Timestamp::from_millis(n as i64 * 200),
+            server_ts: Timestamp::from_millis(n as i64 * 200),
+            meta: FragmentMeta { flags, duration_us: 200_000, init_id: init, segment: 0, discontinuity: 0 },
+        }
+    }
+
+    #[test]
+    fn groups_parts_into_segments_at_keyframes_and_init_changes() {
+        let k = FLAG_KEYFRAME | FLAG_SEGMENT_START;
+        let frags = [frag(0, k, 0), frag(1, 0, 0), frag(2, 0, 0), frag(3, k, 0), frag(4, 0, 1)];
+        let segs = group_segments(&frags);
+        assert_eq!(segs.len(), 3);
+        assert_eq!((segs[0].first.0, segs[0].last.0, segs[0].fragment_count), (0, 2, 3));
+        assert_eq!(segs[0].duration_us, 600_000);
+        assert_eq!((segs[1].first.0, segs[1].last.0), (3, 3));
+        assert_eq!(segs[2].init_id, 1);
+    }
+}

@@ -1,0 +1,373 @@
+//! The single writer of a video stream. A producer (any ingest protocol) first claims the stream
+//! with [`VideoStream::claim_producer`](super::VideoStream::claim_producer); the returned
+//! `ProducerSession` is the only thing that can append fragments, so "one owner per stream" is a
+//! type-level fact. It validates each fragment (duration, decode-time order, tracks), stamps both
+//! clocks, decides HLS segment and discontinuity boundaries, and appends to the stream's log.
+//! Dropping the session frees the stream for the next producer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::VideoStream;
+use super::fragment::{
+    FLAG_DISCONTINUITY, FLAG_KEYFRAME, FLAG_SEGMENT_START, FragmentInfo, FragmentMeta,
+};
+use crate::clock::Timestamp;
+use crate::log::{LogError, NewRecord, Offset};
+use crate::media::fmp4::{Fragment, InitSegment, TrackInfo};
+
+/// Kinesis Video Streams PutMedia error codes (kinesis-reference.md), as Sluice uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum IngestErrorCode {
+    StreamReadError = 4000,
+    MaxFragmentSizeReached = 4001,
+    MaxFragmentDurationReached = 4002,
+    FragmentTimecodeLesserThanPrevious = 4004,
+    InvalidMedia = 4006,
+    InvalidProducerTimestamp = 4007,
+    StreamNotActive = 4008,
+    TrackNumberMismatch = 4010,
+    InternalError = 5000,
+    ArchivalError = 5001,
+}
+
+impl IngestErrorCode {
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StreamReadError => "STREAM_READ_ERROR",
+            Self::MaxFragmentSizeReached => "MAX_FRAGMENT_SIZE_REACHED",
+            Self::MaxFragmentDurationReached => "MAX_FRAGMENT_DURATION_REACHED",
+            Self::FragmentTimecodeLesserThanPrevious => "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS",
+            Self::InvalidMedia => "INVALID_MKV_DATA",
+            Self::InvalidProducerTimestamp => "INVALID_PRODUCER_TIMESTAMP",
+            Self::StreamNotActive => "STREAM_NOT_ACTIVE",
+            Self::TrackNumberMismatch => "TRACK_NUMBER_MISMATCH",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::ArchivalError => "ARCHIVAL_ERROR",
+        }
+    }
+}
+
+/// A rejected fragment or a failed session, with a message that points at the bad input.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct IngestError {
+    pub code: IngestErrorCode,
+    pub message: String,
+}
+
+impl IngestError {
+    pub fn new(code: IngestErrorCode, message: impl Into<String>) -> Self {
+        IngestError { code, message: message.into() }
+    }
+}
+
+/// How producer timestamps are derived from the fragments' decode times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampMode {
+    /// Decode time is media time from `start` (tfdt 0 = `start`). With `start: None` the session's
+    /// first fragment is placed at the connection's arrival time, or right after the stream's last
+    /// fragment if that is later, so a stream's timeline never runs backwards.
+    Relative { start: Option<Timestamp> },
+    /// Decode time is wall-clock time since the Unix epoch.
+    Absolute,
+}
+
+/// Who is producing, for describe and metrics.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerInfo {
+    pub protocol: &'static str,
+    pub remote_addr: Option<String>,
+    pub connected_at: Timestamp,
+}
+
+/// The writer's memory of the stream's tail, recovered from the log's last entry at open.
+#[derive(Debug, Default)]
+pub(super) struct WriterState {
+    pub last: Option<FragmentInfo>,
+    /// Init segments are deduplicated: a reconnect with the same ftyp+moov reuses the id.
+    pub last_init: Option<(u32, Bytes)>,
+}
+
+/// The exclusive right to append to one stream. See the module docs.
+pub struct ProducerSession {
+    stream: Arc<VideoStream>,
+    mode: TimestampMode,
+    connected_at: Timestamp,
+    init: Option<SessionInit>,
+    /// The next fragment starts a discontinuity (session start, new init).
+    pending_discontinuity: bool,
+    /// Relative mode: (decode time in timescale units, producer timestamp) of the anchor.
+    anchor: Option<(u64, Timestamp)>,
+    last_decode_time: Option<u64>,
+    cancel: CancellationToken,
+}
+
+#[derive(Debug)]
+struct SessionInit {
+    id: u32,
+    timing: TrackInfo,
+    track_ids: Vec<u32>,
+}
+
+/// What an accepted fragment became.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub number: Offset,
+    pub info: FragmentInfo,
+    /// The producer's own timecode for the fragment (its decode time), in milliseconds.
+    pub timecode_ms: i64,
+}
+
+impl ProducerSession {
+    pub(super) fn new(
+        stream: Arc<VideoStream>,
+        mode: TimestampMode,
+        connected_at: Timestamp,
+        cancel: CancellationToken,
+    ) -> Self {
+        ProducerSession {
+            stream,
+            mode,
+            connected_at,
+            init: None,
+            pending_discontinuity: true,
+            anchor: None,
+            last_decode_time: None,
+            cancel,
+        }
+    }
+
+    pub fn stream(&self) -> &Arc<VideoStream> {
+        &self.stream
+    }
+
+    /// Cancelled when the stream is deleted or the server shuts down.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Records a new init segment (the session's first, or a codec change mid-stream).
+    pub fn set_init(&mut self, init: &InitSegment) -> Result<u32, IngestError> {
+        let timing = init
+            .video()
+            .or_else(|| init.tracks.first())
+            .cloned()
+            .ok_or_else(|| IngestError::new(IngestErrorCode::InvalidMedia, "moov has no tracks"))?;
+        if timing.timescale == 0 {
+            return Err(IngestError::new(
+                IngestErrorCode::InvalidMedia,
+                format!("track {} has timescale 0", timing.track_id),
+            ));
+        }
+        let id = self.stream.store_init(&init.bytes, self.connected_at).map_err(|e| {
+            IngestError::new(IngestErrorCode::ArchivalError, format!("storing init segment: {e}"))
+        })?;
+        let changed = self.init.as_ref().is_some_and(|i| i.id != id);
+        if changed {
+            // A new codec configuration: decode times may restart with it.
+            self.pending_discontinuity = true;
+            self.last_decode_time = None;
+        }
+        self.init = Some(SessionInit {
+            id,
+            track_ids: init.tracks.iter().map(|t| t.track_id).collect(),
+            timing,
+        });
+        Ok(id)
+    }
+
+    /// Validates and appends one fragment. `arrival` is when its first byte arrived. The fragment
+    /// is written but not yet durable: wait on [`VideoStream::wait_durable`] before acknowledging
+    /// PERSISTED. An error rejects only this fragment; the session may go on.
+    pub fn append(
+        &mut self,
+        fragment: &Fragment,
+        arrival: Timestamp,
+        max_duration_us: u64,
+    ) -> Result<Appended, IngestError> {
+        let init = self.init.as_ref().ok_or_else(|| {
+            IngestError::new(IngestErrorCode::InvalidMedia, "fragment before any init segment")
+        })?;
+        for t in &fragment.tracks {
+            if !init.track_ids.contains(&t.track_id) {
+                return Err(IngestError::new(
+                    IngestErrorCode::TrackNumberMismatch,
+                    format!(
+                        "fragment at byte {} has track {} which the init segment does not declare (tracks {:?})",
+                        fragment.offset, t.track_id, init.track_ids
+                    ),
+                ));
+            }
+        }
+        let (init_id, timing_track) = (init.id, init.timing.track_id);
+        let timescale = u64::from(init.timing.timescale);
+        let timing = fragment.track(timing_track).ok_or_else(|| {
+            IngestError::new(
+                IngestErrorCode::TrackNumberMismatch,
+                format!(
+                    "fragment at byte {} has no samples for track {timing_track}",
+                    fragment.offset
+                ),
+            )
+        })?;
+        let duration_us = scale_to_micros(timing.duration, timescale);
+        if duration_us > max_duration_us {
+            return Err(IngestError::new(
+                IngestErrorCode::MaxFragmentDurationReached,
+                format!(
+                    "fragment at byte {} lasts {} ms, over the limit of {} ms",
+                    fragment.offset,
+                    duration_us / 1000,
+                    max_duration_us / 1000
+                ),
+            ));
+        }
+        let decode = timing.base_decode_time;
+        if let Some(last) = self.last_decode_time {
+            if decode < last {
+                return Err(IngestError::new(
+                    IngestErrorCode::FragmentTimecodeLesserThanPrevious,
+                    format!(
+                        "fragment at byte {} has decode time {decode} (timescale {timescale}), before the previous fragment's {last}",
+                        fragment.offset
+                    ),
+                ));
+            }
+        }
+        let producer_ts = self.producer_timestamp(decode, timescale)?;
+
+        let mut state = self.stream.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(last) = &state.last {
+            if producer_ts < last.producer_ts {
+                return Err(IngestError::new(
+                    IngestErrorCode::FragmentTimecodeLesserThanPrevious,
+                    format!(
+                        "fragment at byte {} has producer timestamp {producer_ts}, before the stream's last fragment at {}",
+                        fragment.offset, last.producer_ts
+                    ),
+                ));
+            }
+        }
+        let keyframe = timing.starts_with_sync;
+        let discontinuity = self.pending_discontinuity;
+        let segment_start = keyframe || discontinuity || state.last.is_none();
+        let (segment, disc_seq) = match &state.last {
+            None => (0, 0),
+            Some(l) => (
+                l.meta.segment + u32::from(segment_start),
+                l.meta.discontinuity + u32::from(discontinuity),
+            ),
+        };
+        let mut flags = 0;
+        if keyframe {
+            flags |= FLAG_KEYFRAME;
+        }
+        if segment_start {
+            flags |= FLAG_SEGMENT_START;
+        }
+        if discontinuity {
+            flags |= FLAG_DISCONTINUITY;
+        }
+        let meta = FragmentMeta {
+            flags,
+            duration_us: u32::try_from(duration_us).unwrap_or(u32::MAX),
+            init_id,
+            segment,
+            discontinuity: disc_seq,
+        };
+        let record = NewRecord {
+            time: producer_ts,
+            arrival,
+            meta: meta.encode(),
+            payload: fragment.bytes.clone(),
+        };
+        let number = self.stream.fragments.append(record).map_err(|e| match e {
+            LogError::TimeWentBackwards { .. } => IngestError::new(
+                IngestErrorCode::FragmentTimecodeLesserThanPrevious,
+                format!("fragment at byte {}: {e}", fragment.offset),
+            ),
+            e => IngestError::new(
+                IngestErrorCode::ArchivalError,
+                format!("storing fragment at byte {}: {e}", fragment.offset),
+            ),
+        })?;
+        let info = FragmentInfo {
+            number,
+            size: u32::try_from(fragment.bytes.len()).unwrap_or(u32::MAX),
+            producer_ts,
+            server_ts: arrival.max(state.last.map_or(Timestamp::MIN, |l| l.server_ts)),
+            meta,
+        };
+        state.last = Some(info);
+        drop(state);
+        self.pending_discontinuity = false;
+        self.last_decode_time = Some(decode);
+        let timecode_ms = i64::try_from(scale_to_micros(decode, timescale) / 1000).unwrap_or(i64::MAX);
+        Ok(Appended { number, info, timecode_ms })
+    }
+
+    fn producer_timestamp(&mut self, decode: u64, timescale: u64) -> Result<Timestamp, IngestError> {
+        let decode_us = i64::try_from(scale_to_micros(decode, timescale)).map_err(|_| {
+            IngestError::new(
+                IngestErrorCode::InvalidProducerTimestamp,
+                format!("decode time {decode} (timescale {timescale}) is out of range"),
+            )
+        })?;
+        match self.mode {
+            TimestampMode::Absolute => Ok(Timestamp::from_micros(decode_us)),
+            TimestampMode::Relative { start: Some(start) } => Ok(start.add_micros(decode_us)),
+            TimestampMode::Relative { start: None } => {
+                let (anchor_decode, anchor_ts) = match self.anchor {
+                    Some(a) => a,
+                    None => {
+                        let after_last = self
+                            .stream
+                            .last_fragment()
+                            .map_or(Timestamp::MIN, |l| l.producer_end());
+                        let a = (decode, self.connected_at.max(after_last));
+                        self.anchor = Some(a);
+                        a
+                    }
+                };
+                let since = scale_to_micros(decode.saturating_sub(anchor_decode), timescale);
+                Ok(anchor_ts.add_micros(i64::try_from(since).unwrap_or(i64::MAX)))
+            }
+        }
+    }
+}
+
+impl Drop for ProducerSession {
+    fn drop(&mut self) {
+        self.stream.release_producer();
+    }
+}
+
+/// `value / timescale` seconds in microseconds, without overflow for any u64 input.
+pub fn scale_to_micros(value: u64, timescale: u64) -> u64 {
+    if timescale == 0 {
+        return 0;
+    }
+    let us = u128::from(value) * 1_000_000 / u128::from(timescale);
+    u64::try_from(us).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_without_overflow() {
+        assert_eq!(scale_to_micros(90_000, 90_000), 1_000_000);
+        assert_eq!(scale_to_micros(1, 3), 333_333);
+        assert_eq!(scale_to_micros(u64::MAX, 1), u64::MAX);
+        assert_eq!(scale_to_micros(5, 0), 0);
+    }
+}

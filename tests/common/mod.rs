@@ -1,0 +1,186 @@
+//! Shared harness for the black-box tests: a real Sluice server on 127.0.0.1:0 (in-process, or
+//! the `sluice` binary for crash tests), HTTP helpers, fixtures, and the external tools (ffprobe,
+//! ffmpeg) that check our output. A missing tool fails the test with what to install.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice::api::ApiState;
+use sluice::clock::{SharedClock, SystemClock};
+use sluice::config::Config;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub base: String,
+    pub state: ApiState,
+    pub shutdown: CancellationToken,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config), clock: SharedClock) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_owned();
+        let mut s = Self::start_in(&dir, tweak, clock).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data directory (restarts).
+    pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config), clock: SharedClock) -> TestServer {
+        let mut config = Config::default();
+        config.server.data_dir = dir.to_owned();
+        config.hls.idle_wait_secs = 2;
+        config.server.shutdown_grace_secs = 5;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let state = sluice::app::build(config, clock, shutdown.clone()).expect("build");
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            sluice::app::run(listener, st).await.expect("server run");
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            state,
+            shutdown,
+            dir: dir.to_owned(),
+            _tmp: None,
+            task: Some(task),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server (as SIGTERM would) and waits for it to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t).await.expect("server stops").expect("server task");
+        }
+    }
+
+    pub async fn create_stream(&self, name: &str) -> Value {
+        self.create_stream_with(serde_json::json!({ "name": name })).await
+    }
+
+    pub async fn create_stream_with(&self, body: Value) -> Value {
+        let resp = self.http.post(self.url("/v1/streams")).json(&body).send().await.expect("create");
+        assert_eq!(resp.status(), 201, "create {body}: {}", resp.text().await.unwrap_or_default());
+        resp.json().await.expect("json")
+    }
+
+    /// Pushes a whole body and returns the acknowledgements.
+    pub async fn push(&self, name: &str, body: Vec<u8>, query: &str) -> Vec<Value> {
+        let url = self.url(&format!("/v1/streams/{name}/media{query}"));
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.http.put(url).body(body).send())
+            .await
+            .expect("push in time")
+            .expect("push");
+        assert_eq!(resp.status(), 200, "push status");
+        assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+        parse_acks(&resp.text().await.expect("acks"))
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let resp = self.http.get(self.url(path)).send().await.expect("get");
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self.http.get(self.url(path)).send().await.expect("get");
+        (resp.status().as_u16(), resp.text().await.expect("text"))
+    }
+
+    pub async fn fragments(&self, name: &str) -> Vec<Value> {
+        let v = self.get_json(&format!("/v1/streams/{name}/fragments?limit=10000")).await;
+        v["fragments"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn parse_acks(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("ack line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn acks_of<'a>(acks: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    acks.iter().filter(|a| a["EventType"] == kind).collect()
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Fails (never skips) when an external tool is missing.
+pub fn require_tool(tool: &str) {
+    let ok = Command::new(tool).arg("-version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "{tool} is required for this test: run `make test` (its setup installs ffmpeg), or `apt-get install ffmpeg`");
+}
+
+/// Video frames ffprobe decodes from a file or URL, and the container duration in seconds.
+pub fn ffprobe_frames(input: &str) -> (u64, f64) {
+    require_tool("ffprobe");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames:format=duration", "-of", "json", input])
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe {input}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let frames = v["streams"][0]["nb_read_frames"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let duration = v["format"]["duration"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    (frames, duration)
+}
+
+/// Decodes `input` fully with ffmpeg; returns stderr lines at error level (empty = clean).
+pub fn ffmpeg_decode_errors(input: &str, extra: &[&str]) -> String {
+    require_tool("ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i", input])
+        .args(extra)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg {input}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The fixture's init segment and fragments, split at box boundaries by Sluice's reader.
+pub fn split_fixture(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    use sluice::media::fmp4::{Fmp4Reader, Item, Limits};
+    let mut r = Fmp4Reader::new(Limits::default());
+    r.push(bytes::Bytes::copy_from_slice(bytes));
+    let mut init = Vec::new();
+    let mut frags = Vec::new();
+    while let Some(item) = r.next_item().expect("fixture parses") {
+        match item {
+            Item::Init(i) => init = i.bytes.to_vec(),
+            Item::Fragment(f) => frags.push(f.bytes.to_vec()),
+            Item::FragmentStarted { .. } => {}
+        }
+    }
+    (init, frags)
+}
