@@ -24,6 +24,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/streams", get(list).post(create))
         .route("/v1/streams/{name}", get(describe).patch(update).delete(delete))
         .route("/v1/streams/{name}/fragments", get(fragments))
+        .route("/v1/streams/{name}/fragments/{number}/media", get(fragment_media))
 }
 
 const MAX_TAGS: usize = 50;
@@ -228,4 +229,31 @@ async fn fragments(
         "fragments": fragments,
         "next": page.next.map(|n| n.0.to_string()),
     })))
+}
+
+/// One stored fragment (moof+mdat) exactly as the producer sent it, CRC-checked.
+async fn fragment_media(
+    State(state): State<ApiState>,
+    Path((name, number)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    let stream = state.video.get(&stream_name(&name)?)?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| Error::invalid(format!("{number:?} is not a fragment number")))?;
+    let (info, bytes) = stream.read_fragment(Offset(n))?.ok_or_else(|| {
+        Error::not_found(format!("stream {name} has no fragment {n} (not yet written, or deleted by retention)"))
+    })?;
+    let etag = format!("\"{}-f{n}\"", stream.id);
+    let mut resp = super::hls::serve_bytes(&headers, "video/iso.segment", &etag, vec![bytes]);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&info.number.0.to_string()) {
+        resp.headers_mut().insert("x-sluice-fragment-number", v);
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&info.producer_ts.to_rfc3339()) {
+        resp.headers_mut().insert("x-sluice-producer-timestamp", v);
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&info.server_ts.to_rfc3339()) {
+        resp.headers_mut().insert("x-sluice-server-timestamp", v);
+    }
+    Ok(resp)
 }

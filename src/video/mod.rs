@@ -86,6 +86,12 @@ impl VideoStream {
             metrics,
         };
         stream.update_stored_gauges();
+        // Series start at zero rather than appearing on the first deletion.
+        let label = Metrics::stream(stream.name.as_str());
+        stream.metrics.retention_deleted_fragments.get_or_create(&label);
+        stream.metrics.retention_deleted_bytes.get_or_create(&label);
+        stream.metrics.ingest_fragments.get_or_create(&label);
+        stream.metrics.ingest_bytes.get_or_create(&label);
         Ok(stream)
     }
 

@@ -1,0 +1,126 @@
+//! Retention by age and by bytes, driven by an injected clock (no sleeps), checking the order of
+//! side effects: append → playlist names it → delete → no playlist names it, its URLs are gone.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use sluice::clock::{ManualClock, Timestamp};
+
+fn segment_uris(playlist: &str) -> Vec<String> {
+    playlist.lines().filter(|l| l.starts_with("seg/")).map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_age_then_by_bytes() {
+    let t0 = Timestamp::parse_api("2026-01-01T00:00:00Z").unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let server = TestServer::start_with(
+        |c| {
+            // One fragment per segment file, and no background pass during the test.
+            c.storage.segment_max_bytes = 4096;
+            c.storage.retention_interval_secs = 3600;
+        },
+        clock.clone(),
+    )
+    .await;
+    server.create_stream_with(json!({ "name": "r", "retentionHours": 3 })).await;
+
+    // Session A at t0, session B two hours later.
+    server.push("r", fixture("h264.mp4"), "").await;
+    clock.advance(Duration::from_secs(2 * 3600));
+    server.push("r", fixture("h264.mp4"), "").await;
+    assert_eq!(server.fragments("r").await.len(), 12);
+
+    // Append → playlist: every fragment is named.
+    let (_, before) = server.get_text("/v1/streams/r/hls/index.m3u8").await;
+    let before = segment_uris(&before);
+    assert_eq!(before.len(), 12);
+    let (_, live_before) = server.get_text("/v1/streams/r/hls/live.m3u8").await;
+    assert!(!segment_uris(&live_before).is_empty());
+
+    // Nothing has expired yet.
+    assert!(server.state.video.enforce_retention().is_empty());
+
+    // Three hours and a second after t0, session A has expired; session B has not.
+    clock.advance(Duration::from_secs(3600 + 1));
+    let deleted = server.state.video.enforce_retention();
+    let fragments_deleted: u64 = deleted.iter().map(|(_, d)| d.records).sum();
+    assert_eq!(fragments_deleted, 6, "{deleted:?}");
+    assert_eq!(deleted.iter().map(|(_, d)| d.first.offset.0).min(), Some(0));
+    assert_eq!(deleted.iter().map(|(_, d)| d.last.offset.0).max(), Some(5));
+
+    // Delete → no playlist names deleted data, and their URLs are gone.
+    let (_, after) = server.get_text("/v1/streams/r/hls/index.m3u8").await;
+    let after = segment_uris(&after);
+    assert_eq!(after, before[6..].to_vec());
+    let (_, live_after) = server.get_text("/v1/streams/r/hls/live.m3u8").await;
+    for uri in segment_uris(&live_after) {
+        assert!(!before[..6].contains(&uri), "live playlist names deleted {uri}");
+    }
+    for uri in &before[..6] {
+        let (status, _) = server.get_text(&format!("/v1/streams/r/hls/{uri}")).await;
+        assert_eq!(status, 404, "{uri}");
+    }
+    for uri in &after {
+        let (status, _) = server.get_text(&format!("/v1/streams/r/hls/{uri}")).await;
+        assert_eq!(status, 200, "{uri}");
+    }
+    let listed = server.fragments("r").await;
+    assert_eq!(listed.len(), 6);
+    assert_eq!(listed[0]["fragmentNumber"], "6");
+    let (frames, _) = ffprobe_frames(&server.url("/v1/streams/r/hls/index.m3u8"));
+    assert_eq!(frames, 180, "what remains still plays");
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("sluice_retention_deleted_fragments_total{stream=\"r\"} 6"), "{metrics}");
+
+    // By bytes: keep at most three fragments' worth; the oldest go first.
+    let sizes: Vec<u64> = listed.iter().map(|f| f["sizeBytes"].as_u64().unwrap()).collect();
+    let limit = sizes[3..].iter().sum::<u64>() + 3 * 4096;
+    let resp = server.http.patch(server.url("/v1/streams/r")).json(&json!({ "retentionBytes": limit })).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    server.state.video.enforce_retention();
+    let listed = server.fragments("r").await;
+    let numbers: Vec<&str> = listed.iter().map(|f| f["fragmentNumber"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["9", "10", "11"]);
+    let d = server.get_json("/v1/streams/r").await;
+    assert!(d["bytesStored"].as_u64().unwrap() <= limit + 8192, "{d}");
+
+    // New data after deletion continues the numbering.
+    clock.advance(Duration::from_secs(60));
+    server.push("r", fixture("h264.mp4"), "").await;
+    let listed = server.fragments("r").await;
+    assert_eq!(listed.last().unwrap()["fragmentNumber"], "17");
+    server.stop().await;
+}
+
+/// Retention keeps working across a restart, and a stream idle for longer than its retention
+/// ends up empty but keeps its numbering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stream_expires_completely_and_numbering_survives_restart() {
+    let t0 = Timestamp::parse_api("2026-01-01T00:00:00Z").unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let tmp = tempfile::tempdir().unwrap();
+    let tweak = |c: &mut sluice::config::Config| {
+        c.storage.retention_interval_secs = 3600;
+    };
+    let server = TestServer::start_in(tmp.path(), tweak, clock.clone()).await;
+    server.create_stream_with(json!({ "name": "idle", "retentionHours": 1 })).await;
+    server.push("idle", fixture("h264.mp4"), "").await;
+    server.stop().await;
+
+    clock.advance(Duration::from_secs(2 * 3600));
+    let server = TestServer::start_in(tmp.path(), tweak, clock.clone()).await;
+    assert_eq!(server.fragments("idle").await.len(), 6, "recovered after restart");
+    server.state.video.enforce_retention();
+    assert_eq!(server.fragments("idle").await.len(), 0);
+    let (status, _) = server.get_text("/v1/streams/idle/hls/index.m3u8").await;
+    assert_eq!(status, 404);
+    server.push("idle", fixture("h264.mp4"), "").await;
+    let listed = server.fragments("idle").await;
+    assert_eq!(listed[0]["fragmentNumber"], "6");
+    server.stop().await;
+}
