@@ -6,7 +6,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sluice-target
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test setup-run setup-test build check fmt clippy bench
+.PHONY: run test setup-run setup-test setup-bench check fmt bench
 
 run: setup-run
 	cargo build --release --locked --quiet
@@ -15,8 +15,8 @@ run: setup-run
 test: setup-test
 	cargo fmt --check
 	cargo clippy --locked --all-targets --quiet -- -D warnings
-	cargo nextest run --locked --no-fail-fast
 	cargo test --locked --doc --quiet
+	cargo nextest run --locked --no-fail-fast
 
 setup-run:
 	@scripts/setup.sh run
@@ -30,7 +30,11 @@ check:
 fmt:
 	cargo fmt
 
-bench: setup-test
+setup-bench:
+	@scripts/setup.sh bench
+
+# Benchmarks (not part of `make test`): figures are quoted in docs/benchmarks.md.
+bench: setup-bench
 	cargo bench --bench log
 	scripts/bench-ingest.sh
 	scripts/bench-segments.sh

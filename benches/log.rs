@@ -83,20 +83,14 @@ fn list_window(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = build_30_days(dir.path());
     let mut g = c.benchmark_group("list");
-    g.sample_size(50)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    g.sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(HOUR));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     g.bench_function("1h_of_30d", |b| {
         b.iter(|| {
             let start = rng.below(DAYS_30 - HOUR);
-            let from = log
-                .lower_bound(TimeKey::Time, secs(start))
-                .expect("lower_bound");
-            let to = log
-                .lower_bound(TimeKey::Time, secs(start + HOUR))
-                .expect("lower_bound");
+            let from = log.lower_bound(TimeKey::Time, secs(start)).expect("lower_bound");
+            let to = log.lower_bound(TimeKey::Time, secs(start + HOUR)).expect("lower_bound");
             let entries = log.entries(from, to, 10_000).expect("entries");
             assert_eq!(entries.len() as u64, HOUR);
             black_box(entries)
@@ -108,10 +102,7 @@ fn list_window(c: &mut Criterion) {
     g.bench_function("open_30d", |b| {
         b.iter(|| {
             let clock: SharedClock = Arc::new(SystemClock);
-            let config = LogConfig {
-                sync: SyncPolicy::Never,
-                ..LogConfig::default()
-            };
+            let config = LogConfig { sync: SyncPolicy::Never, ..LogConfig::default() };
             let log = Log::open(dir.path(), config, clock).expect("reopen");
             assert_eq!(log.committed_end(), Offset(DAYS_30));
             black_box(log)
@@ -121,10 +112,7 @@ fn list_window(c: &mut Criterion) {
 }
 
 fn append_always(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let mut g = c.benchmark_group("append_always");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
@@ -138,16 +126,10 @@ fn append_always(c: &mut Criterion) {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock: SharedClock = Arc::new(SystemClock);
-        let config = LogConfig {
-            segment_max_bytes: 64 << 20,
-            ..LogConfig::default()
-        };
+        let config = LogConfig { segment_max_bytes: 64 << 20, ..LogConfig::default() };
         let log = Log::open(dir.path(), config, clock.clone()).expect("open");
         let payload = Bytes::from(vec![0xa5u8; size]);
-        let keep = Retention {
-            max_age: None,
-            max_bytes: Some(256 << 20),
-        };
+        let keep = Retention { max_age: None, max_bytes: Some(256 << 20) };
         g.throughput(Throughput::Bytes((size * group) as u64));
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -167,17 +149,12 @@ fn append_always(c: &mut Criterion) {
                     }
                     rt.block_on(log.wait_durable(last)).expect("durable");
                     took += start.elapsed();
-                    log.enforce_retention(&keep, clock.now())
-                        .expect("retention");
+                    log.enforce_retention(&keep, clock.now()).expect("retention");
                 }
                 took
             })
         });
-        eprintln!(
-            "{name}: {} fdatasyncs for {} records",
-            log.syncs(),
-            log.committed_end()
-        );
+        eprintln!("{name}: {} fdatasyncs for {} records", log.syncs(), log.committed_end());
     }
     g.finish();
 }

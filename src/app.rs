@@ -48,7 +48,8 @@ pub async fn run(listener: TcpListener, state: ApiState) -> Result<()> {
     let shutdown = state.shutdown.clone();
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     tokio::select! {
         r = serve => r?,
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {

@@ -185,7 +185,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
         let id = cat.insert_video_stream(&row("a")).unwrap();
-        assert_eq!(cat.insert_video_stream(&row("a")).unwrap_err().kind, crate::error::ErrorKind::Conflict);
+        assert_eq!(
+            cat.insert_video_stream(&row("a")).unwrap_err().kind,
+            crate::error::ErrorKind::Conflict
+        );
         let mut got = cat.video_stream(&StreamName::new("a").unwrap()).unwrap().unwrap();
         assert_eq!(got.id, id);
         assert_eq!(got.tags["site"], "north");

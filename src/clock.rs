@@ -60,9 +60,7 @@ impl Timestamp {
         let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map_err(|_| TimestampParseError(s.to_owned()))?;
         let us = dt.unix_timestamp_nanos() / 1000;
-        i64::try_from(us)
-            .map(Timestamp)
-            .map_err(|_| TimestampParseError(s.to_owned()))
+        i64::try_from(us).map(Timestamp).map_err(|_| TimestampParseError(s.to_owned()))
     }
 
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-21T10:00:00.250Z`.

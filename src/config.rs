@@ -12,6 +12,7 @@ use crate::log::{LogConfig, SyncPolicy};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
@@ -142,17 +143,6 @@ impl Default for StreamDefaults {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            ingest: IngestConfig::default(),
-            hls: HlsConfig::default(),
-            streams: StreamDefaults::default(),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -251,9 +241,10 @@ mod tests {
 
     #[test]
     fn wrong_type_names_its_path() {
-        let err = Config::from_toml("[hls]\nlive_window_segments = \"five\"\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Config::from_toml("[hls]\nlive_window_segments = \"five\"\n", Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("hls.live_window_segments"), "{err}");
     }
 

@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct StreamName(String);
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid stream name {shown:?}: {reason} (names are 1-256 characters of a-z, A-Z, 0-9, '_', '.', '-')")]
+#[error(
+    "invalid stream name {shown:?}: {reason} (names are 1-256 characters of a-z, A-Z, 0-9, '_', '.', '-')"
+)]
 pub struct InvalidName {
     pub shown: String,
     pub reason: &'static str,
@@ -31,7 +33,10 @@ impl StreamName {
             return Err(InvalidName { shown: shown(), reason: "longer than 256 characters" });
         }
         if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-            return Err(InvalidName { shown: shown(), reason: "contains a character outside the allowed set" });
+            return Err(InvalidName {
+                shown: shown(),
+                reason: "contains a character outside the allowed set",
+            });
         }
         Ok(StreamName(s))
     }

@@ -81,8 +81,15 @@ async fn fragments_by_time_range_and_pages() {
     assert_eq!(listed[3]["producerTimestamp"], "2026-01-01T00:00:03.000Z");
     assert_eq!(listed[0]["durationMs"], 1000.0);
 
-    let v = server.get_json("/v1/streams/f/fragments?start=2026-01-01T00:00:02Z&end=2026-01-01T00:00:04Z").await;
-    let nums: Vec<&str> = v["fragments"].as_array().unwrap().iter().map(|f| f["fragmentNumber"].as_str().unwrap()).collect();
+    let v = server
+        .get_json("/v1/streams/f/fragments?start=2026-01-01T00:00:02Z&end=2026-01-01T00:00:04Z")
+        .await;
+    let nums: Vec<&str> = v["fragments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fragmentNumber"].as_str().unwrap())
+        .collect();
     assert_eq!(nums, ["2", "3", "4"]);
     // Epoch milliseconds work too.
     let start_ms = sluice::clock::Timestamp::parse_api("2026-01-01T00:00:05Z").unwrap().as_millis();
@@ -99,7 +106,12 @@ async fn fragments_by_time_range_and_pages() {
 
     // Server clock: everything arrived in the last minute.
     let now = sluice::clock::Timestamp::parse_api(&chrono_now()).unwrap();
-    let v = server.get_json(&format!("/v1/streams/f/fragments?timestamps=server&start={}", now.as_millis() - 60_000)).await;
+    let v = server
+        .get_json(&format!(
+            "/v1/streams/f/fragments?timestamps=server&start={}",
+            now.as_millis() - 60_000
+        ))
+        .await;
     assert_eq!(v["fragments"].as_array().unwrap().len(), 6);
     server.stop().await;
 }

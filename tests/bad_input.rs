@@ -138,7 +138,13 @@ async fn a_second_producer_gets_409_while_the_first_is_connected() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let resp = server.http.put(server.url("/v1/streams/one/media")).body(fixture("h264.mp4")).send().await.unwrap();
+    let resp = server
+        .http
+        .put(server.url("/v1/streams/one/media"))
+        .body(fixture("h264.mp4"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 409);
     let err: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "ResourceInUse");
@@ -214,21 +220,42 @@ async fn invalid_names_and_requests_get_precise_errors() {
     assert_eq!(resp.status(), 400);
     let text = resp.text().await.unwrap();
     assert!(text.contains("colour"), "the unknown field is named: {text}");
-    let resp = server.http.post(server.url("/v1/streams")).body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let resp = server
+        .http
+        .post(server.url("/v1/streams"))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = server.http.post(server.url("/v1/streams")).body(vec![b' '; 2 * 1024 * 1024]).header("content-type", "application/json").send().await.unwrap();
+    let resp = server
+        .http
+        .post(server.url("/v1/streams"))
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
 
     server.create_stream("ok").await;
     assert_eq!(post(json!({ "name": "ok" })).await.status(), 409);
-    for path in ["/v1/streams/nope", "/v1/streams/nope/fragments", "/v1/streams/nope/hls/live.m3u8"] {
+    for path in ["/v1/streams/nope", "/v1/streams/nope/fragments", "/v1/streams/nope/hls/live.m3u8"]
+    {
         let (status, body) = server.get_text(path).await;
         assert_eq!(status, 404, "{path}");
         assert!(body.contains("ResourceNotFound"), "{body}");
     }
     let (status, _) = server.get_text("/v1/streams/bad%20name").await;
     assert_eq!(status, 400);
-    let resp = server.http.put(server.url("/v1/streams/nope/media")).body(fixture("h264.mp4")).send().await.unwrap();
+    let resp = server
+        .http
+        .put(server.url("/v1/streams/nope/media"))
+        .body(fixture("h264.mp4"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let (status, body) = server.get_text("/v1/streams/ok/fragments?start=yesterday").await;
     assert_eq!(status, 400);
@@ -237,7 +264,13 @@ async fn invalid_names_and_requests_get_precise_errors() {
     assert_eq!(status, 400);
     let (status, _) = server.get_text("/v1/streams/ok/hls/index.m3u8?mode=sideways").await;
     assert_eq!(status, 400);
-    let resp = server.http.put(server.url("/v1/streams/ok/media?timestamps=sometimes")).body(vec![]).send().await.unwrap();
+    let resp = server
+        .http
+        .put(server.url("/v1/streams/ok/media?timestamps=sometimes"))
+        .body(vec![])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     server.stop().await;
 }

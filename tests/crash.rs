@@ -113,7 +113,8 @@ async fn sigkill_mid_ingest_loses_nothing_acknowledged() {
 
     let (init, frags) = split_fixture(&fixture("h264-aac.mp4"));
     let mut producer =
-        connect_producer(&http, format!("{}/v1/streams/crash/media?acks=stream", server.base)).await;
+        connect_producer(&http, format!("{}/v1/streams/crash/media?acks=stream", server.base))
+            .await;
     producer.tx.send(Ok(init)).await.unwrap();
     let mut persisted = Vec::new();
     for f in &frags[..4] {
@@ -142,15 +143,27 @@ async fn sigkill_mid_ingest_loses_nothing_acknowledged() {
     assert_eq!(listed.len(), 4, "every PERSISTED fragment, and no torn one: {listed:?}");
     for (n, f) in listed.iter().enumerate() {
         assert_eq!(f["fragmentNumber"], n.to_string());
-        let resp = http.get(format!("{}/v1/streams/crash/fragments/{n}/media", server.base)).send().await.unwrap();
+        let resp = http
+            .get(format!("{}/v1/streams/crash/fragments/{n}/media", server.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let stored = resp.bytes().await.unwrap();
-        assert!(stored.as_ref() == frags[n].as_slice(), "fragment {n} is byte-identical after the crash");
+        assert!(
+            stored.as_ref() == frags[n].as_slice(),
+            "fragment {n} is byte-identical after the crash"
+        );
     }
     // And it still plays and still ingests.
     let (frames, _) = ffprobe_frames(&format!("{}/v1/streams/crash/hls/index.m3u8", server.base));
     assert_eq!(frames, 120);
-    let resp = http.put(format!("{}/v1/streams/crash/media", server.base)).body(fixture("h264-aac.mp4")).send().await.unwrap();
+    let resp = http
+        .put(format!("{}/v1/streams/crash/media", server.base))
+        .body(fixture("h264-aac.mp4"))
+        .send()
+        .await
+        .unwrap();
     let acks = parse_acks(&resp.text().await.unwrap());
     assert_eq!(acks_of(&acks, "PERSISTED").len(), frags.len());
     assert_eq!(acks_of(&acks, "PERSISTED")[0]["FragmentNumber"], "4");

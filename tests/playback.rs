@@ -42,7 +42,10 @@ async fn each_fixture_round_trips_through_hls() {
         let playlist = server.url(&format!("/v1/streams/{name}/hls/index.m3u8"));
         let (got_frames, got_duration) = ffprobe_frames(&playlist);
         assert_eq!(got_frames, want_frames, "{file}: frames through HLS");
-        assert!((got_duration - want_duration).abs() < 0.05, "{file}: duration {got_duration} vs {want_duration}");
+        assert!(
+            (got_duration - want_duration).abs() < 0.05,
+            "{file}: duration {got_duration} vs {want_duration}"
+        );
         let errors = ffmpeg_decode_errors(&playlist, &[]);
         assert!(errors.trim().is_empty(), "{file}: decode errors: {errors}");
 
@@ -53,9 +56,15 @@ async fn each_fixture_round_trips_through_hls() {
             Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => {
                 assert!(p.end_list);
                 let total: f32 = p.segments.iter().map(|s| s.duration).sum();
-                assert!((f64::from(total) - want_duration).abs() < 0.05, "{file}: EXTINF sum {total}");
+                assert!(
+                    (f64::from(total) - want_duration).abs() < 0.05,
+                    "{file}: EXTINF sum {total}"
+                );
                 for s in &p.segments {
-                    assert!(s.duration.round() as u64 <= p.target_duration, "{file}: target duration");
+                    assert!(
+                        s.duration.round() as u64 <= p.target_duration,
+                        "{file}: target duration"
+                    );
                 }
             }
             other => panic!("{file}: not a media playlist: {other:?}"),
@@ -72,12 +81,16 @@ async fn parts_are_grouped_into_keyframe_segments() {
     server.push("parts", fixture("h264-parts.mp4"), "").await;
     let listed = server.fragments("parts").await;
     let keyframes = listed.iter().filter(|f| f["keyframe"] == true).count();
-    assert!(keyframes < listed.len(), "the fixture has fragments that do not start with a keyframe");
+    assert!(
+        keyframes < listed.len(),
+        "the fixture has fragments that do not start with a keyframe"
+    );
     let (_, text) = server.get_text("/v1/streams/parts/hls/index.m3u8").await;
     let segments: Vec<&str> = text.lines().filter(|l| l.starts_with("seg/")).collect();
     assert_eq!(segments.len(), keyframes, "one segment per keyframe fragment:\n{text}");
     for seg in segments {
-        let first: usize = seg.rsplit('/').next().unwrap().split('-').next().unwrap().parse().unwrap();
+        let first: usize =
+            seg.rsplit('/').next().unwrap().split('-').next().unwrap().parse().unwrap();
         assert_eq!(listed[first]["keyframe"], true, "{seg} starts at a keyframe");
     }
     server.stop().await;
@@ -93,17 +106,31 @@ async fn segments_are_cacheable_and_support_ranges() {
     let (init, frags) = split_fixture(&bytes);
     server.push("seg", bytes, "").await;
     let (_, text) = server.get_text("/v1/streams/seg/hls/index.m3u8").await;
-    let map = text.lines().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")).unwrap().trim_end_matches('"');
+    let map = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .unwrap()
+        .trim_end_matches('"');
     let seg = text.lines().find(|l| l.starts_with("seg/")).unwrap();
 
-    let resp = server.http.get(server.url("/v1/streams/seg/hls/index.m3u8")).header("origin", "http://example.test").send().await.unwrap();
+    let resp = server
+        .http
+        .get(server.url("/v1/streams/seg/hls/index.m3u8"))
+        .header("origin", "http://example.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/vnd.apple.mpegurl");
     assert!(resp.headers()["cache-control"].to_str().unwrap().contains("no-cache"));
     assert_eq!(resp.headers()["access-control-allow-origin"], "*");
 
-    let resp = server.http.get(server.url(&format!("/v1/streams/seg/hls/{map}"))).send().await.unwrap();
+    let resp =
+        server.http.get(server.url(&format!("/v1/streams/seg/hls/{map}"))).send().await.unwrap();
     assert_eq!(resp.headers()["content-type"], "video/mp4");
-    assert!(resp.bytes().await.unwrap().as_ref() == init.as_slice(), "init segment is the producer's ftyp+moov");
+    assert!(
+        resp.bytes().await.unwrap().as_ref() == init.as_slice(),
+        "init segment is the producer's ftyp+moov"
+    );
 
     let url = server.url(&format!("/v1/streams/seg/hls/{seg}"));
     let resp = server.http.get(&url).send().await.unwrap();
@@ -125,7 +152,10 @@ async fn segments_are_cacheable_and_support_ranges() {
     .as_millis();
     let timescale = 15360; // ffmpeg's mp4 muxer at 30 fps
     let served_ms = served[0].value as i64 * 1000 / timescale;
-    assert!((served_ms - producer_ms).abs() <= 1, "tfdt {served_ms} ms vs producer timestamp {producer_ms} ms");
+    assert!(
+        (served_ms - producer_ms).abs() <= 1,
+        "tfdt {served_ms} ms vs producer timestamp {producer_ms} ms"
+    );
     let mut patched = frags[0].clone();
     let at = stored[0].value_offset;
     patched[at..at + 8].copy_from_slice(&body[at..at + 8]);
@@ -139,7 +169,13 @@ async fn segments_are_cacheable_and_support_ranges() {
     assert_eq!(resp.headers()["content-range"], format!("bytes 100-199/{}", frags[0].len()));
     assert!(resp.bytes().await.unwrap().as_ref() == &body[100..200]);
 
-    let resp = server.http.get(&url).header("range", format!("bytes={}-", frags[0].len() + 10)).send().await.unwrap();
+    let resp = server
+        .http
+        .get(&url)
+        .header("range", format!("bytes={}-", frags[0].len() + 10))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 416);
 
     // A segment that does not exist, and one under another stream id, are 404s.
@@ -159,7 +195,14 @@ async fn live_push_with_ffmpeg_plays_live() {
     let mut producer = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-re", "-i"])
         .arg(fixture_path("h264.mp4"))
-        .args(["-c", "copy", "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof"])
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            "mp4",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+        ])
         .args(["-method", "PUT"])
         .arg(server.url("/v1/streams/live/media"))
         .stdout(Stdio::null())
@@ -186,12 +229,30 @@ async fn live_push_with_ffmpeg_plays_live() {
     let live_url = server.url("/v1/streams/live/hls/live.m3u8");
     let reader = tokio::task::spawn_blocking(move || {
         Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i", &live_url, "-frames:v", "30", "-f", "null", "-"])
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                &live_url,
+                "-frames:v",
+                "30",
+                "-f",
+                "null",
+                "-",
+            ])
             .output()
             .expect("run ffmpeg reader")
     });
-    let out = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("reader in time").unwrap();
-    assert!(out.status.success(), "ffmpeg read live.m3u8: {}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("reader in time")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg read live.m3u8: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let status = tokio::task::spawn_blocking(move || producer.wait()).await.unwrap().unwrap();
     assert!(status.success(), "ffmpeg producer exit");
@@ -222,7 +283,18 @@ async fn media_tail_is_readable_by_ffmpeg() {
         Duration::from_secs(60),
         tokio::task::spawn_blocking(move || {
             Command::new("ffmpeg")
-                .args(["-nostdin", "-v", "error", "-i", &url, "-frames:v", "150", "-f", "null", "-"])
+                .args([
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-i",
+                    &url,
+                    "-frames:v",
+                    "150",
+                    "-f",
+                    "null",
+                    "-",
+                ])
                 .output()
                 .expect("ffmpeg")
         }),
@@ -251,7 +323,10 @@ async fn reconnect_is_a_discontinuity() {
     let listed = server.fragments("re").await;
     assert_eq!(listed.len(), 12);
     assert_eq!(listed[6]["discontinuity"], true);
-    let t = |i: usize| sluice::clock::Timestamp::parse_api(listed[i]["producerTimestamp"].as_str().unwrap()).unwrap();
+    let t = |i: usize| {
+        sluice::clock::Timestamp::parse_api(listed[i]["producerTimestamp"].as_str().unwrap())
+            .unwrap()
+    };
     assert!(t(6) >= t(5).add_micros(1_000_000), "the second session starts after the first ends");
     let (_, text) = server.get_text("/v1/streams/re/hls/index.m3u8").await;
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
@@ -260,7 +335,8 @@ async fn reconnect_is_a_discontinuity() {
     // A range inside the second session only.
     let start = listed[7]["producerTimestamp"].as_str().unwrap();
     let end = listed[9]["producerTimestamp"].as_str().unwrap();
-    let (status, text) = server.get_text(&format!("/v1/streams/re/hls/index.m3u8?start={start}&end={end}")).await;
+    let (status, text) =
+        server.get_text(&format!("/v1/streams/re/hls/index.m3u8?start={start}&end={end}")).await;
     assert_eq!(status, 200);
     assert_eq!(text.lines().filter(|l| l.starts_with("seg/")).count(), 2, "{text}");
     // A range with nothing in it says so.

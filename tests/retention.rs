@@ -75,12 +75,21 @@ async fn retention_by_age_then_by_bytes() {
     let (frames, _) = ffprobe_frames(&server.url("/v1/streams/r/hls/index.m3u8"));
     assert_eq!(frames, 180, "what remains still plays");
     let (_, metrics) = server.get_text("/metrics").await;
-    assert!(metrics.contains("sluice_retention_deleted_fragments_total{stream=\"r\"} 6"), "{metrics}");
+    assert!(
+        metrics.contains("sluice_retention_deleted_fragments_total{stream=\"r\"} 6"),
+        "{metrics}"
+    );
 
     // By bytes: keep at most three fragments' worth; the oldest go first.
     let sizes: Vec<u64> = listed.iter().map(|f| f["sizeBytes"].as_u64().unwrap()).collect();
     let limit = sizes[3..].iter().sum::<u64>() + 3 * 4096;
-    let resp = server.http.patch(server.url("/v1/streams/r")).json(&json!({ "retentionBytes": limit })).send().await.unwrap();
+    let resp = server
+        .http
+        .patch(server.url("/v1/streams/r"))
+        .json(&json!({ "retentionBytes": limit }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     server.state.video.enforce_retention();
     let listed = server.fragments("r").await;

@@ -29,7 +29,9 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "ResourceNotFound"),
         ErrorKind::Conflict => (StatusCode::CONFLICT, "ResourceInUse"),
         ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
-        ErrorKind::RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "RangeNotSatisfiable"),
+        ErrorKind::RangeNotSatisfiable => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, "RangeNotSatisfiable")
+        }
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
         ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
     }

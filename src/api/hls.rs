@@ -186,10 +186,10 @@ struct ParsedRange {
 fn parse_range(q: &RangeQuery) -> Result<ParsedRange, Error> {
     let start = parse_time("start", &q.start)?;
     let end = parse_time("end", &q.end)?;
-    if let (Some(s), Some(e)) = (start, end) {
-        if e <= s {
-            return Err(Error::invalid("end must be after start"));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        return Err(Error::invalid("end must be after start"));
     }
     Ok(ParsedRange { start, end })
 }
@@ -241,9 +241,8 @@ async fn index(
             Ok(playlist_response(playlist.render()))
         }
         Mode::LiveReplay => {
-            let start = range
-                .start
-                .ok_or_else(|| Error::invalid("mode=live_replay needs a start"))?;
+            let start =
+                range.start.ok_or_else(|| Error::invalid("mode=live_replay needs a start"))?;
             let probe_end = range.end.unwrap_or(Timestamp::MAX).min(start.add_micros(60_000_000));
             let probe = stream.segments_in_range(q.timestamps, Some(start), Some(probe_end))?;
             let bandwidth = probe
@@ -316,12 +315,17 @@ async fn replay(
     let elapsed = state.video.clock().now().micros_since(epoch).max(0);
     // Serve what a real-time viewer has reached, plus one segment of lead so the player can buffer.
     let reached = start.add_micros(elapsed);
-    let until = range.end.map_or(reached, |e| e.min(reached));
-    let mut segs = stream.segments_in_range(q.timestamps, Some(start), Some(until.add_micros(1)))?;
-    let next = stream.segments_in_range(q.timestamps, Some(until.add_micros(1)), range.end)?;
     let finished = range.end.is_some_and(|e| reached >= e);
-    if let Some(n) = next.first() {
-        if !finished {
+    // Fragments starting up to the instant reached (inclusive); once finished, [start, end).
+    let until = match range.end {
+        Some(e) if finished => e,
+        _ => reached.add_micros(1),
+    };
+    let mut segs = stream.segments_in_range(q.timestamps, Some(start), Some(until))?;
+    if !finished {
+        // One segment of lead so the player can buffer.
+        let next = stream.segments_in_range(q.timestamps, Some(until), range.end)?;
+        if let Some(n) = next.first() {
             segs.push(n.clone());
         }
     }
@@ -397,7 +401,10 @@ async fn segment(
         .ok_or_else(|| Error::not_found(format!("no segment {file:?}: expected FIRST-LAST.m4s")))?;
     let count = last.0 - first.0 + 1;
     if count > MAX_SEGMENT_FRAGMENTS {
-        return Err(Error::invalid(format!("a segment spans at most {MAX_SEGMENT_FRAGMENTS} fragments")).into());
+        return Err(Error::invalid(format!(
+            "a segment spans at most {MAX_SEGMENT_FRAGMENTS} fragments"
+        ))
+        .into());
     }
     let etag = format!("\"{}-{}-{}\"", stream.id, first.0, last.0);
     let parts = read_fragments(&stream, first, last)?;
@@ -405,7 +412,11 @@ async fn segment(
 }
 
 /// Reads fragments `first..=last`; 404 if any is missing (never stored, or deleted by retention).
-fn read_fragments(stream: &Arc<VideoStream>, first: Offset, last: Offset) -> Result<Vec<Bytes>, Error> {
+fn read_fragments(
+    stream: &Arc<VideoStream>,
+    first: Offset,
+    last: Offset,
+) -> Result<Vec<Bytes>, Error> {
     let mut parts = Vec::with_capacity(usize::try_from(last.0 - first.0 + 1).unwrap_or(0) * 3);
     for n in first.0..=last.0 {
         match stream.read_fragment_for_playback(Offset(n))? {
@@ -423,7 +434,12 @@ fn read_fragments(stream: &Arc<VideoStream>, first: Offset, last: Offset) -> Res
 
 /// Serves immutable bytes (one or more parts, concatenated) with ETag, conditional GET and a
 /// single byte range (RFC 9110 §14).
-pub fn serve_bytes(headers: &HeaderMap, content_type: &'static str, etag: &str, parts: Vec<Bytes>) -> Response {
+pub fn serve_bytes(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    etag: &str,
+    parts: Vec<Bytes>,
+) -> Response {
     let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
     if headers
         .get(header::IF_NONE_MATCH)
@@ -463,10 +479,10 @@ pub fn serve_bytes(headers: &HeaderMap, content_type: &'static str, etag: &str, 
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{total}", end - 1)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{total}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     resp
 }
@@ -489,8 +505,12 @@ fn slice_parts(parts: Vec<Bytes>, start: u64, end: u64) -> Vec<Bytes> {
 /// Parses one `bytes=` range against a resource of `total` bytes into `[start, end)`.
 /// Multiple ranges are answered with the whole resource (`Ok(None)`), as RFC 9110 allows.
 fn parse_byte_range(spec: &str, total: u64) -> Result<Option<(u64, u64)>, Error> {
-    let unsatisfiable =
-        || Error::new(ErrorKind::RangeNotSatisfiable, format!("range {spec:?} is not satisfiable for {total} bytes"));
+    let unsatisfiable = || {
+        Error::new(
+            ErrorKind::RangeNotSatisfiable,
+            format!("range {spec:?} is not satisfiable for {total} bytes"),
+        )
+    };
     let Some(set) = spec.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };

@@ -63,7 +63,9 @@ fn parse_start(s: &str) -> Result<Start, Error> {
                 return Ok(Start::Fragment(Offset(n)));
             }
             Timestamp::parse_api(s).map(Start::At).map_err(|e| {
-                Error::invalid(format!("start: expected now, earliest, fragment:<n> or a timestamp: {e}"))
+                Error::invalid(format!(
+                    "start: expected now, earliest, fragment:<n> or a timestamp: {e}"
+                ))
             })
         }
     }

@@ -40,7 +40,14 @@ const MAX_JSON_BODY: usize = 1024 * 1024;
 pub fn router(state: ApiState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
-        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::CONTENT_TYPE, header::RANGE, header::IF_NONE_MATCH])
         .expose_headers([
             header::CONTENT_LENGTH,

@@ -205,11 +205,10 @@ async fn fragments(
     let stream = state.video.get(&stream_name(&name)?)?;
     let start = parse_time("start", &q.start)?;
     let end = parse_time("end", &q.end)?;
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s {
             return Err(Error::invalid("end is before start").into());
         }
-    }
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(Error::invalid("limit must be between 1 and 10000").into());
@@ -218,9 +217,9 @@ async fn fragments(
         .next
         .as_deref()
         .map(|n| {
-            n.parse::<u64>()
-                .map(Offset)
-                .map_err(|_| Error::invalid(format!("next: {n:?} is not a token from a previous page")))
+            n.parse::<u64>().map(Offset).map_err(|_| {
+                Error::invalid(format!("next: {n:?} is not a token from a previous page"))
+            })
         })
         .transpose()?;
     let page = stream.list_fragments(q.timestamps, start, end, after, limit)?;
@@ -242,7 +241,9 @@ async fn fragment_media(
         .parse()
         .map_err(|_| Error::invalid(format!("{number:?} is not a fragment number")))?;
     let (info, bytes) = stream.read_fragment(Offset(n))?.ok_or_else(|| {
-        Error::not_found(format!("stream {name} has no fragment {n} (not yet written, or deleted by retention)"))
+        Error::not_found(format!(
+            "stream {name} has no fragment {n} (not yet written, or deleted by retention)"
+        ))
     })?;
     let etag = format!("\"{}-f{n}\"", stream.id);
     let mut resp = super::hls::serve_bytes(&headers, "video/iso.segment", &etag, vec![bytes]);

@@ -118,7 +118,10 @@ pub struct AckReceiver {
 pub fn channel(limit: usize, hold: bool, metrics: Arc<Metrics>) -> (AckSender, AckReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    (AckSender { tx, queued: queued.clone(), limit, hold, metrics }, AckReceiver { rx, queued, hold, held: None })
+    (
+        AckSender { tx, queued: queued.clone(), limit, hold, metrics },
+        AckReceiver { rx, queued, hold, held: None },
+    )
 }
 
 impl AckSender {

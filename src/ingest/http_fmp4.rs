@@ -98,8 +98,7 @@ async fn push(
         if ua.starts_with(b"Lavf/") { AckDelivery::End } else { AckDelivery::Stream }
     });
     let stream = state.video.get(&stream_name(&name)?)?;
-    let remote_addr =
-        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
+    let remote_addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
     let clock = state.video.clock().clone();
     let connected_at = clock.now();
     let session = stream.claim_producer(
@@ -150,17 +149,15 @@ async fn push(
 }
 
 fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
-    let uri: axum::http::Uri = format!("/?{q}")
-        .parse()
-        .map_err(|_| ApiError(Error::invalid("invalid query string")))?;
+    let uri: axum::http::Uri =
+        format!("/?{q}").parse().map_err(|_| ApiError(Error::invalid("invalid query string")))?;
     axum::extract::Query::<T>::try_from_uri(&uri)
         .map(|axum::extract::Query(v)| v)
         .map_err(|e| ApiError(Error::invalid(format!("invalid query string: {}", e.body_text()))))
 }
 
-type BodyStream = std::pin::Pin<
-    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send>,
->;
+type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send>>;
 
 struct SessionContext {
     config: IngestConfig,
@@ -193,7 +190,12 @@ async fn run_session(
     // PERSISTED acks are sent in order by a second task that waits for durability, so reading the
     // body never waits for fsync (group commit covers the fragments queued meanwhile).
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Appended>();
-    let persister = tokio::spawn(persist_loop(ctx.stream.clone(), persist_rx, acks.clone(), ctx.metrics.clone()));
+    let persister = tokio::spawn(persist_loop(
+        ctx.stream.clone(),
+        persist_rx,
+        acks.clone(),
+        ctx.metrics.clone(),
+    ));
 
     let end = read_body(&ctx, &mut session, body, &acks, &persist_tx).await;
     drop(persist_tx);
@@ -253,12 +255,15 @@ async fn read_body(
                     Ok(()) => End::Finished,
                     Err(e) => End::Truncated(IngestError::new(
                         IngestErrorCode::StreamReadError,
-                        format!("the body ended inside a box; the partial fragment was dropped: {e}"),
+                        format!(
+                            "the body ended inside a box; the partial fragment was dropped: {e}"
+                        ),
                     )),
                 };
             }
             Ok(Some(Err(e))) => {
-                let cause = std::error::Error::source(&e).map(|s| format!(": {s:?}")).unwrap_or_default();
+                let cause =
+                    std::error::Error::source(&e).map(|s| format!(": {s:?}")).unwrap_or_default();
                 return End::Disconnected(format!("{e}{cause}"));
             }
             Ok(Some(Ok(chunk))) => chunk,
@@ -281,7 +286,11 @@ async fn read_body(
                     let arrival = fragment_arrival.take().unwrap_or(now);
                     match session.append(&fragment, arrival, max_duration_us) {
                         Ok(a) => {
-                            acks.send(Ack::fragment(EventType::Received, a.timecode_ms, a.number.0));
+                            acks.send(Ack::fragment(
+                                EventType::Received,
+                                a.timecode_ms,
+                                a.number.0,
+                            ));
                             let _ = persist.send(a);
                         }
                         Err(e) => {
@@ -330,7 +339,10 @@ async fn persist_loop(
                     format!("fragment {} could not be made durable: {e}", a.number.0),
                 );
                 metrics.ingest_error(stream.name.as_str(), err.code.code());
-                acks.send(Ack { fragment_number: Some(a.number.0.to_string()), ..Ack::error(&err) });
+                acks.send(Ack {
+                    fragment_number: Some(a.number.0.to_string()),
+                    ..Ack::error(&err)
+                });
             }
         }
     }

@@ -62,10 +62,7 @@ impl Inner {
     /// Refuses to go on once an fdatasync has failed.
     pub(super) fn check_failed(&self) -> Result<(), LogError> {
         match self.commit.failed.get() {
-            Some(reason) => Err(LogError::Failed {
-                dir: self.dir.clone(),
-                reason: reason.clone(),
-            }),
+            Some(reason) => Err(LogError::Failed { dir: self.dir.clone(), reason: reason.clone() }),
             None => Ok(()),
         }
     }
@@ -75,10 +72,7 @@ impl Inner {
         tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; the log must be reopened");
         let _ = self.commit.failed.set(e.to_string());
         self.committed_tx.send_modify(|_| {});
-        LogError::Failed {
-            dir: self.dir.clone(),
-            reason: e.to_string(),
-        }
+        LogError::Failed { dir: self.dir.clone(), reason: e.to_string() }
     }
 
     /// One round: make everything written so far durable.
@@ -116,9 +110,8 @@ impl Inner {
         let me = Arc::clone(self);
         // Detached on purpose: the thread ends itself when no unsynced record is left (or the
         // log has failed); it holds an `Arc<Inner>`, so the files outlive it.
-        let spawned = thread::Builder::new()
-            .name("sluice-log-sync".into())
-            .spawn(move || me.run_syncer());
+        let spawned =
+            thread::Builder::new().name("sluice-log-sync".into()).spawn(move || me.run_syncer());
         if let Err(e) = spawned {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot start the syncer; syncing inline");
             lock(&self.commit.coord).running = false;
@@ -181,10 +174,7 @@ impl Log {
         let inner = &self.inner;
         let written = lock(&inner.state).written;
         if offset >= written {
-            return Err(LogError::NotWritten {
-                offset,
-                end: written,
-            });
+            return Err(LogError::NotWritten { offset, end: written });
         }
         if inner.config.sync != SyncPolicy::Always {
             return inner.check_failed();
@@ -197,10 +187,7 @@ impl Log {
         match reached {
             Ok(true) => Ok(()),
             Ok(false) => inner.check_failed(),
-            Err(_) => Err(LogError::Failed {
-                dir: inner.dir.clone(),
-                reason: "log closed".into(),
-            }),
+            Err(_) => Err(LogError::Failed { dir: inner.dir.clone(), reason: "log closed".into() }),
         }
     }
 
@@ -236,10 +223,7 @@ mod tests {
                 let o = log.append(rec(0, format!("r{i}").as_bytes()))?;
                 log.wait_durable(o).await?;
                 // Durable means committed: it is readable now.
-                anyhow::ensure!(
-                    log.read(o)?.is_some(),
-                    "{o} not readable after wait_durable"
-                );
+                anyhow::ensure!(log.read(o)?.is_some(), "{o} not readable after wait_durable");
                 anyhow::Ok(())
             }));
         }
@@ -248,10 +232,7 @@ mod tests {
         }
         assert_eq!(log.committed_end(), Offset(N as u64));
         let syncs = log.syncs();
-        assert!(
-            syncs >= 1 && syncs < N as u64 / 4,
-            "{syncs} syncs for {N} appends"
-        );
+        assert!(syncs >= 1 && syncs < N as u64 / 4, "{syncs} syncs for {N} appends");
         Ok(())
     }
 
@@ -272,10 +253,7 @@ mod tests {
         assert!(log.read(o)?.is_some());
         rx.changed().await?;
         assert_eq!(*rx.borrow(), Offset(1));
-        assert!(matches!(
-            log.wait_durable(Offset(5)).await,
-            Err(LogError::NotWritten { .. })
-        ));
+        assert!(matches!(log.wait_durable(Offset(5)).await, Err(LogError::NotWritten { .. })));
         Ok(())
     }
 

@@ -247,20 +247,11 @@ mod tests {
     fn file_header_roundtrips_and_rejects_damage() {
         let h = encode_file_header(LOG_MAGIC, Offset(77));
         assert_eq!(decode_file_header(&h, LOG_MAGIC), Ok(Offset(77)));
-        assert_eq!(
-            decode_file_header(&h, IDX_MAGIC),
-            Err(HeaderError::BadMagic)
-        );
-        assert_eq!(
-            decode_file_header(&h[..10], LOG_MAGIC),
-            Err(HeaderError::Short)
-        );
+        assert_eq!(decode_file_header(&h, IDX_MAGIC), Err(HeaderError::BadMagic));
+        assert_eq!(decode_file_header(&h[..10], LOG_MAGIC), Err(HeaderError::Short));
         let mut bad = h;
         bad[17] ^= 1;
-        assert_eq!(
-            decode_file_header(&bad, LOG_MAGIC),
-            Err(HeaderError::BadChecksum)
-        );
+        assert_eq!(decode_file_header(&bad, LOG_MAGIC), Err(HeaderError::BadChecksum));
     }
 
     #[test]
@@ -274,10 +265,7 @@ mod tests {
 
     #[test]
     fn index_entry_roundtrips_and_detects_flips() {
-        let slot = Slot {
-            entry: entry(),
-            position: 123,
-        };
+        let slot = Slot { entry: entry(), position: 123 };
         let b = encode_index_entry(&slot);
         assert_eq!(decode_index_entry(&b), Some(slot));
         for i in 0..INDEX_ENTRY_LEN {

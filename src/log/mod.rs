@@ -18,7 +18,7 @@
 //! Two locks, always taken in this order: `writer` (serialises appends, rollover and retention's
 //! changes to the active segment; held across `write(2)`) and then `state` (the in-memory segment
 //! list and the written / committed / durable ends; held only for in-memory work, never across
-//! I/O except when creating segment files during rollover, which readers may briefly wait on).
+//! I/O: rollover and retention create and delete files before and after taking it).
 //! Readers only take `state`, clone the `Arc`s of the segment files they need, and do their
 //! preads after releasing it. Visibility is the committed end: a reader never sees a record at
 //! or beyond it. The committed end is published on a `tokio::sync::watch` channel
@@ -199,12 +199,7 @@ pub enum LogError {
     /// Bytes on disk do not match their checksum or their index.
     #[error("corrupt {} at position {position}{}: {reason}", path.display(),
         offset.map(|o| format!(" (offset {o})")).unwrap_or_default())]
-    Corrupt {
-        path: PathBuf,
-        offset: Option<Offset>,
-        position: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: Option<Offset>, position: u64, reason: String },
     /// `wait_durable` was asked about an offset that has not been appended.
     #[error("offset {offset} has not been written (log end is {end})")]
     NotWritten { offset: Offset, end: Offset },
@@ -229,9 +224,7 @@ pub struct Log {
 
 impl fmt::Debug for Log {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Log")
-            .field("dir", &self.inner.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
     }
 }
 
@@ -274,9 +267,7 @@ struct State {
 impl State {
     /// First offset still stored.
     fn start(&self) -> Offset {
-        self.sealed
-            .first()
-            .map_or(self.active.base(), Segment::base)
+        self.sealed.first().map_or(self.active.base(), Segment::base)
     }
 
     fn bytes(&self) -> u64 {
@@ -367,10 +358,7 @@ pub(crate) mod testing {
     }
 
     pub fn config(sync: SyncPolicy) -> LogConfig {
-        LogConfig {
-            sync,
-            ..LogConfig::default()
-        }
+        LogConfig { sync, ..LogConfig::default() }
     }
 
     /// A record at `T0 + secs` seconds (both clocks) with `payload` and meta tagged by `secs`.
@@ -378,12 +366,7 @@ pub(crate) mod testing {
         let t = Timestamp::from_micros(T0 + secs * 1_000_000);
         let mut meta = [0u8; META_LEN];
         meta[..8].copy_from_slice(&secs.to_le_bytes());
-        NewRecord {
-            time: t,
-            arrival: t,
-            meta,
-            payload: Bytes::copy_from_slice(payload),
-        }
+        NewRecord { time: t, arrival: t, meta, payload: Bytes::copy_from_slice(payload) }
     }
 
     pub fn open(dir: &Path, config: LogConfig, clock: &Arc<ManualClock>) -> Log {
@@ -413,16 +396,11 @@ mod tests {
         let log = open(dir.path(), config(SyncPolicy::Never), &clock);
         assert_eq!(log.committed_end(), Offset(0));
         for i in 0..10 {
-            assert_eq!(
-                log.append(rec(i, format!("payload {i}").as_bytes()))?,
-                Offset(i as u64)
-            );
+            assert_eq!(log.append(rec(i, format!("payload {i}").as_bytes()))?, Offset(i as u64));
         }
         assert_eq!(log.committed_end(), Offset(10));
         for i in 0..10 {
-            let r = log
-                .read(Offset(i))?
-                .ok_or_else(|| anyhow::anyhow!("missing {i}"))?;
+            let r = log.read(Offset(i))?.ok_or_else(|| anyhow::anyhow!("missing {i}"))?;
             assert_eq!(r.payload, format!("payload {i}").as_bytes());
             assert_eq!(r.entry.offset, Offset(i));
             assert_eq!(r.entry.meta[..8], (i as i64).to_le_bytes());

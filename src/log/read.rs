@@ -28,10 +28,7 @@ enum Found {
 impl State {
     /// Position of the sealed segment holding `o`, if any.
     fn sealed_holding(&self, o: Offset) -> Option<usize> {
-        let i = self
-            .sealed
-            .partition_point(|s| s.base() <= o)
-            .checked_sub(1)?;
+        let i = self.sealed.partition_point(|s| s.base() <= o).checked_sub(1)?;
         (o < self.sealed[i].end()).then_some(i)
     }
 
@@ -42,9 +39,7 @@ impl State {
         }
         let active = &self.active;
         if o >= active.base() {
-            let slot = self
-                .active_slots
-                .get(usize::try_from(o.0 - active.base().0).ok()?)?;
+            let slot = self.active_slots.get(usize::try_from(o.0 - active.base().0).ok()?)?;
             return Some(Found::InMemory(active.files.clone(), *slot));
         }
         let seg = &self.sealed[self.sealed_holding(o)?];
@@ -54,9 +49,7 @@ impl State {
     /// The visible prefix of the active segment's index.
     fn visible_active(&self) -> &[Slot] {
         let n = self.committed.0.saturating_sub(self.active.base().0);
-        let n = usize::try_from(n)
-            .unwrap_or(usize::MAX)
-            .min(self.active_slots.len());
+        let n = usize::try_from(n).unwrap_or(usize::MAX).min(self.active_slots.len());
         &self.active_slots[..n]
     }
 }
@@ -101,9 +94,7 @@ impl Log {
         {
             let st = lock(&self.inner.state);
             let from = from.max(st.start());
-            let to = to
-                .min(st.committed)
-                .min(Offset(from.0.saturating_add(limit as u64)));
+            let to = to.min(st.committed).min(Offset(from.0.saturating_add(limit as u64)));
             if from >= to {
                 return Ok(Vec::new());
             }
@@ -121,9 +112,7 @@ impl Log {
                 let hi = (to.0 - active_base.0) as usize;
                 let visible = st.visible_active();
                 tail.extend(
-                    visible[lo.min(visible.len())..hi.min(visible.len())]
-                        .iter()
-                        .map(|s| s.entry),
+                    visible[lo.min(visible.len())..hi.min(visible.len())].iter().map(|s| s.entry),
                 );
                 total += tail.len();
             }
@@ -153,9 +142,7 @@ impl Log {
         let (files, count) = {
             let st = lock(&self.inner.state);
             // Keys never decrease along the log, so "segment's last key < t" is a prefix.
-            let i = st
-                .sealed
-                .partition_point(|s| s.last.is_none_or(|e| key.of(&e) < t));
+            let i = st.sealed.partition_point(|s| s.last.is_none_or(|e| key.of(&e) < t));
             match st.sealed.get(i) {
                 Some(seg) if seg.first.is_some_and(|e| key.of(&e) >= t) => return Ok(seg.base()),
                 Some(seg) => (seg.files.clone(), seg.count),
@@ -177,14 +164,10 @@ impl Log {
         let end = st.committed.max(start);
         let visible = st.visible_active();
         let (first, last) = if end > start {
-            let first = st
-                .sealed
-                .first()
-                .map_or_else(|| visible.first().map(|s| s.entry), |s| s.first);
-            let last = visible
-                .last()
-                .map(|s| s.entry)
-                .or_else(|| st.sealed.last().and_then(|s| s.last));
+            let first =
+                st.sealed.first().map_or_else(|| visible.first().map(|s| s.entry), |s| s.first);
+            let last =
+                visible.last().map(|s| s.entry).or_else(|| st.sealed.last().and_then(|s| s.last));
             (first, last)
         } else {
             (None, None)
@@ -209,10 +192,7 @@ mod tests {
     /// A log of `n` records one second apart with arrival 500 ms after time, in ~10 segments.
     fn many(dir: &std::path::Path, n: i64) -> anyhow::Result<Log> {
         let frame = 56 + 4;
-        let cfg = LogConfig {
-            segment_max_bytes: 32 + 10 * frame,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = LogConfig { segment_max_bytes: 32 + 10 * frame, ..config(SyncPolicy::Never) };
         let log = open(dir, cfg, &clock());
         for i in 0..n {
             let mut r = rec(i, b"abcd");
@@ -236,11 +216,7 @@ mod tests {
             assert_eq!(log.lower_bound(TimeKey::Time, at(i, 0))?, o, "time {i}");
             assert_eq!(log.lower_bound(TimeKey::Time, at(i, -1))?, o);
             assert_eq!(log.lower_bound(TimeKey::Time, at(i, 1))?, o.next());
-            assert_eq!(
-                log.lower_bound(TimeKey::Arrival, at(i, 500_000))?,
-                o,
-                "arrival {i}"
-            );
+            assert_eq!(log.lower_bound(TimeKey::Arrival, at(i, 500_000))?, o, "arrival {i}");
             assert_eq!(log.lower_bound(TimeKey::Arrival, at(i, 499_999))?, o);
             assert_eq!(log.lower_bound(TimeKey::Arrival, at(i, 500_001))?, o.next());
         }
@@ -252,10 +228,7 @@ mod tests {
     #[test]
     fn lower_bound_with_equal_times_finds_the_first() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let cfg = LogConfig {
-            segment_max_bytes: 32 + 2 * 57,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = LogConfig { segment_max_bytes: 32 + 2 * 57, ..config(SyncPolicy::Never) };
         let log = open(dir.path(), cfg, &clock());
         for i in [0, 1, 1, 1, 1, 1, 2] {
             log.append(rec(i, b"x"))?;
@@ -270,22 +243,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let log = many(dir.path(), 95)?;
         let offs = |v: Vec<IndexEntry>| v.into_iter().map(|e| e.offset.0).collect::<Vec<_>>();
-        assert_eq!(
-            offs(log.entries(Offset(0), Offset(95), 1000)?),
-            (0..95).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            offs(log.entries(Offset(7), Offset(33), 1000)?),
-            (7..33).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            offs(log.entries(Offset(7), Offset(33), 5)?),
-            (7..12).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            offs(log.entries(Offset(88), Offset(500), 1000)?),
-            (88..95).collect::<Vec<_>>()
-        );
+        assert_eq!(offs(log.entries(Offset(0), Offset(95), 1000)?), (0..95).collect::<Vec<_>>());
+        assert_eq!(offs(log.entries(Offset(7), Offset(33), 1000)?), (7..33).collect::<Vec<_>>());
+        assert_eq!(offs(log.entries(Offset(7), Offset(33), 5)?), (7..12).collect::<Vec<_>>());
+        assert_eq!(offs(log.entries(Offset(88), Offset(500), 1000)?), (88..95).collect::<Vec<_>>());
         assert!(log.entries(Offset(95), Offset(500), 10)?.is_empty());
         assert!(log.entries(Offset(10), Offset(5), 10)?.is_empty());
         assert!(log.entries(Offset(0), Offset(95), 0)?.is_empty());
@@ -310,19 +271,12 @@ mod tests {
             (s.start, s.end, s.records, s.first, s.last),
             (Offset(0), Offset(0), 0, None, None)
         );
-        assert_eq!(
-            log.lower_bound(TimeKey::Arrival, Timestamp::MIN)?,
-            Offset(0)
-        );
+        assert_eq!(log.lower_bound(TimeKey::Arrival, Timestamp::MIN)?, Offset(0));
         assert!(log.entries_rev(Offset(10), 10)?.is_empty());
         let log = many(&dir.path().join("m"), 25)?;
         let s = log.stats();
         assert_eq!(
-            (
-                s.records,
-                s.first.map(|e| e.offset),
-                s.last.map(|e| e.offset)
-            ),
+            (s.records, s.first.map(|e| e.offset), s.last.map(|e| e.offset)),
             (25, Some(Offset(0)), Some(Offset(24)))
         );
         Ok(())

@@ -88,14 +88,7 @@ pub(super) fn recover(dir: &Path) -> Result<State, LogError> {
 
 fn state_from(sealed: Vec<Segment>, active: Segment, active_slots: Vec<Slot>) -> State {
     let end = active.end();
-    State {
-        sealed,
-        active,
-        active_slots,
-        written: end,
-        committed: end,
-        durable: end,
-    }
+    State { sealed, active, active_slots, written: end, committed: end, durable: end }
 }
 
 fn corrupt(
@@ -104,36 +97,21 @@ fn corrupt(
     position: u64,
     reason: impl Into<String>,
 ) -> LogError {
-    LogError::Corrupt {
-        path: path.to_path_buf(),
-        offset,
-        position,
-        reason: reason.into(),
-    }
+    LogError::Corrupt { path: path.to_path_buf(), offset, position, reason: reason.into() }
 }
 
 fn file_len(file: &File, path: &Path) -> Result<u64, LogError> {
-    file.metadata()
-        .map(|m| m.len())
-        .map_err(io_err("stat", path))
+    file.metadata().map(|m| m.len()).map_err(io_err("stat", path))
 }
 
 /// Reads and checks the header of a `.log` (`idx == false`) or `.idx` file.
 fn check_header(files: &SegmentFiles, idx: bool) -> Result<(), String> {
-    let (file, magic) = if idx {
-        (&files.idx, IDX_MAGIC)
-    } else {
-        (&files.log, LOG_MAGIC)
-    };
+    let (file, magic) = if idx { (&files.idx, IDX_MAGIC) } else { (&files.log, LOG_MAGIC) };
     let mut h = [0u8; FILE_HEADER_LEN as usize];
-    file.read_exact_at(&mut h, 0)
-        .map_err(|e| format!("cannot read the file header: {e}"))?;
+    file.read_exact_at(&mut h, 0).map_err(|e| format!("cannot read the file header: {e}"))?;
     match format::decode_file_header(&h, magic) {
         Ok(base) if base == files.base => Ok(()),
-        Ok(base) => Err(format!(
-            "header names base offset {base}, file name {}",
-            files.base
-        )),
+        Ok(base) => Err(format!("header names base offset {base}, file name {}", files.base)),
         Err(e) => Err(format!("{e} ({})", format::hex_prefix(&h))),
     }
 }
@@ -144,12 +122,7 @@ fn recover_sealed(files: Arc<SegmentFiles>, next: Offset) -> Result<Segment, Log
     let idx_len = file_len(&files.idx, &files.idx_path)?;
     check_header(&files, false).map_err(|r| corrupt(&files.log_path, None, 0, r))?;
     let expected = next.0.checked_sub(files.base.0).ok_or_else(|| {
-        corrupt(
-            &files.log_path,
-            None,
-            0,
-            format!("segment overlaps the next one at {next}"),
-        )
+        corrupt(&files.log_path, None, 0, format!("segment overlaps the next one at {next}"))
     })?;
 
     if let Some(seg) = trusted_index(&files, log_len, idx_len, expected) {
@@ -173,10 +146,7 @@ fn recover_sealed(files: Arc<SegmentFiles>, next: Offset) -> Result<Segment, Log
         // Bytes after the last record no offset refers to.
         tracing::warn!(path = %files.log_path.display(), dropped_bytes = log_len - scan.good_len,
             "truncating unreferenced bytes at the end of a sealed segment");
-        files
-            .log
-            .set_len(scan.good_len)
-            .map_err(io_err("truncate", &files.log_path))?;
+        files.log.set_len(scan.good_len).map_err(io_err("truncate", &files.log_path))?;
     }
     write_index(&files, &[], &scan.slots)?;
     files.sync_data()?;
@@ -220,14 +190,8 @@ fn recover_tail(files: Arc<SegmentFiles>) -> Result<(Segment, Vec<Slot>), LogErr
         // Crashed while creating the segment: nothing was ever appended to it.
         tracing::warn!(path = %files.log_path.display(), "re-initialising a segment torn at creation");
         let header = format::encode_file_header(LOG_MAGIC, files.base);
-        files
-            .log
-            .set_len(0)
-            .map_err(io_err("truncate", &files.log_path))?;
-        files
-            .log
-            .write_all_at(&header, 0)
-            .map_err(io_err("write header", &files.log_path))?;
+        files.log.set_len(0).map_err(io_err("truncate", &files.log_path))?;
+        files.log.write_all_at(&header, 0).map_err(io_err("write header", &files.log_path))?;
     } else {
         check_header(&files, false).map_err(|r| corrupt(&files.log_path, None, 0, r))?;
     }
@@ -241,10 +205,7 @@ fn recover_tail(files: Arc<SegmentFiles>) -> Result<(Segment, Vec<Slot>), LogErr
             reason = scan.stopped.as_deref().unwrap_or(""),
             "truncating a torn or corrupt tail"
         );
-        files
-            .log
-            .set_len(scan.good_len)
-            .map_err(io_err("truncate", &files.log_path))?;
+        files.log.set_len(scan.good_len).map_err(io_err("truncate", &files.log_path))?;
     }
     let existing = read_existing_index(&files)?;
     write_index(&files, &existing, &scan.slots)?;
@@ -269,30 +230,18 @@ fn read_existing_index(files: &SegmentFiles) -> Result<Vec<Slot>, LogError> {
     }
     let mut buf = Vec::new();
     let mut r = &files.idx;
-    r.seek(SeekFrom::Start(FILE_HEADER_LEN))
-        .map_err(io_err("seek", &files.idx_path))?;
-    r.read_to_end(&mut buf)
-        .map_err(io_err("read index", &files.idx_path))?;
-    Ok(buf
-        .chunks_exact(INDEX_ENTRY_LEN)
-        .map_while(format::decode_index_entry)
-        .collect())
+    r.seek(SeekFrom::Start(FILE_HEADER_LEN)).map_err(io_err("seek", &files.idx_path))?;
+    r.read_to_end(&mut buf).map_err(io_err("read index", &files.idx_path))?;
+    Ok(buf.chunks_exact(INDEX_ENTRY_LEN).map_while(format::decode_index_entry).collect())
 }
 
 /// Makes the `.idx` hold exactly `slots`, keeping the prefix that `existing` already has right.
 fn write_index(files: &SegmentFiles, existing: &[Slot], slots: &[Slot]) -> Result<(), LogError> {
-    let keep = existing
-        .iter()
-        .zip(slots)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let keep = existing.iter().zip(slots).take_while(|(a, b)| a == b).count();
     let path = &files.idx_path;
     if keep == 0 {
         let header = format::encode_file_header(IDX_MAGIC, files.base);
-        files
-            .idx
-            .write_all_at(&header, 0)
-            .map_err(io_err("write header", path))?;
+        files.idx.write_all_at(&header, 0).map_err(io_err("write header", path))?;
     }
     let at = FILE_HEADER_LEN + (keep * INDEX_ENTRY_LEN) as u64;
     files.idx.set_len(at).map_err(io_err("truncate", path))?;
@@ -303,10 +252,7 @@ fn write_index(files: &SegmentFiles, existing: &[Slot], slots: &[Slot]) -> Resul
     if keep < slots.len() {
         tracing::info!(path = %path.display(), entries = slots.len() - keep, "rewriting index entries");
     }
-    files
-        .idx
-        .write_all_at(&buf, at)
-        .map_err(io_err("write index", path))
+    files.idx.write_all_at(&buf, at).map_err(io_err("write index", path))
 }
 
 /// Result of scanning a `.log` file.
@@ -323,26 +269,16 @@ struct Scan {
 fn scan(files: &SegmentFiles, log_len: u64) -> Result<Scan, LogError> {
     let path = &files.log_path;
     let mut file = &files.log;
-    file.seek(SeekFrom::Start(FILE_HEADER_LEN))
-        .map_err(io_err("seek", path))?;
+    file.seek(SeekFrom::Start(FILE_HEADER_LEN)).map_err(io_err("seek", path))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut slots: Vec<Slot> = Vec::new();
     let mut pos = FILE_HEADER_LEN;
     let mut chunk = vec![0u8; 64 * 1024];
-    let stop = |slots: Vec<Slot>, pos, why: String| {
-        Ok(Scan {
-            slots,
-            good_len: pos,
-            stopped: Some(why),
-        })
-    };
+    let stop =
+        |slots: Vec<Slot>, pos, why: String| Ok(Scan { slots, good_len: pos, stopped: Some(why) });
     while pos < log_len {
         if log_len - pos < FRAME_HEADER_LEN as u64 {
-            return stop(
-                slots,
-                pos,
-                format!("{} bytes of a partial frame header", log_len - pos),
-            );
+            return stop(slots, pos, format!("{} bytes of a partial frame header", log_len - pos));
         }
         let mut h = [0u8; FRAME_HEADER_LEN];
         r.read_exact(&mut h).map_err(io_err("read", path))?;
@@ -351,11 +287,7 @@ fn scan(files: &SegmentFiles, log_len: u64) -> Result<Scan, LogError> {
         let end = pos + FRAME_HEADER_LEN as u64 + u64::from(e.len);
         let expected = Offset(files.base.0 + slots.len() as u64);
         if end > log_len {
-            return stop(
-                slots,
-                pos,
-                format!("frame of {} bytes runs past the end", e.len),
-            );
+            return stop(slots, pos, format!("frame of {} bytes runs past the end", e.len));
         }
         if e.offset != expected {
             return stop(
@@ -375,38 +307,22 @@ fn scan(files: &SegmentFiles, log_len: u64) -> Result<Scan, LogError> {
         let mut left = e.len as usize;
         while left > 0 {
             let n = left.min(chunk.len());
-            r.read_exact(&mut chunk[..n])
-                .map_err(|err| match err.kind() {
-                    io::ErrorKind::UnexpectedEof => {
-                        corrupt(path, Some(expected), pos, "file shrank during recovery")
-                    }
-                    _ => LogError::Io {
-                        op: "read",
-                        path: path.clone(),
-                        source: err,
-                    },
-                })?;
+            r.read_exact(&mut chunk[..n]).map_err(|err| match err.kind() {
+                io::ErrorKind::UnexpectedEof => {
+                    corrupt(path, Some(expected), pos, "file shrank during recovery")
+                }
+                _ => LogError::Io { op: "read", path: path.clone(), source: err },
+            })?;
             crc = crc32c::crc32c_append(crc, &chunk[..n]);
             left -= n;
         }
         if crc != frame.crc {
-            return stop(
-                slots,
-                pos,
-                format!("checksum mismatch at offset {expected}"),
-            );
+            return stop(slots, pos, format!("checksum mismatch at offset {expected}"));
         }
-        slots.push(Slot {
-            entry: e,
-            position: pos,
-        });
+        slots.push(Slot { entry: e, position: pos });
         pos = end;
     }
-    Ok(Scan {
-        slots,
-        good_len: pos,
-        stopped: None,
-    })
+    Ok(Scan { slots, good_len: pos, stopped: None })
 }
 
 #[cfg(test)]
@@ -423,15 +339,10 @@ mod tests {
     fn check_all(log: &Log, n: u64) -> anyhow::Result<()> {
         assert_eq!(log.committed_end(), Offset(n));
         for i in 0..n {
-            let r = log
-                .read(Offset(i))?
-                .ok_or_else(|| anyhow::anyhow!("offset {i} missing"))?;
+            let r = log.read(Offset(i))?.ok_or_else(|| anyhow::anyhow!("offset {i} missing"))?;
             assert_eq!(r.payload, payload(i as i64));
         }
-        assert_eq!(
-            log.entries(Offset(0), Offset(u64::MAX), usize::MAX)?.len() as u64,
-            n
-        );
+        assert_eq!(log.entries(Offset(0), Offset(u64::MAX), usize::MAX)?.len() as u64, n);
         Ok(())
     }
 
@@ -439,10 +350,7 @@ mod tests {
     fn restart_continues_offsets() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let clock = clock();
-        let cfg = || LogConfig {
-            segment_max_bytes: 400,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = || LogConfig { segment_max_bytes: 400, ..config(SyncPolicy::Never) };
         {
             let log = open(dir.path(), cfg(), &clock);
             for i in 0..10 {
@@ -517,9 +425,7 @@ mod tests {
             }
         }
         let frame = (FRAME_HEADER_LEN + payload(0).len()) as u64;
-        let f = OpenOptions::new()
-            .write(true)
-            .open(segment::log_path(dir.path(), Offset(0)))?;
+        let f = OpenOptions::new().write(true).open(segment::log_path(dir.path(), Offset(0)))?;
         // A byte in the payload of record 3.
         f.write_all_at(b"!", FILE_HEADER_LEN + 3 * frame + 60)?;
         drop(f);
@@ -532,32 +438,20 @@ mod tests {
     fn corrupt_byte_in_a_sealed_segment_is_reported_on_read() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let clock = clock();
-        let cfg = || LogConfig {
-            segment_max_bytes: 300,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = || LogConfig { segment_max_bytes: 300, ..config(SyncPolicy::Never) };
         {
             let log = open(dir.path(), cfg(), &clock);
             for i in 0..10 {
                 log.append(rec(i, &payload(i)))?;
             }
         }
-        let f = OpenOptions::new()
-            .write(true)
-            .open(segment::log_path(dir.path(), Offset(0)))?;
+        let f = OpenOptions::new().write(true).open(segment::log_path(dir.path(), Offset(0)))?;
         f.write_all_at(b"!", FILE_HEADER_LEN + 70)?;
         drop(f);
         let log = open(dir.path(), cfg(), &clock);
         let err = log.read(Offset(0)).err();
         assert!(
-            matches!(
-                err,
-                Some(LogError::Corrupt {
-                    offset: Some(Offset(0)),
-                    position: 32,
-                    ..
-                })
-            ),
+            matches!(err, Some(LogError::Corrupt { offset: Some(Offset(0)), position: 32, .. })),
             "{err:?}"
         );
         assert!(log.read(Offset(1))?.is_some());
@@ -568,10 +462,7 @@ mod tests {
     fn damaged_sealed_index_is_rebuilt() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let clock = clock();
-        let cfg = || LogConfig {
-            segment_max_bytes: 300,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = || LogConfig { segment_max_bytes: 300, ..config(SyncPolicy::Never) };
         {
             let log = open(dir.path(), cfg(), &clock);
             for i in 0..10 {
@@ -580,10 +471,7 @@ mod tests {
         }
         let idx = segment::idx_path(dir.path(), Offset(0));
         let len = std::fs::metadata(&idx)?.len();
-        OpenOptions::new()
-            .write(true)
-            .open(&idx)?
-            .set_len(len - 10)?;
+        OpenOptions::new().write(true).open(&idx)?.set_len(len - 10)?;
         std::fs::remove_file(segment::idx_path(dir.path(), Offset(3)))?;
         check_all(&open(dir.path(), cfg(), &clock), 10)?;
         assert_eq!(std::fs::metadata(&idx)?.len(), len);
@@ -594,10 +482,7 @@ mod tests {
     fn hole_in_the_segments_is_refused() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let clock = clock();
-        let cfg = || LogConfig {
-            segment_max_bytes: 300,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = || LogConfig { segment_max_bytes: 300, ..config(SyncPolicy::Never) };
         {
             let log = open(dir.path(), cfg(), &clock);
             for i in 0..10 {

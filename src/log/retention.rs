@@ -123,12 +123,7 @@ impl Log {
                     bytes = seg.bytes(),
                     "retention deleted a segment"
                 );
-                deleted.push(DeletedRange {
-                    first,
-                    last,
-                    records: seg.count,
-                    bytes: seg.bytes(),
-                });
+                deleted.push(DeletedRange { first, last, records: seg.count, bytes: seg.bytes() });
             }
         }
         if let Err(e) = segment::sync_dir(&inner.dir) {
@@ -146,10 +141,7 @@ mod tests {
 
     /// 30 records one second apart, 3 per segment (10 segments).
     fn setup(dir: &std::path::Path, clock: &Arc<crate::clock::ManualClock>) -> anyhow::Result<Log> {
-        let cfg = LogConfig {
-            segment_max_bytes: 32 + 3 * 66,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = LogConfig { segment_max_bytes: 32 + 3 * 66, ..config(SyncPolicy::Never) };
         let log = open(dir, cfg, clock);
         for i in 0..30 {
             log.append(rec(i, b"0123456789"))?;
@@ -167,10 +159,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let clock = clock();
         let log = setup(dir.path(), &clock)?;
-        let r = Retention {
-            max_age: Some(Duration::from_secs(100)),
-            max_bytes: None,
-        };
+        let r = Retention { max_age: Some(Duration::from_secs(100)), max_bytes: None };
         // Cutoff at second 8: segments [0..3) and [3..6) have their last record (2, 5) before it;
         // [6..9) ends at 8, not before the cutoff.
         let gone = log.enforce_retention(&r, secs(108))?;
@@ -196,10 +185,7 @@ mod tests {
         assert_eq!(gone.len(), 8);
         assert_eq!(gone[7].last.offset, Offset(29));
         let s = log.stats();
-        assert_eq!(
-            (s.start, s.end, s.records, s.segments),
-            (Offset(30), Offset(30), 0, 1)
-        );
+        assert_eq!((s.start, s.end, s.records, s.segments), (Offset(30), Offset(30), 0, 1));
         assert_eq!(log.append(rec(40, b"again"))?, Offset(30));
         drop(log);
         let log = open(dir.path(), config(SyncPolicy::Never), &clock);
@@ -219,18 +205,12 @@ mod tests {
         let clock = clock();
         let log = setup(dir.path(), &clock)?;
         let seg_bytes = 32 + 3 * 66 + 32 + 3 * 64;
-        let r = Retention {
-            max_age: None,
-            max_bytes: Some(4 * seg_bytes),
-        };
+        let r = Retention { max_age: None, max_bytes: Some(4 * seg_bytes) };
         let gone = log.enforce_retention(&r, secs(0))?;
         assert_eq!(gone.len(), 6);
         assert_eq!(log.stats().bytes, 4 * seg_bytes);
         assert_eq!(log.start(), Offset(18));
-        let r = Retention {
-            max_age: None,
-            max_bytes: Some(1),
-        };
+        let r = Retention { max_age: None, max_bytes: Some(1) };
         let gone = log.enforce_retention(&r, secs(0))?;
         assert_eq!(gone.len(), 3);
         let s = log.stats();
@@ -246,10 +226,7 @@ mod tests {
         // What `Log::read` holds between finding the record and reading it.
         let files = lock(&log.inner.state).sealed[0].files.clone();
         let slot = files.read_slot(1)?;
-        let r = Retention {
-            max_age: Some(Duration::from_secs(1)),
-            max_bytes: None,
-        };
+        let r = Retention { max_age: Some(Duration::from_secs(1)), max_bytes: None };
         assert_eq!(log.enforce_retention(&r, secs(100))?.len(), 10);
         assert!(!files.log_path.exists());
         let rec = files.read_record(&slot)?;
@@ -263,15 +240,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let clock = clock();
         let log = open(dir.path(), config(SyncPolicy::Always), &clock);
-        log.inner
-            .commit
-            .delay_ms
-            .store(300, std::sync::atomic::Ordering::Relaxed);
+        log.inner.commit.delay_ms.store(300, std::sync::atomic::Ordering::Relaxed);
         log.append(rec(0, b"x"))?;
-        let r = Retention {
-            max_age: Some(Duration::from_secs(1)),
-            max_bytes: None,
-        };
+        let r = Retention { max_age: Some(Duration::from_secs(1)), max_bytes: None };
         assert!(log.enforce_retention(&r, secs(100))?.is_empty());
         log.sync()?;
         assert_eq!(log.enforce_retention(&r, secs(100))?.len(), 1);

@@ -51,9 +51,7 @@ pub(super) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) ->
 
 /// Opens `dir` and fsyncs it, so that file creations and unlinks in it are durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
 }
 
 /// The two open files of one segment.
@@ -89,13 +87,7 @@ impl SegmentFiles {
         // index", while an `.idx` without a `.log` is simply ignored and removed.
         let idx = create(&idx_path, IDX_MAGIC)?;
         let log = create(&log_path, LOG_MAGIC)?;
-        Ok(SegmentFiles {
-            base,
-            log,
-            idx,
-            log_path,
-            idx_path,
-        })
+        Ok(SegmentFiles { base, log, idx, log_path, idx_path })
     }
 
     /// Opens the files of an existing segment for reading and writing. A missing `.idx` is
@@ -115,23 +107,13 @@ impl SegmentFiles {
             .truncate(false)
             .open(&idx_path)
             .map_err(io_err("open", &idx_path))?;
-        Ok(SegmentFiles {
-            base,
-            log,
-            idx,
-            log_path,
-            idx_path,
-        })
+        Ok(SegmentFiles { base, log, idx, log_path, idx_path })
     }
 
     /// fdatasync of both files: the data first, then the index that points into it.
     pub fn sync_data(&self) -> Result<(), LogError> {
-        self.log
-            .sync_data()
-            .map_err(io_err("fdatasync", &self.log_path))?;
-        self.idx
-            .sync_data()
-            .map_err(io_err("fdatasync", &self.idx_path))
+        self.log.sync_data().map_err(io_err("fdatasync", &self.log_path))?;
+        self.idx.sync_data().map_err(io_err("fdatasync", &self.idx_path))
     }
 
     fn corrupt(
@@ -141,12 +123,7 @@ impl SegmentFiles {
         position: u64,
         reason: String,
     ) -> LogError {
-        LogError::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            position,
-            reason,
-        }
+        LogError::Corrupt { path: path.to_path_buf(), offset, position, reason }
     }
 
     /// Reads `n` consecutive index entries starting at the `rel`-th record of the segment, with
@@ -157,24 +134,18 @@ impl SegmentFiles {
         }
         let position = FILE_HEADER_LEN + rel * INDEX_ENTRY_LEN as u64;
         let mut buf = vec![0u8; n * INDEX_ENTRY_LEN];
-        self.idx
-            .read_exact_at(&mut buf, position)
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::UnexpectedEof {
-                    self.corrupt(
-                        &self.idx_path,
-                        Some(Offset(self.base.0 + rel)),
-                        position,
-                        format!("index is shorter than the {n} entries expected"),
-                    )
-                } else {
-                    LogError::Io {
-                        op: "read index",
-                        path: self.idx_path.clone(),
-                        source,
-                    }
-                }
-            })?;
+        self.idx.read_exact_at(&mut buf, position).map_err(|source| {
+            if source.kind() == io::ErrorKind::UnexpectedEof {
+                self.corrupt(
+                    &self.idx_path,
+                    Some(Offset(self.base.0 + rel)),
+                    position,
+                    format!("index is shorter than the {n} entries expected"),
+                )
+            } else {
+                LogError::Io { op: "read index", path: self.idx_path.clone(), source }
+            }
+        })?;
         let mut out = Vec::with_capacity(n);
         for (i, chunk) in buf.chunks_exact(INDEX_ENTRY_LEN).enumerate() {
             let expected = Offset(self.base.0 + rel + i as u64);
@@ -194,10 +165,7 @@ impl SegmentFiles {
                         &self.idx_path,
                         Some(expected),
                         at,
-                        format!(
-                            "index entry checksum mismatch ({})",
-                            format::hex_prefix(chunk)
-                        ),
+                        format!("index entry checksum mismatch ({})", format::hex_prefix(chunk)),
                     ));
                 }
             }
@@ -209,12 +177,7 @@ impl SegmentFiles {
     pub fn read_slot(&self, rel: u64) -> Result<Slot, LogError> {
         let mut v = self.read_slots(rel, 1)?;
         v.pop().ok_or_else(|| {
-            self.corrupt(
-                &self.idx_path,
-                Some(Offset(self.base.0 + rel)),
-                0,
-                "no entry".into(),
-            )
+            self.corrupt(&self.idx_path, Some(Offset(self.base.0 + rel)), 0, "no entry".into())
         })
     }
 
@@ -239,24 +202,18 @@ impl SegmentFiles {
         let want = slot.entry;
         let total = FRAME_HEADER_LEN + want.len as usize;
         let mut buf = vec![0u8; total];
-        self.log
-            .read_exact_at(&mut buf, slot.position)
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::UnexpectedEof {
-                    self.corrupt(
-                        &self.log_path,
-                        Some(want.offset),
-                        slot.position,
-                        "record extends past the end of the file".into(),
-                    )
-                } else {
-                    LogError::Io {
-                        op: "read record",
-                        path: self.log_path.clone(),
-                        source,
-                    }
-                }
-            })?;
+        self.log.read_exact_at(&mut buf, slot.position).map_err(|source| {
+            if source.kind() == io::ErrorKind::UnexpectedEof {
+                self.corrupt(
+                    &self.log_path,
+                    Some(want.offset),
+                    slot.position,
+                    "record extends past the end of the file".into(),
+                )
+            } else {
+                LogError::Io { op: "read record", path: self.log_path.clone(), source }
+            }
+        })?;
         let mut header = [0u8; FRAME_HEADER_LEN];
         header.copy_from_slice(&buf[..FRAME_HEADER_LEN]);
         let decoded = format::decode_frame_header(&header);
@@ -265,10 +222,7 @@ impl SegmentFiles {
                 &self.log_path,
                 Some(want.offset),
                 slot.position,
-                format!(
-                    "record checksum mismatch (header {})",
-                    format::hex_prefix(&header)
-                ),
+                format!("record checksum mismatch (header {})", format::hex_prefix(&header)),
             ));
         }
         if decoded.entry != want {
@@ -276,17 +230,11 @@ impl SegmentFiles {
                 &self.log_path,
                 Some(want.offset),
                 slot.position,
-                format!(
-                    "record header {:?} does not match its index entry",
-                    decoded.entry
-                ),
+                format!("record header {:?} does not match its index entry", decoded.entry),
             ));
         }
         let payload = Bytes::from(buf).slice(FRAME_HEADER_LEN..);
-        Ok(Record {
-            entry: want,
-            payload,
-        })
+        Ok(Record { entry: want, payload })
     }
 }
 

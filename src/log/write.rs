@@ -50,10 +50,7 @@ pub(super) struct Writer {
 impl Writer {
     /// The writer for a freshly recovered (or retention-reset) state.
     pub(super) fn new(state: &State) -> Writer {
-        let last = state
-            .active
-            .last
-            .or_else(|| state.sealed.last().and_then(|s| s.last));
+        let last = state.active.last.or_else(|| state.sealed.last().and_then(|s| s.last));
         Writer {
             files: state.active.files.clone(),
             next: state.written,
@@ -90,12 +87,8 @@ impl Writer {
     fn repair(&mut self) -> Result<(), LogError> {
         if self.dirty {
             let f = &self.files;
-            f.log
-                .set_len(self.log_len)
-                .map_err(io_err("truncate", &f.log_path))?;
-            f.idx
-                .set_len(self.idx_len)
-                .map_err(io_err("truncate", &f.idx_path))?;
+            f.log.set_len(self.log_len).map_err(io_err("truncate", &f.log_path))?;
+            f.idx.set_len(self.idx_len).map_err(io_err("truncate", &f.idx_path))?;
             self.dirty = false;
         }
         Ok(())
@@ -108,8 +101,7 @@ impl Writer {
             if (buf.len() as u64) > budget {
                 let part = usize::try_from(budget).unwrap_or(buf.len());
                 self.fail_after = None;
-                file.write_all_at(&buf[..part], pos)
-                    .map_err(io_err("write", path))?;
+                file.write_all_at(&buf[..part], pos).map_err(io_err("write", path))?;
                 return Err(io_err("write", path)(std::io::Error::from(
                     std::io::ErrorKind::StorageFull,
                 )));
@@ -183,17 +175,12 @@ impl Log {
         let mut batch_bytes = 0u64;
         for rec in &recs {
             if u32::try_from(rec.payload.len()).is_err() {
-                return Err(LogError::PayloadTooLarge {
-                    len: rec.payload.len(),
-                });
+                return Err(LogError::PayloadTooLarge { len: rec.payload.len() });
             }
             if let Some(last) = last_time
                 && rec.time < last
             {
-                return Err(LogError::TimeWentBackwards {
-                    last,
-                    got: rec.time,
-                });
+                return Err(LogError::TimeWentBackwards { last, got: rec.time });
             }
             last_time = Some(rec.time);
             batch_bytes += (FRAME_HEADER_LEN + rec.payload.len()) as u64;
@@ -230,9 +217,7 @@ impl Log {
         }
 
         // Data first, then the index that points into it; on failure, back to a clean end.
-        let written = w
-            .write_frames(&slots, &payloads)
-            .and_then(|()| w.write_index(&slots));
+        let written = w.write_frames(&slots, &payloads).and_then(|()| w.write_index(&slots));
         if let Err(e) = written {
             w.dirty = true;
             if let Err(repair) = w.repair() {
@@ -278,9 +263,7 @@ impl Inner {
     fn should_roll(&self, w: &Writer, batch_bytes: u64) -> bool {
         let too_big = w.log_len.saturating_add(batch_bytes) > self.config.segment_max_bytes;
         let max_age = i64::try_from(self.config.segment_max_age.as_micros()).unwrap_or(i64::MAX);
-        let too_old = w
-            .opened_at
-            .is_some_and(|t| self.clock.now().micros_since(t) >= max_age);
+        let too_old = w.opened_at.is_some_and(|t| self.clock.now().micros_since(t) >= max_age);
         too_big || too_old
     }
 
@@ -340,16 +323,10 @@ mod tests {
         let log = open(dir.path(), config(SyncPolicy::Never), &clock());
         log.append(rec(10, b"a"))?;
         let err = log.append(rec(9, b"b")).err();
-        assert!(
-            matches!(err, Some(LogError::TimeWentBackwards { .. })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Some(LogError::TimeWentBackwards { .. })), "{err:?}");
         // A batch is validated as a whole: the good first record is not written either.
         let err = log.append_batch(vec![rec(11, b"c"), rec(10, b"d")]).err();
-        assert!(
-            matches!(err, Some(LogError::TimeWentBackwards { .. })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Some(LogError::TimeWentBackwards { .. })), "{err:?}");
         assert_eq!(log.committed_end(), Offset(1));
         // Equal times are fine.
         assert_eq!(log.append(rec(10, b"e"))?, Offset(1));
@@ -364,9 +341,7 @@ mod tests {
         let mut r = rec(11, b"b");
         r.arrival = rec(5, b"").arrival;
         log.append(r)?;
-        let e = log
-            .entry(Offset(1))?
-            .ok_or_else(|| anyhow::anyhow!("missing"))?;
+        let e = log.entry(Offset(1))?.ok_or_else(|| anyhow::anyhow!("missing"))?;
         assert_eq!(e.arrival, rec(10, b"").arrival);
         assert_eq!(e.time, rec(11, b"").time);
         Ok(())
@@ -380,24 +355,15 @@ mod tests {
         let big = vec![7u8; COALESCE_MAX + 1];
         let r = log.append_batch(vec![rec(1, b"a"), rec(2, &big), rec(3, b"c")])?;
         assert_eq!(r, Offset(0)..Offset(3));
-        assert_eq!(
-            log.read(Offset(1))?.map(|r| r.payload.len()),
-            Some(big.len())
-        );
-        assert_eq!(
-            log.read(Offset(2))?.map(|r| r.payload),
-            Some(Bytes::from_static(b"c"))
-        );
+        assert_eq!(log.read(Offset(1))?.map(|r| r.payload.len()), Some(big.len()));
+        assert_eq!(log.read(Offset(2))?.map(|r| r.payload), Some(Bytes::from_static(b"c")));
         Ok(())
     }
 
     #[test]
     fn rolls_by_size_and_big_records_get_their_own_segment() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let cfg = LogConfig {
-            segment_max_bytes: 32 + 3 * 66,
-            ..config(SyncPolicy::Never)
-        };
+        let cfg = LogConfig { segment_max_bytes: 32 + 3 * 66, ..config(SyncPolicy::Never) };
         let log = open(dir.path(), cfg, &clock());
         for i in 0..7 {
             log.append(rec(i, b"0123456789"))?; // 56 + 10 = 66 bytes a frame
@@ -418,10 +384,8 @@ mod tests {
     fn rolls_by_age() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let clock = clock();
-        let cfg = LogConfig {
-            segment_max_age: Duration::from_secs(60),
-            ..config(SyncPolicy::Never)
-        };
+        let cfg =
+            LogConfig { segment_max_age: Duration::from_secs(60), ..config(SyncPolicy::Never) };
         let log = open(dir.path(), cfg, &clock);
         log.append(rec(0, b"a"))?;
         clock.advance(Duration::from_secs(59));
@@ -451,10 +415,7 @@ mod tests {
             drop(log);
             let log = open(&path, config(SyncPolicy::Never), &clock);
             assert_eq!(log.committed_end(), Offset(2));
-            assert_eq!(
-                log.read(Offset(1))?.map(|r| r.payload),
-                Some(Bytes::from_static(b"third"))
-            );
+            assert_eq!(log.read(Offset(1))?.map(|r| r.payload), Some(Bytes::from_static(b"third")));
         }
         Ok(())
     }

@@ -55,7 +55,8 @@ fn header(buf: &[u8], pos: usize, limit: usize) -> Result<BoxHeader, TimelineErr
         }
         n => (u64::from(n), pos + 8),
     };
-    let end = usize::try_from(size).ok().and_then(|s| pos.checked_add(s)).ok_or(bad("size overflows"))?;
+    let end =
+        usize::try_from(size).ok().and_then(|s| pos.checked_add(s)).ok_or(bad("size overflows"))?;
     if end > limit || end < body {
         return Err(bad("box size outside its parent"));
     }
@@ -178,8 +179,19 @@ mod tests {
             v
         }
         let mfhd = bx(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 1]);
-        let traf1 = bx(b"traf", &[bx(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 1]), bx(b"tfdt", &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b, 0xb8])].concat());
-        let traf2 = bx(b"traf", &[bx(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 2]), bx(b"tfdt", &[0, 0, 0, 0, 0, 0, 0, 7])].concat());
+        let traf1 = bx(
+            b"traf",
+            &[
+                bx(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 1]),
+                bx(b"tfdt", &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b, 0xb8]),
+            ]
+            .concat(),
+        );
+        let traf2 = bx(
+            b"traf",
+            &[bx(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 2]), bx(b"tfdt", &[0, 0, 0, 0, 0, 0, 0, 7])]
+                .concat(),
+        );
         let moof = bx(b"moof", &[mfhd, traf1, traf2].concat());
         [moof, bx(b"mdat", b"media")].concat()
     }

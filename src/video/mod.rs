@@ -67,9 +67,7 @@ impl VideoStream {
         let inits = Log::open(&dir.join("inits"), log_config.clone(), clock.clone())?;
         let last = fragments.stats().last.map(|e| FragmentInfo::from_entry(&e));
         let last_init = match inits.stats().last {
-            Some(e) => inits
-                .read(e.offset)?
-                .map(|r| (offset_u32(e.offset), r.payload)),
+            Some(e) => inits.read(e.offset)?.map(|r| (offset_u32(e.offset), r.payload)),
             None => None,
         };
         let stream = VideoStream {
@@ -88,10 +86,10 @@ impl VideoStream {
         stream.update_stored_gauges();
         // Series start at zero rather than appearing on the first deletion.
         let label = Metrics::stream(stream.name.as_str());
-        stream.metrics.retention_deleted_fragments.get_or_create(&label);
-        stream.metrics.retention_deleted_bytes.get_or_create(&label);
-        stream.metrics.ingest_fragments.get_or_create(&label);
-        stream.metrics.ingest_bytes.get_or_create(&label);
+        stream.metrics.retention_deleted_fragments.get_or_create(&label).inc_by(0);
+        stream.metrics.retention_deleted_bytes.get_or_create(&label).inc_by(0);
+        stream.metrics.ingest_fragments.get_or_create(&label).inc_by(0);
+        stream.metrics.ingest_bytes.get_or_create(&label).inc_by(0);
         Ok(stream)
     }
 
@@ -147,11 +145,10 @@ impl VideoStream {
     /// Stores an init segment, reusing the last id when the bytes are identical.
     fn store_init(&self, bytes: &Bytes, now: Timestamp) -> Result<u32> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((id, last)) = &w.last_init {
-            if last == bytes {
+        if let Some((id, last)) = &w.last_init
+            && last == bytes {
                 return Ok(*id);
             }
-        }
         let end = self.inits.committed_end();
         if end.0 > u64::from(u32::MAX) {
             return Err(Error::internal("too many init segments"));
@@ -216,16 +213,16 @@ impl VideoStream {
 
     /// Reads one fragment's bytes (CRC-checked). `None` if it does not exist (any more).
     pub fn read_fragment(&self, n: Offset) -> Result<Option<(FragmentInfo, Bytes)>> {
-        Ok(self
-            .fragments
-            .read(n)?
-            .map(|r| (FragmentInfo::from_entry(&r.entry), r.payload)))
+        Ok(self.fragments.read(n)?.map(|r| (FragmentInfo::from_entry(&r.entry), r.payload)))
     }
 
     /// Reads one fragment as it is served: with every track's decode time moved onto the
     /// producer-timestamp timeline (see `media::timeline`). The stored bytes are unchanged; the
     /// result is slices of them. Falls back to the stored bytes if the moof cannot be retimed.
-    pub fn read_fragment_for_playback(&self, n: Offset) -> Result<Option<(FragmentInfo, Vec<Bytes>)>> {
+    pub fn read_fragment_for_playback(
+        &self,
+        n: Offset,
+    ) -> Result<Option<(FragmentInfo, Vec<Bytes>)>> {
         let Some((info, bytes)) = self.read_fragment(n)? else { return Ok(None) };
         Ok(Some((info, self.retime(&info, bytes)?)))
     }

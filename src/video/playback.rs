@@ -88,12 +88,7 @@ pub struct FragmentPage {
 
 impl VideoStream {
     fn infos(&self, from: Offset, to: Offset, limit: usize) -> Result<Vec<FragmentInfo>> {
-        Ok(self
-            .fragments
-            .entries(from, to, limit)?
-            .iter()
-            .map(FragmentInfo::from_entry)
-            .collect())
+        Ok(self.fragments.entries(from, to, limit)?.iter().map(FragmentInfo::from_entry).collect())
     }
 
     /// Fragments with `start <= t <= end` on the chosen clock, in fragment-number order.
@@ -156,16 +151,14 @@ impl VideoStream {
         };
         if let Some(t) = start {
             // The fragment before `from` may still be playing at `start`.
-            if from > first_offset {
-                if let Some(prev) = self.fragment(Offset(from.0 - 1))? {
-                    let prev_end =
-                        prev.time(clock).add_micros(i64::from(prev.meta.duration_us));
+            if from > first_offset
+                && let Some(prev) = self.fragment(Offset(from.0 - 1))? {
+                    let prev_end = prev.time(clock).add_micros(i64::from(prev.meta.duration_us));
                     // Overlaps under a millisecond (the API's precision) do not count.
                     if prev_end > t.add_micros(1000) {
                         from = prev.number;
                     }
                 }
-            }
         }
         let to = match end {
             Some(t) => self.fragments.lower_bound(key, t)?,
@@ -234,11 +227,10 @@ impl VideoStream {
                 segs.remove(0);
             }
             if segs.len() > count || got_all || want > 100_000 {
-                if let Some(last) = segs.last() {
-                    if self.is_live() && !self.trailing_segment_complete(last)? {
+                if let Some(last) = segs.last()
+                    && self.is_live() && !self.trailing_segment_complete(last)? {
                         segs.pop();
                     }
-                }
                 let skip = segs.len().saturating_sub(count);
                 return Ok(segs.split_off(skip));
             }
@@ -289,7 +281,13 @@ mod tests {
             size: 100,
             producer_ts: Timestamp::from_millis(n as i64 * 200),
             server_ts: Timestamp::from_millis(n as i64 * 200),
-            meta: FragmentMeta { flags, duration_us: 200_000, init_id: init, segment: 0, discontinuity: 0 },
+            meta: FragmentMeta {
+                flags,
+                duration_us: 200_000,
+                init_id: init,
+                segment: 0,
+                discontinuity: 0,
+            },
         }
     }
 

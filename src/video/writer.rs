@@ -156,11 +156,10 @@ impl ProducerSession {
 
     /// Records a new init segment (the session's first, or a codec change mid-stream).
     pub fn set_init(&mut self, init: &InitSegment) -> Result<u32, IngestError> {
-        let timing = init
-            .video()
-            .or_else(|| init.tracks.first())
-            .cloned()
-            .ok_or_else(|| IngestError::new(IngestErrorCode::InvalidMedia, "moov has no tracks"))?;
+        let timing =
+            init.video().or_else(|| init.tracks.first()).cloned().ok_or_else(|| {
+                IngestError::new(IngestErrorCode::InvalidMedia, "moov has no tracks")
+            })?;
         if timing.timescale == 0 {
             return Err(IngestError::new(
                 IngestErrorCode::InvalidMedia,
@@ -231,8 +230,8 @@ impl ProducerSession {
             ));
         }
         let decode = timing.base_decode_time;
-        if let Some(last) = self.last_decode_time {
-            if decode < last {
+        if let Some(last) = self.last_decode_time
+            && decode < last {
                 return Err(IngestError::new(
                     IngestErrorCode::FragmentTimecodeLesserThanPrevious,
                     format!(
@@ -241,12 +240,11 @@ impl ProducerSession {
                     ),
                 ));
             }
-        }
         let producer_ts = self.producer_timestamp(decode, timescale)?;
 
         let mut state = self.stream.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(last) = &state.last {
-            if producer_ts < last.producer_ts {
+        if let Some(last) = &state.last
+            && producer_ts < last.producer_ts {
                 return Err(IngestError::new(
                     IngestErrorCode::FragmentTimecodeLesserThanPrevious,
                     format!(
@@ -255,7 +253,6 @@ impl ProducerSession {
                     ),
                 ));
             }
-        }
         let keyframe = timing.starts_with_sync;
         let discontinuity = self.pending_discontinuity;
         let segment_start = keyframe || discontinuity || state.last.is_none();
@@ -310,11 +307,16 @@ impl ProducerSession {
         drop(state);
         self.pending_discontinuity = false;
         self.last_decode_time = Some(decode);
-        let timecode_ms = i64::try_from(scale_to_micros(decode, timescale) / 1000).unwrap_or(i64::MAX);
+        let timecode_ms =
+            i64::try_from(scale_to_micros(decode, timescale) / 1000).unwrap_or(i64::MAX);
         Ok(Appended { number, info, timecode_ms })
     }
 
-    fn producer_timestamp(&mut self, decode: u64, timescale: u64) -> Result<Timestamp, IngestError> {
+    fn producer_timestamp(
+        &mut self,
+        decode: u64,
+        timescale: u64,
+    ) -> Result<Timestamp, IngestError> {
         let decode_us = i64::try_from(scale_to_micros(decode, timescale)).map_err(|_| {
             IngestError::new(
                 IngestErrorCode::InvalidProducerTimestamp,

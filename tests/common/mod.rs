@@ -39,7 +39,11 @@ impl TestServer {
     }
 
     /// Starts a server on an existing data directory (restarts).
-    pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config), clock: SharedClock) -> TestServer {
+    pub async fn start_in(
+        dir: &Path,
+        tweak: impl FnOnce(&mut Config),
+        clock: SharedClock,
+    ) -> TestServer {
         let mut config = Config::default();
         config.server.data_dir = dir.to_owned();
         config.hls.idle_wait_secs = 2;
@@ -60,7 +64,10 @@ impl TestServer {
             dir: dir.to_owned(),
             _tmp: None,
             task: Some(task),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
         }
     }
 
@@ -72,7 +79,10 @@ impl TestServer {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), t).await.expect("server stops").expect("server task");
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("server stops")
+                .expect("server task");
         }
     }
 
@@ -81,7 +91,8 @@ impl TestServer {
     }
 
     pub async fn create_stream_with(&self, body: Value) -> Value {
-        let resp = self.http.post(self.url("/v1/streams")).json(&body).send().await.expect("create");
+        let resp =
+            self.http.post(self.url("/v1/streams")).json(&body).send().await.expect("create");
         assert_eq!(resp.status(), 201, "create {body}: {}", resp.text().await.unwrap_or_default());
         resp.json().await.expect("json")
     }
@@ -89,10 +100,11 @@ impl TestServer {
     /// Pushes a whole body and returns the acknowledgements.
     pub async fn push(&self, name: &str, body: Vec<u8>, query: &str) -> Vec<Value> {
         let url = self.url(&format!("/v1/streams/{name}/media{query}"));
-        let resp = tokio::time::timeout(Duration::from_secs(60), self.http.put(url).body(body).send())
-            .await
-            .expect("push in time")
-            .expect("push");
+        let resp =
+            tokio::time::timeout(Duration::from_secs(60), self.http.put(url).body(body).send())
+                .await
+                .expect("push in time")
+                .expect("push");
         assert_eq!(resp.status(), 200, "push status");
         assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
         parse_acks(&resp.text().await.expect("acks"))
@@ -136,8 +148,12 @@ pub fn fixture(name: &str) -> Vec<u8> {
 
 /// Fails (never skips) when an external tool is missing.
 pub fn require_tool(tool: &str) {
-    let ok = Command::new(tool).arg("-version").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "{tool} is required for this test: run `make test` (its setup installs ffmpeg), or `apt-get install ffmpeg`");
+    let ok =
+        Command::new(tool).arg("-version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is required for this test: run `make test` (its setup installs ffmpeg), or `apt-get install ffmpeg`"
+    );
 }
 
 /// Video frames ffprobe decodes from a file or URL, and the container duration in seconds.
@@ -150,7 +166,8 @@ pub fn ffprobe_frames(input: &str) -> (u64, f64) {
         .expect("run ffprobe");
     assert!(out.status.success(), "ffprobe {input}: {}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    let frames = v["streams"][0]["nb_read_frames"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let frames =
+        v["streams"][0]["nb_read_frames"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
     let duration = v["format"]["duration"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
     (frames, duration)
 }
