@@ -13,7 +13,7 @@ trap cleanup EXIT
 build_release
 
 # Inputs: the 640x360 fixture (≈100 KB fragments) and a 1080p 20 Mbit/s clip (≈2.5 MB fragments).
-ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 10 -c:v libx264 \
+ffmpeg -nostdin -y -v error -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 10 -c:v libx264 \
   -preset ultrafast -b:v 20M -maxrate 20M -bufsize 20M -g 30 -keyint_min 30 -sc_threshold 0 -bf 0 \
   -movflags frag_keyframe+empty_moov+default_base_moof "$work/1080p.mp4"
 
@@ -22,7 +22,7 @@ run() {
   local size loops
   size=$(stat -c %s "$src")
   loops=$(( gb * 1000000000 / size ))
-  ffmpeg -nostdin -v error -stream_loop "$loops" -i "$src" -c copy -f mp4 \
+  ffmpeg -nostdin -y -v error -stream_loop "$loops" -i "$src" -c copy -f mp4 \
     -movflags frag_keyframe+empty_moov+default_base_moof "$work/in.mp4"
   local bytes
   bytes=$(stat -c %s "$work/in.mp4")
@@ -40,6 +40,7 @@ run() {
   persisted=$(grep -c '"PERSISTED"' "$work/acks" || true)
   errors=$(grep -c '"ERROR"' "$work/acks" || true)
   kill "$SLUICE_PID"; wait "$SLUICE_PID" 2>/dev/null || true; SLUICE_PID=
+  rm -f "$work/in.mp4"
   python3 - "$label" "$bytes" "$persisted" "$errors" "$c0" "$c1" "$(ticks_per_sec)" "$t0" "$t1" <<'PY'
 import sys
 label, nbytes, persisted, errors, c0, c1, hz, t0, t1 = sys.argv[1:]

@@ -304,6 +304,39 @@ async fn media_tail_is_readable_by_ffmpeg() {
     .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // GStreamer reads it too (souphttpsrc from plugins-good, avdec_h264 from gstreamer1.0-libav).
+    require_tool("gst-launch-1.0");
+    let url = server.url("/v1/streams/tail/media?start=fragment:2");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            Command::new("gst-launch-1.0")
+                .args(["-q", "souphttpsrc"])
+                .arg(format!("location={url}"))
+                .args([
+                    "!",
+                    "qtdemux",
+                    "!",
+                    "avdec_h264",
+                    "!",
+                    "fakesink",
+                    "num-buffers=90",
+                    "sync=false",
+                ])
+                .output()
+                .expect("gst-launch-1.0")
+        }),
+    )
+    .await
+    .expect("gstreamer read in time")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "gst-launch: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // fragment:<n> starts at that fragment; a fragment that does not exist is a 404.
     let (status, _) = server.get_text("/v1/streams/tail/media?start=fragment:99").await;
     assert_eq!(status, 404);

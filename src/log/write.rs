@@ -22,8 +22,10 @@ use super::{IndexEntry, Inner, Log, LogError, NewRecord, Offset, State, SyncPoli
 use crate::clock::Timestamp;
 
 /// Payloads up to this size are copied into one buffer with their frame headers (one write for a
-/// whole batch); larger ones are written from their own `Bytes` to avoid the copy.
-const COALESCE_MAX: usize = 256 * 1024;
+/// whole batch); larger ones are written from their own `Bytes` (header and payload as two
+/// positioned writes) to avoid the copy. Copying is cheaper than an extra `pwrite(2)` only for
+/// small payloads: at 256 KiB, copying ~100 KB video fragments cost 3–4 % of ingest CPU.
+const COALESCE_MAX: usize = 16 * 1024;
 
 /// The append side of the log, guarded by `Inner::writer`.
 #[derive(Debug)]
@@ -159,7 +161,7 @@ impl Log {
     }
 
     /// Appends records as one unit: all are validated before anything is written, and they are
-    /// written with one `write(2)` to the `.log` (records above 256 KiB are written from their
+    /// written with one `write(2)` to the `.log` (records above 16 KiB are written from their
     /// own buffers) and one to the `.idx`. A batch never straddles segments: rollover is checked
     /// once, before the batch. An empty batch returns the empty range at the current end.
     pub fn append_batch(&self, recs: Vec<NewRecord>) -> Result<Range<Offset>, LogError> {

@@ -148,11 +148,11 @@ pub fn fixture(name: &str) -> Vec<u8> {
 
 /// Fails (never skips) when an external tool is missing.
 pub fn require_tool(tool: &str) {
-    let ok =
-        Command::new(tool).arg("-version").output().map(|o| o.status.success()).unwrap_or(false);
+    let flag = if tool.starts_with("gst-") { "--version" } else { "-version" };
+    let ok = Command::new(tool).arg(flag).output().map(|o| o.status.success()).unwrap_or(false);
     assert!(
         ok,
-        "{tool} is required for this test: run `make test` (its setup installs ffmpeg), or `apt-get install ffmpeg`"
+        "{tool} is required for this test: run `make test` (its setup installs ffmpeg and the GStreamer tools and plugins)"
     );
 }
 

@@ -30,7 +30,7 @@ use bytes::Bytes;
 
 pub use crate::media::codec::Codec;
 pub use error::{BoxType, Fmp4Error, HexBytes};
-pub use fragment::{Sample, TrackSamples, samples};
+pub use fragment::{MAX_SAMPLES_PER_FRAGMENT, Sample, TrackSamples, samples};
 pub use init::parse_init;
 pub use reader::Fmp4Reader;
 
