@@ -390,3 +390,36 @@ async fn idle_live_playlist_waits_instead_of_404() {
     assert!(!text.contains("#EXT-X-ENDLIST"));
     server.stop().await;
 }
+
+/// A new moov mid-stream (a codec change) is a new init segment: recorded, numbered on, and a
+/// discontinuity with a new EXT-X-MAP in the playlist. Each side decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codec_change_mid_session_is_a_new_init_segment() {
+    let server = TestServer::start().await;
+    server.create_stream("cc").await;
+    let mut body = fixture("h264.mp4");
+    body.extend_from_slice(&fixture("h265.mp4"));
+    let acks = server.push("cc", body, "").await;
+    assert!(acks_of(&acks, "ERROR").is_empty(), "{acks:?}");
+    assert_eq!(acks_of(&acks, "PERSISTED").len(), 12);
+    let listed = server.fragments("cc").await;
+    assert_eq!(listed[5]["initId"], 0);
+    assert_eq!(listed[6]["initId"], 1);
+    assert_eq!(listed[6]["discontinuity"], true);
+    let t = |i: usize| {
+        sluice::clock::Timestamp::parse_api(listed[i]["producerTimestamp"].as_str().unwrap())
+            .unwrap()
+    };
+    assert!(t(6) >= t(5).add_micros(1_000_000), "the new configuration continues the timeline");
+
+    let (_, text) = server.get_text("/v1/streams/cc/hls/index.m3u8").await;
+    assert_eq!(text.matches("#EXT-X-MAP:").count(), 2, "{text}");
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    let split = listed[6]["producerTimestamp"].as_str().unwrap();
+    let (h264, _) =
+        ffprobe_frames(&server.url(&format!("/v1/streams/cc/hls/index.m3u8?end={split}")));
+    let (h265, _) =
+        ffprobe_frames(&server.url(&format!("/v1/streams/cc/hls/index.m3u8?start={split}")));
+    assert_eq!((h264, h265), (180, 180));
+    server.stop().await;
+}

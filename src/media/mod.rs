@@ -4,6 +4,7 @@
 //!   sample resolution of stored fragments.
 //! - [`codec`]: codec identification and RFC 6381 codec strings.
 //! - [`hls`]: HLS playlists (RFC 8216).
+//! - [`timeline`]: moving stored fragments onto the producer-timestamp timeline when served.
 //!
 //! Callers: `crate::ingest` pushes producer bytes through [`fmp4::Fmp4Reader`]; `crate::video`
 //! stores the resulting fragments; `crate::api` serves them.

@@ -171,9 +171,14 @@ impl ProducerSession {
         })?;
         let changed = self.init.as_ref().is_some_and(|i| i.id != id);
         if changed {
-            // A new codec configuration: decode times may restart with it.
+            // A new codec configuration: decode times may restart with it. Without an explicit
+            // producerStart, the new configuration's first fragment is re-anchored right after
+            // the stream's last fragment, as a new session would be.
             self.pending_discontinuity = true;
             self.last_decode_time = None;
+            if self.mode == (TimestampMode::Relative { start: None }) {
+                self.anchor = None;
+            }
         }
         self.init = Some(SessionInit {
             id,
