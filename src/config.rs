@@ -143,7 +143,6 @@ impl Default for StreamDefaults {
     }
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]

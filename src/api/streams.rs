@@ -206,9 +206,10 @@ async fn fragments(
     let start = parse_time("start", &q.start)?;
     let end = parse_time("end", &q.end)?;
     if let (Some(s), Some(e)) = (start, end)
-        && e < s {
-            return Err(Error::invalid("end is before start").into());
-        }
+        && e < s
+    {
+        return Err(Error::invalid("end is before start").into());
+    }
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > 10_000 {
         return Err(Error::invalid("limit must be between 1 and 10000").into());

@@ -112,7 +112,9 @@ pub struct AckReceiver {
     queued: Arc<AtomicUsize>,
     /// Held acks are released once the senders are gone (the session is over).
     hold: bool,
-    held: Option<std::collections::VecDeque<Bytes>>,
+    held: std::collections::VecDeque<Bytes>,
+    /// Every sender is gone: `held` has all there will be.
+    drained: bool,
 }
 
 pub fn channel(limit: usize, hold: bool, metrics: Arc<Metrics>) -> (AckSender, AckReceiver) {
@@ -120,7 +122,7 @@ pub fn channel(limit: usize, hold: bool, metrics: Arc<Metrics>) -> (AckSender, A
     let queued = Arc::new(AtomicUsize::new(0));
     (
         AckSender { tx, queued: queued.clone(), limit, hold, metrics },
-        AckReceiver { rx, queued, hold, held: None },
+        AckReceiver { rx, queued, hold, held: Default::default(), drained: false },
     )
 }
 
@@ -141,15 +143,15 @@ impl AckSender {
 
 impl AckReceiver {
     pub async fn recv(&mut self) -> Option<Bytes> {
+        // Cancel-safe: each line moves into `self` as soon as it is received.
         let line = if self.hold {
-            if self.held.is_none() {
-                let mut all = std::collections::VecDeque::new();
-                while let Some(line) = self.rx.recv().await {
-                    all.push_back(line);
+            while !self.drained {
+                match self.rx.recv().await {
+                    Some(line) => self.held.push_back(line),
+                    None => self.drained = true,
                 }
-                self.held = Some(all);
             }
-            self.held.as_mut()?.pop_front()?
+            self.held.pop_front()?
         } else {
             self.rx.recv().await?
         };

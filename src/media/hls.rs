@@ -110,9 +110,11 @@ pub fn render_multivariant(variants: &[Variant]) -> String {
             let _ = write!(out, ",CODECS=\"{c}\"");
         }
         if let Some((w, h)) = v.resolution
-            && w > 0 && h > 0 {
-                let _ = write!(out, ",RESOLUTION={w}x{h}");
-            }
+            && w > 0
+            && h > 0
+        {
+            let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
         out.push('\n');
         out.push_str(&v.uri);
         out.push('\n');

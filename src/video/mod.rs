@@ -146,9 +146,10 @@ impl VideoStream {
     fn store_init(&self, bytes: &Bytes, now: Timestamp) -> Result<u32> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((id, last)) = &w.last_init
-            && last == bytes {
-                return Ok(*id);
-            }
+            && last == bytes
+        {
+            return Ok(*id);
+        }
         let end = self.inits.committed_end();
         if end.0 > u64::from(u32::MAX) {
             return Err(Error::internal("too many init segments"));

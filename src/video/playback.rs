@@ -152,13 +152,14 @@ impl VideoStream {
         if let Some(t) = start {
             // The fragment before `from` may still be playing at `start`.
             if from > first_offset
-                && let Some(prev) = self.fragment(Offset(from.0 - 1))? {
-                    let prev_end = prev.time(clock).add_micros(i64::from(prev.meta.duration_us));
-                    // Overlaps under a millisecond (the API's precision) do not count.
-                    if prev_end > t.add_micros(1000) {
-                        from = prev.number;
-                    }
+                && let Some(prev) = self.fragment(Offset(from.0 - 1))?
+            {
+                let prev_end = prev.time(clock).add_micros(i64::from(prev.meta.duration_us));
+                // Overlaps under a millisecond (the API's precision) do not count.
+                if prev_end > t.add_micros(1000) {
+                    from = prev.number;
                 }
+            }
         }
         let to = match end {
             Some(t) => self.fragments.lower_bound(key, t)?,
@@ -228,9 +229,11 @@ impl VideoStream {
             }
             if segs.len() > count || got_all || want > 100_000 {
                 if let Some(last) = segs.last()
-                    && self.is_live() && !self.trailing_segment_complete(last)? {
-                        segs.pop();
-                    }
+                    && self.is_live()
+                    && !self.trailing_segment_complete(last)?
+                {
+                    segs.pop();
+                }
                 let skip = segs.len().saturating_sub(count);
                 return Ok(segs.split_off(skip));
             }

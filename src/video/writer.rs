@@ -236,28 +236,30 @@ impl ProducerSession {
         }
         let decode = timing.base_decode_time;
         if let Some(last) = self.last_decode_time
-            && decode < last {
-                return Err(IngestError::new(
-                    IngestErrorCode::FragmentTimecodeLesserThanPrevious,
-                    format!(
-                        "fragment at byte {} has decode time {decode} (timescale {timescale}), before the previous fragment's {last}",
-                        fragment.offset
-                    ),
-                ));
-            }
+            && decode < last
+        {
+            return Err(IngestError::new(
+                IngestErrorCode::FragmentTimecodeLesserThanPrevious,
+                format!(
+                    "fragment at byte {} has decode time {decode} (timescale {timescale}), before the previous fragment's {last}",
+                    fragment.offset
+                ),
+            ));
+        }
         let producer_ts = self.producer_timestamp(decode, timescale)?;
 
         let mut state = self.stream.writer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(last) = &state.last
-            && producer_ts < last.producer_ts {
-                return Err(IngestError::new(
-                    IngestErrorCode::FragmentTimecodeLesserThanPrevious,
-                    format!(
-                        "fragment at byte {} has producer timestamp {producer_ts}, before the stream's last fragment at {}",
-                        fragment.offset, last.producer_ts
-                    ),
-                ));
-            }
+            && producer_ts < last.producer_ts
+        {
+            return Err(IngestError::new(
+                IngestErrorCode::FragmentTimecodeLesserThanPrevious,
+                format!(
+                    "fragment at byte {} has producer timestamp {producer_ts}, before the stream's last fragment at {}",
+                    fragment.offset, last.producer_ts
+                ),
+            ));
+        }
         let keyframe = timing.starts_with_sync;
         let discontinuity = self.pending_discontinuity;
         let segment_start = keyframe || discontinuity || state.last.is_none();

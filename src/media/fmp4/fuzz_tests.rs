@@ -71,11 +71,18 @@ fn mutate(rng: &mut Rng, input: &[u8], structural: &[Range<usize>]) -> Vec<u8> {
 
 #[test]
 fn mutated_fixtures_never_panic() {
-    let bases: Vec<_> =
-        ["h264.mp4", "h264-bframes.mp4", "h264-aac.mp4", "h265.mp4", "h264-parts.mp4"]
-            .iter()
-            .map(|name| base_input(name))
-            .collect();
+    let bases: Vec<_> = [
+        "h264.mp4",
+        "h264-bframes.mp4",
+        "h264-aac.mp4",
+        "h265.mp4",
+        "h264-parts.mp4",
+        "h264-avc3-opus.mp4",
+        "h265-hev1.mp4",
+    ]
+    .iter()
+    .map(|name| base_input(name))
+    .collect();
     let mut rng = Rng::new(0x5eed_f00d);
     let mut errors = 0;
     for iteration in 0..ITERATIONS {

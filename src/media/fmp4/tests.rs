@@ -158,6 +158,23 @@ const FIXTURES: &[Expected] = &[
         // -g 60 at 30 fps with 200 ms fragments: a keyframe every tenth fragment.
         sync: |i| i % 10 == 0,
     },
+    Expected {
+        name: "h264-avc3-opus.mp4",
+        fragments: 6,
+        video_frames: 180,
+        // As with AAC, ffmpeg stretches the first frame, here by the Opus pre-skip (312 / 48000 s).
+        video_duration: 612 + 179 * 512,
+        codecs: "avc3.64001e,opus",
+        sync: |_| true,
+    },
+    Expected {
+        name: "h265-hev1.mp4",
+        fragments: 6,
+        video_frames: 180,
+        video_duration: 180 * 512,
+        codecs: "hev1.1.6.L63.90",
+        sync: |_| true,
+    },
 ];
 
 fn check_fixture(expected: &Expected, input: &[u8], parsed: &Parsed) {
@@ -226,6 +243,132 @@ fn track_info_of_audio_and_hevc() {
     assert_eq!(video.codec, Codec::H265);
     assert_eq!(video.codec_string, "hvc1.1.6.L63.90");
     assert_eq!(parse_init(init.bytes.clone()).unwrap().tracks, init.tracks);
+}
+
+/// What `samples_of_in_band_fixtures` expects of one of the fixtures with avc3/hev1 sample
+/// entries (values from ffprobe, see `fixtures/README.md`).
+struct InBand {
+    name: &'static str,
+    video: (Codec, &'static str),
+    audio: Option<(Codec, &'static str)>,
+    /// ffprobe `nb_read_frames` and `duration_ts` of the video stream.
+    video_frames: usize,
+    video_duration: u64,
+    /// ffprobe `nb_read_frames` and `duration_ts` of the audio stream.
+    audio_frames: usize,
+    audio_duration: u64,
+    /// NAL unit types every keyframe carries in-band: SPS and PPS (H.264 types 7, 8), or VPS,
+    /// SPS and PPS (H.265 types 32, 33, 34).
+    parameter_sets: &'static [u8],
+}
+
+const IN_BAND: &[InBand] = &[
+    InBand {
+        name: "h264-avc3-opus.mp4",
+        video: (Codec::H264, "avc3.64001e"),
+        audio: Some((Codec::Opus, "opus")),
+        video_frames: 180,
+        video_duration: 92260, // 6.006510 s at 15360 Hz
+        audio_frames: 301,
+        audio_duration: 288_312, // 6.006500 s at 48000 Hz
+        parameter_sets: &[7, 8],
+    },
+    InBand {
+        name: "h265-hev1.mp4",
+        video: (Codec::H265, "hev1.1.6.L63.90"),
+        audio: None,
+        video_frames: 180,
+        video_duration: 92160, // 6.000000 s at 15360 Hz
+        audio_frames: 0,
+        audio_duration: 0,
+        parameter_sets: &[32, 33, 34],
+    },
+];
+
+/// The NAL unit types of a sample in the 4-byte length-prefixed form of both fixtures.
+fn nal_types(sample: &[u8], hevc: bool) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 5 <= sample.len() {
+        let len = u32::from_be_bytes(sample[at..at + 4].try_into().unwrap()) as usize;
+        let header = sample[at + 4];
+        types.push(if hevc { (header >> 1) & 0x3f } else { header & 0x1f });
+        at += 4 + len;
+    }
+    assert_eq!(at, sample.len(), "NAL lengths add up to the sample size");
+    types
+}
+
+/// The avc3 (with Opus) and hev1 fixtures: track kinds, codecs and codec strings, and every
+/// sample of every fragment, read in random chunks: counts and durations as ffprobe reports
+/// them, a keyframe exactly every 30 frames, and the in-band parameter sets that distinguish
+/// these sample entries from avc1/hvc1.
+#[test]
+fn avc3_opus_and_hev1_fixtures() {
+    let mut rng = Rng::new(11);
+    for expected in IN_BAND {
+        let name = expected.name;
+        let parsed = read_all(&fixture(name), || rng.range(1, 20_000));
+        assert_eq!(parsed.error, None, "{name}");
+        let init = &parsed.inits[0];
+        let kinds: Vec<TrackKind> = init.tracks.iter().map(|t| t.kind).collect();
+        let video = init.video().expect("video track");
+        assert_eq!(
+            (&video.codec, video.codec_string.as_str()),
+            (&expected.video.0, expected.video.1)
+        );
+        match &expected.audio {
+            Some((codec, string)) => {
+                assert_eq!(kinds, [TrackKind::Video, TrackKind::Audio], "{name}");
+                let audio = init.audio().unwrap();
+                assert_eq!((&audio.codec, audio.codec_string.as_str()), (codec, *string));
+                // The dOps says mono; the timescale is Opus's 48 kHz.
+                assert_eq!((audio.sample_rate, audio.channels, audio.timescale), (48000, 1, 48000));
+            }
+            None => assert_eq!(kinds, [TrackKind::Video], "{name}"),
+        }
+        assert_eq!(parse_init(init.bytes.clone()).unwrap().tracks, init.tracks, "{name}");
+        assert_eq!(parsed.fragments.len(), 6, "{name}");
+
+        let hevc = video.codec == Codec::H265;
+        let (mut video_samples, mut audio_samples) = (Vec::new(), Vec::new());
+        for (i, fragment) in parsed.fragments.iter().enumerate() {
+            let tracks = samples(init, &fragment.bytes)
+                .unwrap_or_else(|e| panic!("{name} fragment {i}: {e}"));
+            for track in tracks {
+                let timing = fragment.track(track.track_id).unwrap();
+                assert_eq!(track.samples.len(), timing.sample_count as usize, "{name} {i}");
+                assert_eq!(track.samples[0].sync, timing.starts_with_sync, "{name} {i}");
+                for sample in track.samples {
+                    let bytes = &fragment.bytes[sample.range.clone()];
+                    if track.track_id == video.track_id {
+                        video_samples.push((sample, nal_types(bytes, hevc)));
+                    } else {
+                        audio_samples.push(sample);
+                    }
+                }
+            }
+        }
+        assert_eq!(video_samples.len(), expected.video_frames, "{name}");
+        assert_eq!(audio_samples.len(), expected.audio_frames, "{name}");
+        let mut next = 0;
+        for (i, (sample, types)) in video_samples.iter().enumerate() {
+            assert_eq!(sample.decode_time, next, "{name} video sample {i}");
+            next += u64::from(sample.duration);
+            assert_eq!(sample.sync, i % 30 == 0, "{name} video sample {i}");
+            for nal_type in expected.parameter_sets {
+                assert_eq!(types.contains(nal_type), sample.sync, "{name} {i}: {types:?}");
+            }
+        }
+        assert_eq!(next, expected.video_duration, "{name}");
+        let mut next = 0;
+        for (i, sample) in audio_samples.iter().enumerate() {
+            assert_eq!(sample.decode_time, next, "{name} audio sample {i}");
+            assert!(sample.sync, "{name} audio sample {i}");
+            next += u64::from(sample.duration);
+        }
+        assert_eq!(next, expected.audio_duration, "{name}");
+    }
 }
 
 /// `samples()` against `ffprobe -show_packets` (the `.packets.csv` files, see the README):
