@@ -22,7 +22,7 @@ done
 build_release
 
 # 30 one-second GOPs at 8 Mbit/s: ≈1 MB per fragment = per segment.
-ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 30 -c:v libx264 \
+ffmpeg -nostdin -y -v error -f lavfi -i testsrc2=size=1920x1080:rate=30 -t 30 -c:v libx264 \
   -preset ultrafast -b:v 8M -maxrate 8M -bufsize 8M -g 30 -keyint_min 30 -sc_threshold 0 -bf 0 \
   -movflags frag_keyframe+empty_moov+default_base_moof "$work/in.mp4"
 start_sluice "$work/data"
@@ -58,9 +58,16 @@ http {
   }
 }
 NGINX
+# mktemp -d makes a 0700 directory; nginx's workers do not run as its owner.
+chmod -R a+rX "$work"
 nginx -c "$work/nginx.conf" -p "$work" &
 nginx_pid=$!
 sleep 0.5
+# Both servers must serve the same bytes, or the comparison means nothing.
+first_seg=$(head -1 "$work/segs.txt")
+curl -fsS "http://127.0.0.1:$nginx_port/$first_seg" -o "$work/check-nginx"
+curl -fsS "$SLUICE_URL/v1/streams/b/hls/$first_seg" -o "$work/check-sluice"
+cmp -s "$work/check-nginx" "$work/check-sluice" || { echo "nginx and sluice serve different bytes" >&2; exit 1; }
 
 # wrk cycles over every segment path.
 {
@@ -74,6 +81,10 @@ sed "s|PREFIX|/|" "$work/paths.lua.in" > "$work/nginx.lua"
 
 bench() {
   wrk -t2 -c"$conns" -d"${secs}s" -s "$2" "$1" | tee "$work/$3.out" >&2
+  if grep -q "Non-2xx" "$work/$3.out"; then
+    echo "$3 answered errors: the figures are not valid" >&2
+    exit 1
+  fi
 }
 echo "== warm-up" >&2
 wrk -t1 -c4 -d2s -s "$work/sluice.lua" "$SLUICE_URL" >/dev/null

@@ -51,6 +51,22 @@ async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     panic!("the server did not exit within 30 s");
 }
 
+async fn list_fragments(
+    http: &reqwest::Client,
+    base: &str,
+    stream: &str,
+) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = http
+        .get(format!("{base}/v1/streams/{stream}/fragments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["fragments"].as_array().cloned().unwrap_or_default()
+}
+
 type Chunk = Result<Vec<u8>, std::io::Error>;
 
 /// A producer whose body is fed chunk by chunk, with its acks read as they stream back.
@@ -130,15 +146,7 @@ async fn sigkill_mid_ingest_loses_nothing_acknowledged() {
     let _ = server.child.wait();
 
     let server = spawn_server(tmp.path());
-    let v: serde_json::Value = http
-        .get(format!("{}/v1/streams/crash/fragments", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed = v["fragments"].as_array().unwrap();
+    let listed = list_fragments(&http, &server.base, "crash").await;
     assert_eq!(persisted, vec![0, 1, 2, 3]);
     assert_eq!(listed.len(), 4, "every PERSISTED fragment, and no torn one: {listed:?}");
     for (n, f) in listed.iter().enumerate() {
@@ -199,15 +207,7 @@ async fn sigterm_tells_the_producer_and_keeps_what_was_persisted() {
     assert!(status.success(), "clean exit: {status}");
 
     let mut server = spawn_server(tmp.path());
-    let v: serde_json::Value = http
-        .get(format!("{}/v1/streams/term/fragments", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["fragments"].as_array().unwrap().len(), 2);
+    assert_eq!(list_fragments(&http, &server.base, "term").await.len(), 2);
     let _ = server.child.kill();
     let _ = server.child.wait();
 }

@@ -64,7 +64,19 @@ struct Render<'a> {
     gap_threshold_us: i64,
 }
 
-impl Render<'_> {
+impl<'a> Render<'a> {
+    /// The rendering a range request (`index.m3u8`, `replay.m3u8`) asks for.
+    fn for_range(stream: &'a VideoStream, q: &RangeQuery, state: &ApiState) -> Self {
+        Render {
+            stream,
+            clock: q.timestamps,
+            discontinuity: q.discontinuity,
+            pdt: q.pdt.unwrap_or(true),
+            gap_threshold_us: i64::try_from(state.config.hls.gap_threshold_ms.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        }
+    }
+
     fn segments(&self, segs: &[SegmentRef]) -> Vec<Segment> {
         let id = self.stream.id;
         let mut out = Vec::with_capacity(segs.len());
@@ -223,13 +235,7 @@ async fn index(
             if segs.is_empty() {
                 return Err(no_data(&stream, &range).into());
             }
-            let render = Render {
-                stream: &stream,
-                clock: q.timestamps,
-                discontinuity: q.discontinuity,
-                pdt: q.pdt.unwrap_or(true),
-                gap_threshold_us: gap_threshold(&state),
-            };
+            let render = Render::for_range(&stream, &q, &state);
             let playlist = MediaPlaylist {
                 target_duration: 0,
                 media_sequence: u64::from(segs[0].segment),
@@ -277,10 +283,6 @@ async fn index(
             Ok(playlist_response(text))
         }
     }
-}
-
-fn gap_threshold(state: &ApiState) -> i64 {
-    i64::try_from(state.config.hls.gap_threshold_ms.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 fn kind_str(k: TimestampKind) -> &'static str {
@@ -332,13 +334,7 @@ async fn replay(
     if finished && segs.is_empty() {
         return Err(no_data(&stream, &range).into());
     }
-    let render = Render {
-        stream: &stream,
-        clock: q.timestamps,
-        discontinuity: q.discontinuity,
-        pdt: q.pdt.unwrap_or(true),
-        gap_threshold_us: gap_threshold(&state),
-    };
+    let render = Render::for_range(&stream, &q, &state);
     let playlist = MediaPlaylist {
         target_duration: 0,
         media_sequence: segs.first().map_or(0, |s| u64::from(s.segment)),
