@@ -13,9 +13,17 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fixture_round_trips_through_hls() {
     let server = TestServer::start().await;
-    for (i, file) in ["h264.mp4", "h264-bframes.mp4", "h264-aac.mp4", "h265.mp4", "h264-parts.mp4"]
-        .iter()
-        .enumerate()
+    for (i, file) in [
+        "h264.mp4",
+        "h264-bframes.mp4",
+        "h264-aac.mp4",
+        "h265.mp4",
+        "h264-parts.mp4",
+        "h264-avc3-opus.mp4",
+        "h265-hev1.mp4",
+    ]
+    .iter()
+    .enumerate()
     {
         let name = format!("fixture-{i}");
         server.create_stream(&name).await;
