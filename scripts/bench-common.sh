@@ -1,7 +1,8 @@
 # Shared by the bench-*.sh scripts: build the release binary, start and stop a Sluice server on a
 # free loopback port, read a process's CPU time. Sourced, not run.
 
-target="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+target="$CARGO_TARGET_DIR"
 sluice_bin="$target/release/sluice"
 
 build_release() {

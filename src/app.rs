@@ -25,15 +25,8 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     std::fs::create_dir_all(data_dir)?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite"))?);
     let metrics = Arc::new(Metrics::new());
-    let video = Arc::new(VideoStreams::open(
-        catalog,
-        data_dir,
-        config.log_config(),
-        clock,
-        metrics.clone(),
-        config.streams.default_retention_hours,
-        shutdown.clone(),
-    )?);
+    let video =
+        Arc::new(VideoStreams::open(catalog, &config, clock, metrics.clone(), shutdown.clone())?);
     Ok(ApiState { config: Arc::new(config), video, metrics, shutdown })
 }
 

@@ -88,6 +88,9 @@ pub struct HlsConfig {
     /// A gap between fragments larger than this counts as a discontinuity (`discontinuity=on_gap`),
     /// in milliseconds. Default 50.
     pub gap_threshold_ms: u64,
+    /// Memory for recently served segments, shared by all streams, in bytes (0 disables it).
+    /// Default 64 MiB.
+    pub segment_cache_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,7 +136,12 @@ impl Default for IngestConfig {
 
 impl Default for HlsConfig {
     fn default() -> Self {
-        HlsConfig { live_window_segments: 5, idle_wait_secs: 10, gap_threshold_ms: 50 }
+        HlsConfig {
+            live_window_segments: 5,
+            idle_wait_secs: 10,
+            gap_threshold_ms: 50,
+            segment_cache_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub retention_deleted_fragments: Family<StreamLabel, Counter>,
     pub retention_deleted_bytes: Family<StreamLabel, Counter>,
     pub hls_requests: Family<KindLabel, Counter>,
+    pub segment_cache_hits: Counter,
+    pub segment_cache_misses: Counter,
 }
 
 impl Default for Metrics {
@@ -58,6 +60,8 @@ impl Metrics {
             retention_deleted_fragments: Family::default(),
             retention_deleted_bytes: Family::default(),
             hls_requests: Family::default(),
+            segment_cache_hits: Counter::default(),
+            segment_cache_misses: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -105,6 +109,16 @@ impl Metrics {
             "hls_requests",
             "HLS requests by kind (live, index, init, segment)",
             m.hls_requests.clone(),
+        );
+        registry.register(
+            "hls_segment_cache_hits",
+            "Segment requests served from memory",
+            m.segment_cache_hits.clone(),
+        );
+        registry.register(
+            "hls_segment_cache_misses",
+            "Segment requests read from the log",
+            m.segment_cache_misses.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -232,7 +232,7 @@ async fn invalid_names_and_requests_get_precise_errors() {
     let resp = server
         .http
         .post(server.url("/v1/streams"))
-        .body(vec![b' '; 2 * 1024 * 1024])
+        .body(vec![b' '; 1024 * 1024 + 100])
         .header("content-type", "application/json")
         .send()
         .await

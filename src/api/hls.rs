@@ -23,6 +23,7 @@ use crate::error::{Error, ErrorKind};
 use crate::log::Offset;
 use crate::media::hls::{MediaPlaylist, PlaylistType, Segment, Variant, render_multivariant};
 use crate::video::VideoStream;
+use crate::video::cache::SegmentKey;
 use crate::video::fragment::TimestampKind;
 use crate::video::playback::SegmentRef;
 
@@ -403,7 +404,21 @@ async fn segment(
         .into());
     }
     let etag = format!("\"{}-{}-{}\"", stream.id, first.0, last.0);
-    let parts = read_fragments(&stream, first, last)?;
+    let key = SegmentKey { stream_id: stream.id, first, last };
+    let cache = state.video.segment_cache();
+    // A cached segment is still checked against retention: deleted data is never served.
+    let parts = match cache.get(&key) {
+        Some(parts) if first >= stream.fragment_log().start() => {
+            state.metrics.segment_cache_hits.inc();
+            parts
+        }
+        _ => {
+            state.metrics.segment_cache_misses.inc();
+            let parts = read_fragments(&stream, first, last)?;
+            cache.insert(key, parts.clone());
+            parts
+        }
+    };
     Ok(serve_bytes(&headers, "video/iso.segment", &etag, parts))
 }
 

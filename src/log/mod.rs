@@ -7,6 +7,7 @@
 //!
 //! - [`format`]: the byte layout of segment files (pure, no I/O).
 //! - [`segment`]: one segment's two files, positioned reads and the on-disk index search.
+//! - [`buf`]: recycled read buffers, so a record read does not zero-fill memory it overwrites.
 //! - [`write`]: `append` / `append_batch`, segment rollover, recovery from a failed write.
 //! - [`read`]: `entry`, `entries`, `entries_rev`, `lower_bound`, `read`, `stats`.
 //! - [`commit`]: durability: group commit (`wait_durable`), the background syncer, `sync`.
@@ -27,6 +28,7 @@
 //! Files are read and written with positioned I/O (`std::os::unix::fs::FileExt`), so this module
 //! is Unix-only.
 
+mod buf;
 mod commit;
 mod format;
 mod read;

@@ -16,8 +16,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
+use super::buf::ReadBuf;
 use super::format::{
     self, FILE_HEADER_LEN, FRAME_HEADER_LEN, IDX_MAGIC, INDEX_ENTRY_LEN, LOG_MAGIC, Slot,
 };
@@ -196,13 +195,14 @@ impl SegmentFiles {
         Ok(lo)
     }
 
-    /// Reads the record `slot` points at with one pread and verifies it against its CRC and
-    /// against the index entry.
+    /// Reads the record `slot` points at with one pread (into a recycled buffer, see
+    /// [`super::buf`]) and verifies it against its CRC and against the index entry.
     pub fn read_record(&self, slot: &Slot) -> Result<Record, LogError> {
         let want = slot.entry;
         let total = FRAME_HEADER_LEN + want.len as usize;
-        let mut buf = vec![0u8; total];
-        self.log.read_exact_at(&mut buf, slot.position).map_err(|source| {
+        let mut read = ReadBuf::new(total);
+        let buf = read.as_mut();
+        self.log.read_exact_at(buf, slot.position).map_err(|source| {
             if source.kind() == io::ErrorKind::UnexpectedEof {
                 self.corrupt(
                     &self.log_path,
@@ -233,7 +233,7 @@ impl SegmentFiles {
                 format!("record header {:?} does not match its index entry", decoded.entry),
             ));
         }
-        let payload = Bytes::from(buf).slice(FRAME_HEADER_LEN..);
+        let payload = read.freeze().slice(FRAME_HEADER_LEN..);
         Ok(Record { entry: want, payload })
     }
 }

@@ -21,8 +21,8 @@ pub const FLAG_SEGMENT_START: u8 = 2;
 pub const FLAG_DISCONTINUITY: u8 = 4;
 
 /// Per-fragment facts kept in the index. Layout (little endian): version u8, flags u8,
-/// reserved u16, duration_us u32, init_id u32, segment u32, discontinuity u32, timecode_ms i32
-/// (low 32 bits; the full decode time is in the moof).
+/// reserved u16, duration_us u32, init_id u32, segment u32, discontinuity u32, then 4 bytes
+/// reserved (zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FragmentMeta {
     pub flags: u8,

@@ -6,12 +6,13 @@
 //! [`fragment::FragmentMeta`] in the index) and `inits/` is the log of init segments
 //! (ftyp+moov), whose offsets are the init ids fragments refer to.
 
+pub mod cache;
 pub mod fragment;
 pub mod playback;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, VideoStreamRow};
 use crate::clock::{SharedClock, Timestamp};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::log::{DeletedRange, Log, LogConfig, NewRecord, Offset, Retention};
 use crate::media::fmp4::{Fmp4Reader, InitSegment, Item, Limits};
@@ -380,6 +382,7 @@ pub struct VideoStreams {
     clock: SharedClock,
     metrics: Arc<Metrics>,
     default_retention_hours: u32,
+    segment_cache: cache::SegmentCache,
     /// Name → stream. std `RwLock`: lookups on every request, writes on create/delete, never
     /// held across an `.await`.
     streams: RwLock<BTreeMap<StreamName, Arc<VideoStream>>>,
@@ -393,14 +396,14 @@ impl VideoStreams {
     /// catalog no longer knows (a crash during deletion).
     pub fn open(
         catalog: Arc<Catalog>,
-        data_dir: &Path,
-        log_config: LogConfig,
+        config: &Config,
         clock: SharedClock,
         metrics: Arc<Metrics>,
-        default_retention_hours: u32,
         shutdown: CancellationToken,
     ) -> Result<VideoStreams> {
-        let root = data_dir.join("video");
+        let log_config = config.log_config();
+        let default_retention_hours = config.streams.default_retention_hours;
+        let root = config.server.data_dir.join("video");
         std::fs::create_dir_all(&root)?;
         let mut streams = BTreeMap::new();
         for row in catalog.video_streams()? {
@@ -432,6 +435,7 @@ impl VideoStreams {
             clock,
             metrics,
             default_retention_hours,
+            segment_cache: cache::SegmentCache::new(config.hls.segment_cache_bytes),
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
             shutdown,
@@ -444,6 +448,11 @@ impl VideoStreams {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Recently served segments, shared by all streams.
+    pub fn segment_cache(&self) -> &cache::SegmentCache {
+        &self.segment_cache
     }
 
     pub fn get(&self, name: &StreamName) -> Result<Arc<VideoStream>> {
@@ -545,6 +554,7 @@ impl VideoStreams {
             tracing::warn!(stream = %name, error = %e, "could not remove the stream's data yet");
         }
         self.metrics.forget_stream(name.as_str());
+        self.segment_cache.forget_stream(stream.id);
         tracing::info!(stream = %name, id = stream.id, "stream deleted");
         Ok(())
     }
