@@ -61,6 +61,25 @@ impl Catalog {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Creates tables owned by another module (idempotent DDL: `CREATE TABLE IF NOT EXISTS`).
+    pub fn ensure_schema(&self, ddl: &str) -> Result<()> {
+        self.conn().execute_batch(ddl)?;
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction, committed if it returns `Ok` and rolled back otherwise. For
+    /// modules that own their tables (data streams), so related rows change together.
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     pub fn insert_video_stream(&self, row: &VideoStreamRow) -> Result<i64> {
         let conn = self.conn();
         let tags = serde_json::to_string(&row.tags).map_err(|e| Error::internal(e.to_string()))?;
@@ -197,5 +216,25 @@ mod tests {
         assert_eq!(cat.video_streams().unwrap()[0].retention_hours, 1);
         cat.delete_video_stream(id).unwrap();
         assert!(cat.video_streams().unwrap().is_empty());
+    }
+
+    #[test]
+    fn transactions_commit_or_roll_back_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        cat.ensure_schema("CREATE TABLE IF NOT EXISTS t (v INTEGER NOT NULL)").unwrap();
+        cat.ensure_schema("CREATE TABLE IF NOT EXISTS t (v INTEGER NOT NULL)").unwrap();
+        cat.transaction(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES (1)", [])?;
+            Ok(())
+        })
+        .unwrap();
+        let failed: Result<()> = cat.transaction(|tx| {
+            tx.execute("INSERT INTO t (v) VALUES (2)", [])?;
+            Err(crate::error::Error::invalid("no"))
+        });
+        assert!(failed.is_err());
+        let n: i64 = cat.transaction(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(n, 1, "the failed transaction left nothing behind");
     }
 }

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub hls_requests: Family<KindLabel, Counter>,
     pub segment_cache_hits: Counter,
     pub segment_cache_misses: Counter,
+    pub events_written: Counter,
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +64,8 @@ impl Metrics {
             hls_requests: Family::default(),
             segment_cache_hits: Counter::default(),
             segment_cache_misses: Counter::default(),
+            events_written: Counter::default(),
+            events_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -119,6 +123,16 @@ impl Metrics {
             "hls_segment_cache_misses",
             "Segment requests read from the log",
             m.segment_cache_misses.clone(),
+        );
+        registry.register(
+            "events_written",
+            "Lifecycle events written to the event data stream",
+            m.events_written.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Lifecycle events dropped (queue full or write failed); ingest is never slowed",
+            m.events_dropped.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -32,7 +32,6 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::config::IngestConfig;
 use crate::error::Error;
 use crate::media::fmp4::{Fmp4Error, Fmp4Reader, Item, Limits};
-use crate::metrics::Metrics;
 use crate::video::VideoStream;
 use crate::video::writer::{
     Appended, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
@@ -126,7 +125,6 @@ async fn push(
     let ctx = SessionContext {
         config: state.config.ingest.clone(),
         clock,
-        metrics: state.metrics.clone(),
         stream: stream.clone(),
     };
     // The session task owns the producer session; it ends when the body ends, the producer goes
@@ -162,7 +160,6 @@ type BodyStream =
 struct SessionContext {
     config: IngestConfig,
     clock: SharedClock,
-    metrics: Arc<Metrics>,
     stream: Arc<VideoStream>,
 }
 
@@ -194,7 +191,6 @@ async fn run_session(
         ctx.stream.clone(),
         persist_rx,
         acks.clone(),
-        ctx.metrics.clone(),
     ));
 
     let end = read_body(&ctx, &mut session, body, &acks, &persist_tx).await;
@@ -204,7 +200,7 @@ async fn run_session(
     let reason = match &end {
         End::Finished => "finished".to_owned(),
         End::Truncated(e) | End::Fatal(e) => {
-            ctx.metrics.ingest_error(&name, e.code.code());
+            ctx.stream.ingest_error(e);
             acks.send(Ack::error(e));
             format!("{} ({})", e.code.name(), e.message)
         }
@@ -220,6 +216,7 @@ async fn run_session(
     };
     ctx.stream.update_stored_gauges();
     tracing::info!(stream = %name, %reason, "producer disconnected");
+    session.set_end_reason(reason);
     drop(session);
 }
 
@@ -294,7 +291,7 @@ async fn read_body(
                             let _ = persist.send(a);
                         }
                         Err(e) => {
-                            ctx.metrics.ingest_error(&name, e.code.code());
+                            ctx.stream.ingest_error(&e);
                             tracing::warn!(stream = %name, code = e.code.code(), error = %e, "fragment rejected");
                             acks.send(Ack::error(&e));
                             if e.code == IngestErrorCode::ArchivalError {
@@ -323,14 +320,11 @@ async fn persist_loop(
     stream: Arc<VideoStream>,
     mut rx: mpsc::UnboundedReceiver<Appended>,
     acks: AckSender,
-    metrics: Arc<Metrics>,
 ) {
-    let label = Metrics::stream(stream.name.as_str());
     while let Some(a) = rx.recv().await {
         match stream.wait_durable(a.number).await {
             Ok(()) => {
-                metrics.ingest_fragments.get_or_create(&label).inc();
-                metrics.ingest_bytes.get_or_create(&label).inc_by(u64::from(a.info.size));
+                stream.fragment_persisted(&a.info);
                 acks.send(Ack::fragment(EventType::Persisted, a.timecode_ms, a.number.0));
             }
             Err(e) => {
@@ -338,7 +332,7 @@ async fn persist_loop(
                     IngestErrorCode::ArchivalError,
                     format!("fragment {} could not be made durable: {e}", a.number.0),
                 );
-                metrics.ingest_error(stream.name.as_str(), err.code.code());
+                stream.ingest_error(&err);
                 acks.send(Ack {
                     fragment_number: Some(a.number.0.to_string()),
                     ..Ack::error(&err)

@@ -25,6 +25,8 @@ use crate::catalog::{Catalog, VideoStreamRow};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::EventDetails;
+use crate::events::sink::Emitter;
 use crate::log::{DeletedRange, Log, LogConfig, NewRecord, Offset, Retention};
 use crate::media::fmp4::{Fmp4Reader, InitSegment, Item, Limits};
 use crate::metrics::Metrics;
@@ -54,6 +56,7 @@ pub struct VideoStream {
     /// of this stream stop.
     closed: CancellationToken,
     metrics: Arc<Metrics>,
+    events: Arc<Emitter>,
 }
 
 impl VideoStream {
@@ -64,6 +67,7 @@ impl VideoStream {
         clock: &SharedClock,
         closed: CancellationToken,
         metrics: Arc<Metrics>,
+        events: Arc<Emitter>,
     ) -> Result<VideoStream> {
         let fragments = Log::open(&dir.join("fragments"), log_config.clone(), clock.clone())?;
         let inits = Log::open(&dir.join("inits"), log_config.clone(), clock.clone())?;
@@ -84,6 +88,7 @@ impl VideoStream {
             producer: Mutex::new(None),
             closed,
             metrics,
+            events,
         };
         stream.update_stored_gauges();
         // Series start at zero rather than appearing on the first deletion.
@@ -119,16 +124,59 @@ impl VideoStream {
             )));
         }
         let connected_at = info.connected_at;
+        self.events.emit(
+            self.name.as_str(),
+            EventDetails::ProducerConnected {
+                protocol: info.protocol,
+                remote_addr: info.remote_addr.clone(),
+            },
+        );
         *slot = Some(info);
         self.metrics.active_producers.inc();
         Ok(ProducerSession::new(self.clone(), mode, connected_at, self.closed.child_token()))
     }
 
-    fn release_producer(&self) {
+    fn release_producer(&self, reason: String, fragments: u64) {
         let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.take().is_some() {
+        if let Some(info) = slot.take() {
             self.metrics.active_producers.dec();
+            self.events.emit(
+                self.name.as_str(),
+                EventDetails::ProducerDisconnected { protocol: info.protocol, reason, fragments },
+            );
         }
+    }
+
+    /// Counts a fragment made durable and reports it (metrics, FragmentPersisted event). Every
+    /// ingest protocol calls this once per fragment after [`VideoStream::wait_durable`].
+    pub fn fragment_persisted(&self, f: &FragmentInfo) {
+        let label = Metrics::stream(self.name.as_str());
+        self.metrics.ingest_fragments.get_or_create(&label).inc();
+        self.metrics.ingest_bytes.get_or_create(&label).inc_by(u64::from(f.size));
+        self.events.emit(
+            self.name.as_str(),
+            EventDetails::FragmentPersisted {
+                fragment_number: f.number.0.to_string(),
+                producer_timestamp: f.producer_ts,
+                server_timestamp: f.server_ts,
+                size_bytes: f.size,
+                duration_ms: f64::from(f.meta.duration_us) / 1000.0,
+                keyframe: f.meta.keyframe(),
+            },
+        );
+    }
+
+    /// Counts and reports an ingest error (metrics, IngestError event).
+    pub fn ingest_error(&self, e: &writer::IngestError) {
+        self.metrics.ingest_error(self.name.as_str(), e.code.code());
+        self.events.emit(
+            self.name.as_str(),
+            EventDetails::IngestError {
+                code: e.code.code(),
+                name: e.code.name(),
+                message: e.message.clone(),
+            },
+        );
     }
 
     pub fn producer(&self) -> Option<ProducerInfo> {
@@ -302,6 +350,17 @@ impl VideoStream {
             for d in &deleted {
                 self.metrics.retention_deleted_fragments.get_or_create(&label).inc_by(d.records);
                 self.metrics.retention_deleted_bytes.get_or_create(&label).inc_by(d.bytes);
+                self.events.emit(
+                    self.name.as_str(),
+                    EventDetails::RetentionDeleted {
+                        first_fragment_number: d.first.offset.0.to_string(),
+                        last_fragment_number: d.last.offset.0.to_string(),
+                        fragments: d.records,
+                        bytes: d.bytes,
+                        first_producer_timestamp: d.first.time,
+                        last_producer_timestamp: d.last.time,
+                    },
+                );
             }
         }
         self.update_stored_gauges();
@@ -383,6 +442,7 @@ pub struct VideoStreams {
     metrics: Arc<Metrics>,
     default_retention_hours: u32,
     segment_cache: cache::SegmentCache,
+    events: Arc<Emitter>,
     /// Name → stream. std `RwLock`: lookups on every request, writes on create/delete, never
     /// held across an `.await`.
     streams: RwLock<BTreeMap<StreamName, Arc<VideoStream>>>,
@@ -405,6 +465,7 @@ impl VideoStreams {
         let default_retention_hours = config.streams.default_retention_hours;
         let root = config.server.data_dir.join("video");
         std::fs::create_dir_all(&root)?;
+        let events = Arc::new(Emitter::new(clock.clone()));
         let mut streams = BTreeMap::new();
         for row in catalog.video_streams()? {
             let dir = root.join(row.id.to_string());
@@ -416,6 +477,7 @@ impl VideoStreams {
                 &clock,
                 shutdown.child_token(),
                 metrics.clone(),
+                events.clone(),
             )?;
             streams.insert(name, Arc::new(s));
         }
@@ -436,6 +498,7 @@ impl VideoStreams {
             metrics,
             default_retention_hours,
             segment_cache: cache::SegmentCache::new(config.hls.segment_cache_bytes),
+            events,
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
             shutdown,
@@ -448,6 +511,11 @@ impl VideoStreams {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The event emitter of every stream; `app` installs its sink.
+    pub fn events(&self) -> &Arc<Emitter> {
+        &self.events
     }
 
     /// Recently served segments, shared by all streams.
@@ -491,6 +559,7 @@ impl VideoStreams {
             &self.clock,
             self.shutdown.child_token(),
             self.metrics.clone(),
+            self.events.clone(),
         ) {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -504,6 +573,15 @@ impl VideoStreams {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(req.name.clone(), stream.clone());
+        let row = stream.row();
+        self.events.emit(
+            req.name.as_str(),
+            EventDetails::StreamCreated {
+                retention_hours: row.retention_hours,
+                retention_bytes: row.retention_bytes,
+                media_type: row.media_type,
+            },
+        );
         tracing::info!(stream = %req.name, id, "stream created");
         Ok(stream)
     }
@@ -537,6 +615,14 @@ impl VideoStreams {
         }
         validate_retention(row.retention_hours, row.retention_bytes)?;
         row.version = self.catalog.update_video_stream(&row)?;
+        self.events.emit(
+            name.as_str(),
+            EventDetails::StreamUpdated {
+                retention_hours: row.retention_hours,
+                retention_bytes: row.retention_bytes,
+                version: row.version,
+            },
+        );
         *stream.row.write().unwrap_or_else(|p| p.into_inner()) = row;
         Ok(stream)
     }
@@ -555,6 +641,7 @@ impl VideoStreams {
         }
         self.metrics.forget_stream(name.as_str());
         self.segment_cache.forget_stream(stream.id);
+        self.events.emit(name.as_str(), EventDetails::StreamDeleted {});
         tracing::info!(stream = %name, id = stream.id, "stream deleted");
         Ok(())
     }

@@ -108,6 +108,10 @@ pub struct ProducerSession {
     anchor: Option<(u64, Timestamp)>,
     last_decode_time: Option<u64>,
     cancel: CancellationToken,
+    /// Fragments appended in this session.
+    fragments: u64,
+    /// Why the session ended, reported in ProducerDisconnected.
+    end_reason: String,
 }
 
 #[derive(Debug)]
@@ -142,7 +146,14 @@ impl ProducerSession {
             anchor: None,
             last_decode_time: None,
             cancel,
+            fragments: 0,
+            end_reason: String::from("connection dropped"),
         }
+    }
+
+    /// Records why the session is ending (reported when it is dropped).
+    pub fn set_end_reason(&mut self, reason: impl Into<String>) {
+        self.end_reason = reason.into();
     }
 
     pub fn stream(&self) -> &Arc<VideoStream> {
@@ -314,6 +325,7 @@ impl ProducerSession {
         drop(state);
         self.pending_discontinuity = false;
         self.last_decode_time = Some(decode);
+        self.fragments += 1;
         let timecode_ms =
             i64::try_from(scale_to_micros(decode, timescale) / 1000).unwrap_or(i64::MAX);
         Ok(Appended { number, info, timecode_ms })
@@ -355,7 +367,7 @@ impl ProducerSession {
 
 impl Drop for ProducerSession {
     fn drop(&mut self) {
-        self.stream.release_producer();
+        self.stream.release_producer(std::mem::take(&mut self.end_reason), self.fragments);
     }
 }
 

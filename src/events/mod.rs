@@ -1,0 +1,137 @@
+//! Sluice's own lifecycle events (`StreamCreated`, `ProducerConnected`, `FragmentPersisted`, …)
+//! and where they go.
+//!
+//! The video layer reports events to an [`EventSink`]; it never waits on one. The production sink
+//! ([`sink::DataStreamSink`]) queues events and a background task writes them into the system data
+//! stream (default `sluice-events`) with the video stream's name as partition key, so each video
+//! stream's events are ordered and any Kinesis client can consume them. The schema is in
+//! `docs/events.md`; [`Event`] is its single source.
+
+pub mod metadata;
+pub mod sink;
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+
+/// Version of the event schema, carried in every event.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One lifecycle event of a video stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub version: u32,
+    pub stream: String,
+    /// Server time at which the event happened.
+    pub timestamp: Timestamp,
+    pub details: EventDetails,
+}
+
+/// The details of each event type. Field names are camelCase in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EventDetails {
+    #[serde(rename_all = "camelCase")]
+    StreamCreated { retention_hours: u32, retention_bytes: Option<u64>, media_type: Option<String> },
+    #[serde(rename_all = "camelCase")]
+    StreamUpdated { retention_hours: u32, retention_bytes: Option<u64>, version: i64 },
+    #[serde(rename_all = "camelCase")]
+    StreamDeleted {},
+    #[serde(rename_all = "camelCase")]
+    ProducerConnected { protocol: &'static str, remote_addr: Option<String> },
+    #[serde(rename_all = "camelCase")]
+    ProducerDisconnected { protocol: &'static str, reason: String, fragments: u64 },
+    #[serde(rename_all = "camelCase")]
+    FragmentPersisted {
+        fragment_number: String,
+        producer_timestamp: Timestamp,
+        server_timestamp: Timestamp,
+        size_bytes: u32,
+        duration_ms: f64,
+        keyframe: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    IngestError { code: u32, name: &'static str, message: String },
+    #[serde(rename_all = "camelCase")]
+    RetentionDeleted {
+        first_fragment_number: String,
+        last_fragment_number: String,
+        fragments: u64,
+        bytes: u64,
+        first_producer_timestamp: Timestamp,
+        last_producer_timestamp: Timestamp,
+    },
+}
+
+impl EventDetails {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventDetails::StreamCreated { .. } => "StreamCreated",
+            EventDetails::StreamUpdated { .. } => "StreamUpdated",
+            EventDetails::StreamDeleted {} => "StreamDeleted",
+            EventDetails::ProducerConnected { .. } => "ProducerConnected",
+            EventDetails::ProducerDisconnected { .. } => "ProducerDisconnected",
+            EventDetails::FragmentPersisted { .. } => "FragmentPersisted",
+            EventDetails::IngestError { .. } => "IngestError",
+            EventDetails::RetentionDeleted { .. } => "RetentionDeleted",
+        }
+    }
+}
+
+impl Event {
+    pub fn new(stream: &str, timestamp: Timestamp, details: EventDetails) -> Self {
+        Event {
+            kind: details.kind(),
+            version: SCHEMA_VERSION,
+            stream: stream.to_owned(),
+            timestamp,
+            details,
+        }
+    }
+}
+
+/// Where the video layer reports events. Implementations must not block or fail the caller:
+/// an event never slows or breaks ingest.
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: Event);
+}
+
+/// Discards events (before the event stream is wired, and in unit tests).
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_type_version_stream_and_details() {
+        let e = Event::new(
+            "cam1",
+            Timestamp::from_millis(1_000),
+            EventDetails::FragmentPersisted {
+                fragment_number: "7".into(),
+                producer_timestamp: Timestamp::from_millis(500),
+                server_timestamp: Timestamp::from_millis(900),
+                size_bytes: 1234,
+                duration_ms: 1000.0,
+                keyframe: true,
+            },
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "FragmentPersisted");
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["stream"], "cam1");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(v["details"]["fragmentNumber"], "7");
+        assert_eq!(v["details"]["sizeBytes"], 1234);
+        assert_eq!(v["details"]["keyframe"], true);
+        let d = serde_json::to_value(Event::new("x", Timestamp::from_millis(0), EventDetails::StreamDeleted {})).unwrap();
+        assert_eq!(d["details"], serde_json::json!({}));
+    }
+}
