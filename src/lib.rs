@@ -13,6 +13,8 @@
 //!   handed to the stream's writer (HTTP fMP4 push today).
 //! - [`video`]: video streams: the registry, the single writer per stream, the fragment store on
 //!   the log, retention, live notification.
+//! - [`events`]: Sluice's lifecycle events (schema, the non-blocking sink into the event data
+//!   stream) and producers' metadata on the video timeline.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
 //! - [`metrics`]: the Prometheus registry and the counters every layer reports into.
 //! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
@@ -29,6 +31,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod ingest;
 pub mod log;
 pub mod media;
