@@ -14,8 +14,12 @@ use crate::api::{self, ApiState};
 use crate::catalog::Catalog;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::datastream::DataStreams;
 use crate::error::Result;
+use crate::events::sink::{DataStreamWriter, QueueSink};
+use crate::events::store::MetadataStore;
 use crate::metrics::Metrics;
+use crate::name::StreamName;
 use crate::video::VideoStreams;
 
 /// Opens everything the server needs under `config.server.data_dir`. `shutdown` ends long-lived
@@ -25,9 +29,55 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     std::fs::create_dir_all(data_dir)?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite"))?);
     let metrics = Arc::new(Metrics::new());
-    let video =
-        Arc::new(VideoStreams::open(catalog, &config, clock, metrics.clone(), shutdown.clone())?);
-    Ok(ApiState { config: Arc::new(config), video, metrics, shutdown })
+    let data = Arc::new(DataStreams::open(catalog.clone(), &config, clock.clone())?);
+    let video = Arc::new(VideoStreams::open(
+        catalog.clone(),
+        &config,
+        clock,
+        metrics.clone(),
+        shutdown.clone(),
+    )?);
+
+    // Lifecycle events: the video layer emits into a queue drained into the events stream.
+    let events_stream = StreamName::new(config.events.events_stream.clone())?;
+    data.ensure_stream(&events_stream, config.events.events_shards)?;
+    let writer = Arc::new(DataStreamWriter { data: data.clone(), stream: events_stream });
+    let events_stop = CancellationToken::new();
+    let (sink, events_task) = QueueSink::start(writer, metrics.clone(), events_stop.clone());
+    video.events().set_sink(sink);
+
+    let metadata_stream = StreamName::new(config.events.metadata_stream.clone())?;
+    let lookup = video.clone();
+    let metadata = Arc::new(MetadataStore::open(
+        catalog,
+        data.clone(),
+        metadata_stream,
+        config.events.metadata_shards,
+        move |name| StreamName::new(name).ok().and_then(|n| lookup.get(&n).ok()).map(|s| s.id),
+    )?);
+    let background =
+        Arc::new(Background { events_stop, events_task: std::sync::Mutex::new(Some(events_task)) });
+    Ok(ApiState { config: Arc::new(config), video, metrics, data, metadata, background, shutdown })
+}
+
+/// Background work that outlives request handling and must finish before the final sync.
+pub struct Background {
+    /// Cancelled after the server has drained, so the events of sessions that shutdown ended
+    /// (ProducerDisconnected) are still written.
+    events_stop: CancellationToken,
+    /// std `Mutex` around an `Option` so `run` can take the handle once.
+    events_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Background {
+    /// Lets the event writer drain its queue and waits for it.
+    pub async fn finish(&self) {
+        self.events_stop.cancel();
+        let task = self.events_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -50,8 +100,11 @@ pub async fn run(listener: TcpListener, state: ApiState) -> Result<()> {
         }
     }
     retention.abort();
+    state.background.finish().await;
     let video = state.video.clone();
     let _ = tokio::task::spawn_blocking(move || video.sync_all()).await;
+    let data = state.data.clone();
+    let _ = tokio::task::spawn_blocking(move || data.sync_all()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -80,6 +133,39 @@ async fn retention_loop(state: ApiState) {
                 }
             }
             Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+        let data = state.data.clone();
+        match tokio::task::spawn_blocking(move || data.enforce_retention()).await {
+            Ok(deleted) => {
+                for d in deleted {
+                    match d.range {
+                        Some(r) => tracing::info!(
+                            stream = %d.stream,
+                            shard = %d.shard_id,
+                            records = r.records,
+                            bytes = r.bytes,
+                            first = r.first.offset.0,
+                            last = r.last.offset.0,
+                            "retention deleted data records"
+                        ),
+                        None => tracing::info!(
+                            stream = %d.stream,
+                            shard = %d.shard_id,
+                            "retention removed an expired closed shard"
+                        ),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "data stream retention task failed"),
+        }
+        let ids: Vec<i64> = state.video.all().iter().map(|s| s.id).collect();
+        let metadata = state.metadata.clone();
+        match tokio::task::spawn_blocking(move || metadata.purge(&ids)).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(rows = n, "metadata index rows of deleted data purged")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "metadata index purge failed"),
+            _ => {}
         }
     }
 }

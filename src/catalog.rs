@@ -234,7 +234,9 @@ mod tests {
             Err(crate::error::Error::invalid("no"))
         });
         assert!(failed.is_err());
-        let n: i64 = cat.transaction(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)).unwrap();
+        let n: i64 = cat
+            .transaction(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .unwrap();
         assert_eq!(n, 1, "the failed transaction left nothing behind");
     }
 }

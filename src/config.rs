@@ -19,6 +19,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub hls: HlsConfig,
     pub streams: StreamDefaults,
+    pub data_streams: DataStreamsConfig,
+    pub events: crate::events::EventsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +100,54 @@ pub struct HlsConfig {
 pub struct StreamDefaults {
     /// Retention of a stream created without `retentionHours`, in hours. Default 24.
     pub default_retention_hours: u32,
+}
+
+/// The Kinesis-compatible data streams (`[data_streams]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataStreamsConfig {
+    /// Region named in stream and consumer ARNs. Default `us-east-1`.
+    pub region: String,
+    /// 12-digit account id named in ARNs. Default `000000000000`.
+    pub account_id: String,
+    /// Shortest retention `DecreaseStreamRetentionPeriod` accepts, in hours (1–24). Default 24
+    /// (Kinesis's minimum); lower it for tests.
+    pub min_retention_hours: u32,
+    /// Most open shards across all data streams (DescribeLimits `ShardLimit`). Default 500.
+    pub shard_limit: u32,
+    /// Most on-demand streams. Default 50.
+    pub on_demand_stream_limit: u32,
+    /// Shards of a stream created in ON_DEMAND mode. Default 4.
+    pub on_demand_shard_count: u32,
+    /// Enforce the per-shard throughput limits below (provisioned streams for writes, every
+    /// stream for reads). Default true.
+    pub throughput_limits: bool,
+    /// Per-shard write limit, in bytes of data + partition key per second. Default 1048576.
+    pub write_bytes_per_sec: u64,
+    /// Per-shard write limit, in records per second. Default 1000.
+    pub write_records_per_sec: u64,
+    /// Per-shard read limit, in bytes per second. Default 2097152.
+    pub read_bytes_per_sec: u64,
+    /// Per-shard read limit, in GetRecords calls per second. Default 5.
+    pub read_calls_per_sec: u64,
+}
+
+impl Default for DataStreamsConfig {
+    fn default() -> Self {
+        DataStreamsConfig {
+            region: String::from("us-east-1"),
+            account_id: String::from("000000000000"),
+            min_retention_hours: 24,
+            shard_limit: 500,
+            on_demand_stream_limit: 50,
+            on_demand_shard_count: 4,
+            throughput_limits: true,
+            write_bytes_per_sec: 1024 * 1024,
+            write_records_per_sec: 1000,
+            read_bytes_per_sec: 2 * 1024 * 1024,
+            read_calls_per_sec: 5,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -214,6 +264,51 @@ impl Config {
         if self.streams.default_retention_hours > crate::video::MAX_RETENTION_HOURS {
             return bad("streams.default_retention_hours", "must be at most 87600");
         }
+        let ds = &self.data_streams;
+        if ds.region.is_empty()
+            || !ds.region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return bad("data_streams.region", "must be letters, digits and '-'");
+        }
+        if ds.account_id.len() != 12 || !ds.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return bad("data_streams.account_id", "must be 12 digits");
+        }
+        if !(1..=24).contains(&ds.min_retention_hours) {
+            return bad("data_streams.min_retention_hours", "must be between 1 and 24");
+        }
+        if ds.shard_limit == 0 {
+            return bad("data_streams.shard_limit", "must be at least 1");
+        }
+        for (key, name, shards) in [
+            ("events.events_stream", &self.events.events_stream, self.events.events_shards),
+            ("events.metadata_stream", &self.events.metadata_stream, self.events.metadata_shards),
+        ] {
+            if crate::name::StreamName::new(name.as_str()).is_err() {
+                return bad(key, "must be a valid stream name ([a-zA-Z0-9_.-]{1,256})");
+            }
+            if !(1..=64).contains(&shards) {
+                return bad(key, "its shard count must be between 1 and 64");
+            }
+        }
+        if self.events.events_stream == self.events.metadata_stream {
+            return bad("events.metadata_stream", "must differ from events.events_stream");
+        }
+        if !(1..=1000).contains(&ds.on_demand_shard_count) {
+            return bad("data_streams.on_demand_shard_count", "must be between 1 and 1000");
+        }
+        for (key, v) in [
+            ("data_streams.write_bytes_per_sec", ds.write_bytes_per_sec),
+            ("data_streams.write_records_per_sec", ds.write_records_per_sec),
+            ("data_streams.read_bytes_per_sec", ds.read_bytes_per_sec),
+            ("data_streams.read_calls_per_sec", ds.read_calls_per_sec),
+        ] {
+            if v == 0 {
+                return bad(
+                    key,
+                    "must be at least 1 (turn limits off with throughput_limits = false)",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -265,5 +360,38 @@ mod tests {
         assert_eq!(c.ingest.max_fragment_bytes, d.ingest.max_fragment_bytes);
         assert_eq!(c.hls.live_window_segments, d.hls.live_window_segments);
         assert_eq!(c.streams.default_retention_hours, d.streams.default_retention_hours);
+        assert_eq!(c.events.events_stream, d.events.events_stream);
+        assert_eq!(c.events.metadata_shards, d.events.metadata_shards);
+        let (a, b) = (&c.data_streams, &d.data_streams);
+        assert_eq!((&a.region, &a.account_id), (&b.region, &b.account_id));
+        assert_eq!(
+            (
+                a.min_retention_hours,
+                a.shard_limit,
+                a.on_demand_stream_limit,
+                a.on_demand_shard_count
+            ),
+            (
+                b.min_retention_hours,
+                b.shard_limit,
+                b.on_demand_stream_limit,
+                b.on_demand_shard_count
+            )
+        );
+        assert_eq!(a.throughput_limits, b.throughput_limits);
+        assert_eq!(
+            (
+                a.write_bytes_per_sec,
+                a.write_records_per_sec,
+                a.read_bytes_per_sec,
+                a.read_calls_per_sec
+            ),
+            (
+                b.write_bytes_per_sec,
+                b.write_records_per_sec,
+                b.read_bytes_per_sec,
+                b.read_calls_per_sec
+            )
+        );
     }
 }

@@ -15,6 +15,8 @@
 //!   the log, retention, live notification.
 //! - [`events`]: Sluice's lifecycle events (schema, the non-blocking sink into the event data
 //!   stream) and producers' metadata on the video timeline.
+//! - [`datastream`]: Kinesis data streams on the log: shards and hash ranges, sequence numbers,
+//!   MAC'd shard iterators, throttling, resharding with lineage, retention.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
 //! - [`metrics`]: the Prometheus registry and the counters every layer reports into.
 //! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
@@ -30,6 +32,7 @@ pub mod app;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod datastream;
 pub mod error;
 pub mod events;
 pub mod ingest;

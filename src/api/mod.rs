@@ -1,11 +1,14 @@
 //! The HTTP surfaces, as thin adapters over the services: the native REST API under `/v1/`
-//! ([`streams`]), HLS ([`hls`]), the live fMP4 tail ([`media`]), ingest (routed to
-//! `crate::ingest`), and operations (`/healthz`, `/metrics`). Errors become responses in
+//! ([`streams`]), HLS ([`hls`]), the live fMP4 tail ([`media`]), the AWS Kinesis Data Streams
+//! JSON protocol on `POST /` ([`kinesis`]), ingest (routed to `crate::ingest`), and operations (`/healthz`, `/metrics`). Errors become responses in
 //! [`error`] only.
 
+pub mod datastream_sse;
 pub mod error;
 pub mod hls;
+pub mod kinesis;
 pub mod media;
+pub mod stream_events;
 pub mod streams;
 
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
+use crate::datastream::DataStreams;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::name::StreamName;
@@ -30,6 +34,12 @@ pub struct ApiState {
     pub config: Arc<Config>,
     pub video: Arc<VideoStreams>,
     pub metrics: Arc<Metrics>,
+    /// The Kinesis-compatible data streams (`crate::datastream`).
+    pub data: Arc<DataStreams>,
+    /// Producers' metadata on the video timeline (`crate::events::store`).
+    pub metadata: Arc<crate::events::store::MetadataStore>,
+    /// Background work that must finish before the final sync (the event writer).
+    pub background: Arc<crate::app::Background>,
     /// Cancelled at shutdown: long-lived responses (ingest, live tails, blocking playlists) end.
     pub shutdown: CancellationToken,
 }
@@ -62,6 +72,9 @@ pub fn router(state: ApiState) -> Router {
         .merge(hls::routes())
         .merge(media::routes())
         .merge(crate::ingest::http_fmp4::routes())
+        .merge(kinesis::routes())
+        .merge(stream_events::routes())
+        .merge(datastream_sse::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)
         .with_state(state)

@@ -38,9 +38,7 @@ pub struct EventInput {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum EventsBody {
-    Wrapped {
-        events: Vec<EventInput>,
-    },
+    Wrapped { events: Vec<EventInput> },
     Many(Vec<EventInput>),
     One(EventInput),
 }
@@ -145,7 +143,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((docs[0].timestamp, docs[0].timestamps), (now, TimestampKind::Server));
-        assert_eq!((docs[1].timestamp.as_millis(), docs[1].timestamps), (5000, TimestampKind::Producer));
+        assert_eq!(
+            (docs[1].timestamp.as_millis(), docs[1].timestamps),
+            (5000, TimestampKind::Producer)
+        );
         assert_eq!(docs[2].timestamps, TimestampKind::Server);
         let back = StoredEvent::decode(&docs[1].encode().unwrap()).unwrap();
         assert_eq!(back, docs[1]);

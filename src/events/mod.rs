@@ -9,6 +9,7 @@
 
 pub mod metadata;
 pub mod sink;
+pub mod store;
 
 use serde::Serialize;
 
@@ -131,7 +132,39 @@ mod tests {
         assert_eq!(v["details"]["fragmentNumber"], "7");
         assert_eq!(v["details"]["sizeBytes"], 1234);
         assert_eq!(v["details"]["keyframe"], true);
-        let d = serde_json::to_value(Event::new("x", Timestamp::from_millis(0), EventDetails::StreamDeleted {})).unwrap();
+        let d = serde_json::to_value(Event::new(
+            "x",
+            Timestamp::from_millis(0),
+            EventDetails::StreamDeleted {},
+        ))
+        .unwrap();
         assert_eq!(d["details"], serde_json::json!({}));
+    }
+}
+
+/// Where events go (`[events]` in the config file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Data stream for Sluice's lifecycle events, created at start-up if missing. Default
+    /// `sluice-events`.
+    pub events_stream: String,
+    /// Its shard count when created. Default 1.
+    pub events_shards: u32,
+    /// Data stream for producers' metadata (`POST /v1/streams/{name}/events`), created at
+    /// start-up if missing. Default `sluice-metadata`.
+    pub metadata_stream: String,
+    /// Its shard count when created. Default 1.
+    pub metadata_shards: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            events_stream: String::from("sluice-events"),
+            events_shards: 1,
+            metadata_stream: String::from("sluice-metadata"),
+            metadata_shards: 1,
+        }
     }
 }

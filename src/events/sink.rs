@@ -25,6 +25,35 @@ pub trait RecordWriter: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
+/// Writes events into a data stream through the data-stream core (server-internal appends: no
+/// throughput limits), then waits until they are durable and visible to consumers.
+pub struct DataStreamWriter {
+    pub data: Arc<crate::datastream::DataStreams>,
+    pub stream: crate::name::StreamName,
+}
+
+impl RecordWriter for DataStreamWriter {
+    fn write<'a>(
+        &'a self,
+        records: Vec<(String, Bytes)>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut appended = Vec::with_capacity(records.len());
+            for (key, data) in records {
+                match self.data.append(&self.stream, &key, data) {
+                    Ok(a) => appended.push(a),
+                    Err(e) => return Err(format!("appending to {}: {}", self.stream, e.message())),
+                }
+            }
+            // One group commit covers the batch: after the first wait the rest are durable.
+            for a in &appended {
+                self.data.wait_durable(a).await.map_err(|e| e.message().to_owned())?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Events waiting to be written, at most.
 const QUEUE: usize = 65_536;
 /// Events written per batch, at most.

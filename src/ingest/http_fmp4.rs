@@ -122,11 +122,7 @@ async fn push(
         delivery == AckDelivery::End,
         state.metrics.clone(),
     );
-    let ctx = SessionContext {
-        config: state.config.ingest.clone(),
-        clock,
-        stream: stream.clone(),
-    };
+    let ctx = SessionContext { config: state.config.ingest.clone(), clock, stream: stream.clone() };
     // The session task owns the producer session; it ends when the body ends, the producer goes
     // away, the stream is deleted or the server shuts down (all of which end its loop).
     let session_task = tokio::spawn(run_session(ctx, session, data, ack_tx));
@@ -187,11 +183,7 @@ async fn run_session(
     // PERSISTED acks are sent in order by a second task that waits for durability, so reading the
     // body never waits for fsync (group commit covers the fragments queued meanwhile).
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Appended>();
-    let persister = tokio::spawn(persist_loop(
-        ctx.stream.clone(),
-        persist_rx,
-        acks.clone(),
-    ));
+    let persister = tokio::spawn(persist_loop(ctx.stream.clone(), persist_rx, acks.clone()));
 
     let end = read_body(&ctx, &mut session, body, &acks, &persist_tx).await;
     drop(persist_tx);

@@ -1,0 +1,127 @@
+//! `DsError`: the data-stream core's errors, one variant per Kinesis exception. The wire layer
+//! (`crate::api::kinesis`) writes [`DsError::type_name`] as the response's `__type`; the native
+//! API maps them to the crate [`Error`] kinds through `From`.
+
+use crate::error::{Error, ErrorKind};
+use crate::log::LogError;
+
+/// An error of the data-stream core, named as Kinesis names it on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsError {
+    /// The stream, shard or consumer does not exist (or no longer does).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The resource exists already or is in a state that forbids the operation.
+    #[error("{0}")]
+    ResourceInUse(String),
+    /// A parameter is outside what the operation accepts (beyond the schema's constraints).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// An account or stream limit (shards, on-demand streams, consumers, scaling bounds).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The shard iterator is older than five minutes.
+    #[error("{0}")]
+    ExpiredIterator(String),
+    /// The pagination token is older than five minutes.
+    #[error("{0}")]
+    ExpiredNextToken(String),
+    /// A per-shard throughput limit was hit; clients retry with back-off.
+    #[error("{0}")]
+    ProvisionedThroughputExceeded(String),
+    /// A schema constraint failed: a missing required member, a length, a pattern, a range.
+    #[error("{0}")]
+    Validation(String),
+    /// The request body is not the JSON the operation expects (wrong type, bad base64).
+    #[error("{0}")]
+    Serialization(String),
+    /// A fault in the server or its storage (HTTP 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl DsError {
+    /// The Kinesis exception name, as written in `__type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DsError::ResourceNotFound(_) => "ResourceNotFoundException",
+            DsError::ResourceInUse(_) => "ResourceInUseException",
+            DsError::InvalidArgument(_) => "InvalidArgumentException",
+            DsError::LimitExceeded(_) => "LimitExceededException",
+            DsError::ExpiredIterator(_) => "ExpiredIteratorException",
+            DsError::ExpiredNextToken(_) => "ExpiredNextTokenException",
+            DsError::ProvisionedThroughputExceeded(_) => "ProvisionedThroughputExceededException",
+            DsError::Validation(_) => "ValidationException",
+            DsError::Serialization(_) => "SerializationException",
+            DsError::Internal(_) => "InternalFailure",
+        }
+    }
+
+    /// True for server faults (HTTP 500); everything else is the client's (HTTP 400).
+    pub fn is_server_fault(&self) -> bool {
+        matches!(self, DsError::Internal(_))
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            DsError::ResourceNotFound(m)
+            | DsError::ResourceInUse(m)
+            | DsError::InvalidArgument(m)
+            | DsError::LimitExceeded(m)
+            | DsError::ExpiredIterator(m)
+            | DsError::ExpiredNextToken(m)
+            | DsError::ProvisionedThroughputExceeded(m)
+            | DsError::Validation(m)
+            | DsError::Serialization(m)
+            | DsError::Internal(m) => m,
+        }
+    }
+}
+
+impl From<LogError> for DsError {
+    fn from(e: LogError) -> Self {
+        DsError::Internal(format!("storage: {e}"))
+    }
+}
+
+impl From<Error> for DsError {
+    fn from(e: Error) -> Self {
+        match e.kind {
+            ErrorKind::InvalidArgument => DsError::InvalidArgument(e.message),
+            ErrorKind::NotFound => DsError::ResourceNotFound(e.message),
+            ErrorKind::Conflict => DsError::ResourceInUse(e.message),
+            _ => DsError::Internal(e.message),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DsError {
+    fn from(e: rusqlite::Error) -> Self {
+        DsError::Internal(format!("catalog: {e}"))
+    }
+}
+
+impl From<std::io::Error> for DsError {
+    fn from(e: std::io::Error) -> Self {
+        DsError::Internal(format!("i/o: {e}"))
+    }
+}
+
+impl From<DsError> for Error {
+    fn from(e: DsError) -> Self {
+        let kind = match &e {
+            DsError::ResourceNotFound(_) => ErrorKind::NotFound,
+            DsError::ResourceInUse(_) => ErrorKind::Conflict,
+            DsError::InvalidArgument(_)
+            | DsError::Validation(_)
+            | DsError::Serialization(_)
+            | DsError::ExpiredIterator(_)
+            | DsError::ExpiredNextToken(_) => ErrorKind::InvalidArgument,
+            DsError::LimitExceeded(_) | DsError::ProvisionedThroughputExceeded(_) => {
+                ErrorKind::Unavailable
+            }
+            DsError::Internal(_) => ErrorKind::Internal,
+        };
+        Error::new(kind, e.to_string())
+    }
+}

@@ -1,0 +1,1087 @@
+//! Data streams: Kinesis Data Streams semantics on the log engine. A stream is a set of shards;
+//! each shard is one [`Log`] owning a contiguous range of the 128-bit hash-key space
+//! ([`hashkey`]). Records are routed by the MD5 of their partition key (or an explicit hash
+//! key), numbered by [`SequenceNumber`]s that decode to (shard, offset) ([`seqno`]), read through
+//! MAC'd, expiring shard iterators ([`token`]), throttled per shard ([`throttle`]), and resharded
+//! with lineage ([`reshard`]). The catalog rows are in [`store`]; the AWS wire protocol that
+//! fronts all this is `crate::api::kinesis`.
+//!
+//! On disk: `<data_dir>/datastreams/<stream id>/<shard ordinal>/` is a shard's log, and
+//! `<data_dir>/datastreams/iterator.key` the MAC key (mode 0600). A shard's directory is created
+//! before its catalog row and removed after it, and directories the catalog does not name are
+//! removed at start-up, so a crash never leaves a listed shard without its log.
+//!
+//! # Layout
+//!
+//! - [`error`]: `DsError`, one variant per Kinesis exception.
+//! - [`hashkey`], [`seqno`], [`token`], [`throttle`], [`record`], [`validate`]: pure pieces.
+//! - [`store`]: the catalog tables.
+//! - this file: the registry of streams and the stream-level operations (create, delete,
+//!   describe, list, tags, retention, mode, consumers, limits).
+//! - `consumers`: Register/Deregister/Describe/ListStreamConsumer(s).
+//! - [`write`]: PutRecord(s) and the internal `append`; [`read`]: iterators, GetRecords and
+//!   [`ShardReader`]; [`reshard`]: SplitShard, MergeShards, UpdateShardCount.
+//!
+//! # Concurrency
+//!
+//! `admin` (a std `Mutex`) serialises every operation that changes the set of streams or
+//! shards. Each stream's `state` is a std `RwLock` (never held across an `.await`): writers route
+//! under its read lock. Each shard's `writer` is a std `Mutex` held across the log append (a
+//! `write(2)`, no `.await`) so arrival times and offsets are assigned in order, and taken by
+//! resharding to close the shard. Lock order: `admin` → `streams` → stream `state` → shard
+//! `writer` → shard `buckets`.
+
+mod consumers;
+pub mod error;
+pub mod hashkey;
+pub mod read;
+pub mod record;
+pub mod reshard;
+pub mod seqno;
+pub mod store;
+pub mod throttle;
+pub mod token;
+pub mod validate;
+pub mod write;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use crate::catalog::Catalog;
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::{Config, DataStreamsConfig};
+use crate::log::{DeletedRange, Log, LogConfig, Offset, Retention};
+use crate::name::StreamName;
+
+pub use error::DsError;
+pub use hashkey::{HashKey, HashKeyRange};
+pub use read::{GetRecordsOutput, IteratorStart, ShardReader};
+pub use reshard::ShardFilter;
+pub use seqno::SequenceNumber;
+pub use store::StreamMode;
+pub use write::{PutEntry, PutOutcome};
+
+use store::{ConsumerRow, ShardRow, StreamRow};
+use throttle::{Rates, ShardBuckets};
+use token::Signer;
+
+/// Kinesis's largest retention, in hours (365 days).
+pub const MAX_RETENTION_HOURS: u32 = 8760;
+/// Kinesis's default and minimum retention, in hours.
+pub const DEFAULT_RETENTION_HOURS: u32 = 24;
+/// Consumers (enhanced fan-out) per stream.
+pub const MAX_CONSUMERS: usize = 20;
+/// Tags per stream.
+pub const MAX_TAGS: usize = 50;
+/// Longest data-stream name (Kinesis allows 128, video streams 256).
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A shard's id: `shardId-` and its ordinal in 12 digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(pub u32);
+
+impl ShardId {
+    /// Parses `shardId-000000000007` (or the bare ordinal `7`, as Kinesis also accepts). A value
+    /// that fails the schema is `ValidationException`; a well-formed id naming no shard is
+    /// `ResourceNotFoundException`.
+    pub fn parse(s: &str, member: &str) -> Result<ShardId, DsError> {
+        validate::name(s, member, 128)?;
+        let digits = s.strip_prefix("shardId-").unwrap_or(s);
+        digits
+            .parse::<u32>()
+            .ok()
+            .filter(|o| {
+                *o < seqno::MAX_ORDINAL
+                    && !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+            })
+            .map(ShardId)
+            .ok_or_else(|| DsError::ResourceNotFound(format!("Could not find shard {s}.")))
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shardId-{:012}", self.0)
+    }
+}
+
+/// Which stream an operation targets: `StreamName`, `StreamARN`, or both (they must agree).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamSel<'a> {
+    pub name: Option<&'a str>,
+    pub arn: Option<&'a str>,
+}
+
+impl<'a> StreamSel<'a> {
+    pub fn name(name: &'a str) -> StreamSel<'a> {
+        StreamSel { name: Some(name), arn: None }
+    }
+    pub fn arn(arn: &'a str) -> StreamSel<'a> {
+        StreamSel { name: None, arn: Some(arn) }
+    }
+}
+
+/// A write made by [`DataStreams::append`]; pass it to [`DataStreams::wait_durable`].
+#[derive(Clone)]
+pub struct Appended {
+    pub shard_id: ShardId,
+    pub offset: Offset,
+    pub sequence_number: SequenceNumber,
+    pub arrival: Timestamp,
+    /// The shard written to, so the durability wait needs no lookup (and cannot find a shard of
+    /// a re-created stream).
+    shard: Arc<Shard>,
+}
+
+impl fmt::Debug for Appended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Appended")
+            .field("shard_id", &self.shard_id)
+            .field("offset", &self.offset)
+            .field("sequence_number", &self.sequence_number)
+            .field("arrival", &self.arrival)
+            .finish()
+    }
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRecord {
+    pub sequence_number: SequenceNumber,
+    pub partition_key: String,
+    pub data: bytes::Bytes,
+    pub arrival: Timestamp,
+    pub offset: Offset,
+}
+
+/// One shard as DescribeStream / ListShards show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardDescription {
+    pub shard_id: ShardId,
+    pub parent: Option<ShardId>,
+    pub adjacent_parent: Option<ShardId>,
+    pub range: HashKeyRange,
+    pub starting: SequenceNumber,
+    pub ending: Option<SequenceNumber>,
+}
+
+/// A child of a closed shard, as GetRecords lists it at the shard's end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildShard {
+    pub shard_id: ShardId,
+    pub parents: Vec<ShardId>,
+    pub range: HashKeyRange,
+}
+
+/// DescribeStream / DescribeStreamSummary / ListStreams' view of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamDescription {
+    pub name: String,
+    pub arn: String,
+    /// Always `ACTIVE` once created: creation and resharding complete within the call.
+    pub status: &'static str,
+    pub mode: StreamMode,
+    pub retention_hours: u32,
+    pub created_at: Timestamp,
+    pub open_shard_count: u32,
+    pub consumer_count: u32,
+}
+
+/// A registered (enhanced fan-out) consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerDescription {
+    pub name: String,
+    pub arn: String,
+    pub status: &'static str,
+    pub created_at: Timestamp,
+    pub stream_arn: String,
+}
+
+/// DescribeLimits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub shard_limit: u32,
+    pub open_shard_count: u32,
+    pub on_demand_stream_count: u32,
+    pub on_demand_stream_count_limit: u32,
+}
+
+/// Capacity requested at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capacity {
+    Provisioned { shard_count: u32 },
+    OnDemand,
+}
+
+/// What one retention pass deleted from one shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionDeleted {
+    pub stream: StreamName,
+    pub shard_id: ShardId,
+    /// `None` when a whole closed shard past retention was removed (its records were gone).
+    pub range: Option<DeletedRange>,
+}
+
+/// One shard: its place in the hash-key space and lineage, and its log.
+pub(crate) struct Shard {
+    ordinal: u32,
+    range: HashKeyRange,
+    parent: Option<u32>,
+    adjacent_parent: Option<u32>,
+    created_at: Timestamp,
+    starting: SequenceNumber,
+    log: Log,
+    /// std `Mutex` held across the log append (no `.await`) so arrivals and offsets are assigned
+    /// in order; resharding takes it to close the shard. Lives as long as the shard.
+    writer: Mutex<ShardWriter>,
+    /// std `Mutex`: short in-memory updates of the token buckets.
+    buckets: Mutex<ShardBuckets>,
+}
+
+struct ShardWriter {
+    /// The arrival time of the last record; the next one gets at least this.
+    last_arrival: Timestamp,
+    /// Set when the shard is closed by resharding: (ending sequence number, when).
+    closed: Option<(SequenceNumber, Timestamp)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections are a few assignments around I/O; a panic cannot leave them half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read_lock<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shard {
+    fn open(
+        row: &ShardRow,
+        dir: PathBuf,
+        log_config: &LogConfig,
+        clock: &SharedClock,
+        rates: Rates,
+    ) -> Result<Shard, DsError> {
+        let log = Log::open(&dir, log_config.clone(), clock.clone())?;
+        let last_arrival = log.stats().last.map_or(Timestamp::MIN, |e| e.arrival);
+        Ok(Shard {
+            ordinal: row.ordinal,
+            range: row.range,
+            parent: row.parent,
+            adjacent_parent: row.adjacent_parent,
+            created_at: row.created_at,
+            starting: row.starting,
+            log,
+            writer: Mutex::new(ShardWriter { last_arrival, closed: row.closed }),
+            buckets: Mutex::new(ShardBuckets::new(rates, clock.now())),
+        })
+    }
+
+    pub(crate) fn id(&self) -> ShardId {
+        ShardId(self.ordinal)
+    }
+
+    fn closed(&self) -> Option<(SequenceNumber, Timestamp)> {
+        lock(&self.writer).closed
+    }
+
+    fn describe(&self) -> ShardDescription {
+        ShardDescription {
+            shard_id: self.id(),
+            parent: self.parent.map(ShardId),
+            adjacent_parent: self.adjacent_parent.map(ShardId),
+            range: self.range,
+            starting: self.starting,
+            ending: self.closed().map(|c| c.0),
+        }
+    }
+}
+
+/// Mutable facts of a stream, under its `state` lock.
+struct StreamState {
+    retention_hours: u32,
+    mode: StreamMode,
+    next_ordinal: u32,
+    /// Every shard still kept (open and closed), by ordinal.
+    shards: BTreeMap<u32, Arc<Shard>>,
+    /// The open shards, by the start of their hash-key range (routing).
+    open: Vec<Arc<Shard>>,
+    tags: BTreeMap<String, String>,
+    consumers: Vec<ConsumerRow>,
+}
+
+impl StreamState {
+    fn rebuild_open(&mut self) {
+        let mut open: Vec<Arc<Shard>> =
+            self.shards.values().filter(|s| s.closed().is_none()).cloned().collect();
+        open.sort_by_key(|s| s.range.start);
+        self.open = open;
+    }
+
+    /// The open shard whose range holds `k`.
+    fn route(&self, k: HashKey) -> Option<Arc<Shard>> {
+        let i = self.open.partition_point(|s| s.range.start <= k);
+        let s = self.open.get(i.checked_sub(1)?)?;
+        s.range.contains(k).then(|| s.clone())
+    }
+}
+
+/// One data stream.
+pub(crate) struct DataStream {
+    id: i64,
+    name: StreamName,
+    created_at: Timestamp,
+    dir: PathBuf,
+    /// std `RwLock`: read by every put and get, written by admin operations; never held across
+    /// an `.await`.
+    state: RwLock<StreamState>,
+}
+
+impl DataStream {
+    fn shard(&self, id: ShardId) -> Result<Arc<Shard>, DsError> {
+        read_lock(&self.state).shards.get(&id.0).cloned().ok_or_else(|| {
+            DsError::ResourceNotFound(format!(
+                "Could not find shard {id} in stream {} under account.",
+                self.name
+            ))
+        })
+    }
+
+    fn retention(&self) -> Retention {
+        let hours = read_lock(&self.state).retention_hours;
+        Retention { max_age: Some(Duration::from_secs(u64::from(hours) * 3600)), max_bytes: None }
+    }
+}
+
+/// Name and id → stream.
+#[derive(Default)]
+struct Registry {
+    by_name: BTreeMap<StreamName, Arc<DataStream>>,
+    by_id: HashMap<i64, Arc<DataStream>>,
+}
+
+/// All data streams of this server. `Send + Sync`; share it as `Arc<DataStreams>`.
+pub struct DataStreams {
+    catalog: Arc<Catalog>,
+    root: PathBuf,
+    log_config: LogConfig,
+    clock: SharedClock,
+    config: DataStreamsConfig,
+    signer: Signer,
+    /// std `RwLock`: looked up on every request, written on create/delete, never across an
+    /// `.await`.
+    streams: RwLock<Registry>,
+    /// Serialises operations that change streams or shards, so the catalog, the directories and
+    /// the in-memory registry change together.
+    admin: Mutex<()>,
+}
+
+impl fmt::Debug for DataStreams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataStreams").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+impl DataStreams {
+    /// Opens every data stream in the catalog (recovering each shard's log), removes directories
+    /// the catalog does not name (a crash during create, reshard or delete), and loads or
+    /// creates the iterator MAC key.
+    pub fn open(
+        catalog: Arc<Catalog>,
+        config: &Config,
+        clock: SharedClock,
+    ) -> Result<DataStreams, DsError> {
+        catalog.ensure_schema(store::SCHEMA)?;
+        let root = config.server.data_dir.join("datastreams");
+        std::fs::create_dir_all(&root)?;
+        let signer = Signer::load_or_create(&root.join("iterator.key"))?;
+        let log_config = config.log_config();
+        let ds_config = config.data_streams.clone();
+        let rates = rates(&ds_config);
+        let mut reg = Registry::default();
+        for rec in store::load_all(&catalog)? {
+            let name = StreamName::new(rec.stream.name.clone())
+                .map_err(|e| DsError::Internal(format!("catalog: {e}")))?;
+            let dir = root.join(rec.stream.id.to_string());
+            let mut shards = BTreeMap::new();
+            for row in &rec.shards {
+                let shard = Shard::open(
+                    row,
+                    dir.join(row.ordinal.to_string()),
+                    &log_config,
+                    &clock,
+                    rates,
+                )?;
+                shards.insert(row.ordinal, Arc::new(shard));
+            }
+            remove_unknown_dirs(&dir, &shards.keys().map(|o| o.to_string()).collect::<Vec<_>>())?;
+            let mut state = StreamState {
+                retention_hours: rec.stream.retention_hours,
+                mode: rec.stream.mode,
+                next_ordinal: rec.stream.next_ordinal,
+                shards,
+                open: Vec::new(),
+                tags: rec.tags,
+                consumers: rec.consumers,
+            };
+            state.rebuild_open();
+            let stream = Arc::new(DataStream {
+                id: rec.stream.id,
+                name: name.clone(),
+                created_at: rec.stream.created_at,
+                dir,
+                state: RwLock::new(state),
+            });
+            reg.by_id.insert(stream.id, stream.clone());
+            reg.by_name.insert(name, stream);
+        }
+        let mut known: Vec<String> = reg.by_id.keys().map(|id| id.to_string()).collect();
+        known.push("iterator.key".to_owned());
+        remove_unknown_dirs(&root, &known)?;
+        Ok(DataStreams {
+            catalog,
+            root,
+            log_config,
+            clock,
+            config: ds_config,
+            signer,
+            streams: RwLock::new(reg),
+            admin: Mutex::new(()),
+        })
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn rates(&self) -> Rates {
+        rates(&self.config)
+    }
+
+    /// `arn:aws:kinesis:<region>:<account>:stream/<name>`.
+    pub fn stream_arn(&self, name: &str) -> String {
+        format!("arn:aws:kinesis:{}:{}:stream/{name}", self.config.region, self.config.account_id)
+    }
+
+    /// Resolves `StreamName` / `StreamARN`.
+    fn resolve(&self, sel: StreamSel<'_>) -> Result<Arc<DataStream>, DsError> {
+        let from_arn = match sel.arn {
+            Some(arn) => {
+                let (region, account, rest) = validate::stream_arn(arn, "streamARN")?;
+                validate::name(rest, "streamARN", MAX_NAME_LEN)?;
+                if region != self.config.region || account != self.config.account_id {
+                    return Err(DsError::ResourceNotFound(format!(
+                        "Stream {rest} under account {account} not found."
+                    )));
+                }
+                Some(rest)
+            }
+            None => None,
+        };
+        let name = match (sel.name, from_arn) {
+            (Some(n), Some(a)) if n != a => {
+                return Err(DsError::InvalidArgument(format!(
+                    "StreamName {n} does not match the stream in StreamARN {a}."
+                )));
+            }
+            (Some(n), _) => n,
+            (None, Some(a)) => a,
+            (None, None) => {
+                return Err(DsError::Validation(
+                    "Either StreamName or StreamARN should be provided.".to_owned(),
+                ));
+            }
+        };
+        validate::name(name, "streamName", MAX_NAME_LEN)?;
+        self.lookup(name)
+    }
+
+    fn lookup(&self, name: &str) -> Result<Arc<DataStream>, DsError> {
+        let not_found = || {
+            DsError::ResourceNotFound(format!(
+                "Stream {name} under account {} not found.",
+                self.config.account_id
+            ))
+        };
+        let key = StreamName::new(name).map_err(|_| not_found())?;
+        read_lock(&self.streams).by_name.get(&key).cloned().ok_or_else(not_found)
+    }
+
+    fn by_id(&self, id: i64) -> Option<Arc<DataStream>> {
+        read_lock(&self.streams).by_id.get(&id).cloned()
+    }
+
+    fn total_open_shards(&self) -> u32 {
+        read_lock(&self.streams).by_id.values().map(|s| read_lock(&s.state).open.len() as u32).sum()
+    }
+
+    // ---- streams ----------------------------------------------------------------------------
+
+    /// CreateStream. Kinesis limits: the shard limit across open shards
+    /// (`LimitExceededException`), the on-demand stream limit, 50 tags.
+    pub fn create_stream(
+        &self,
+        name: &str,
+        capacity: Capacity,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), DsError> {
+        validate::name(name, "streamName", MAX_NAME_LEN)?;
+        validate_tags(&tags)?;
+        if tags.len() > MAX_TAGS {
+            return Err(DsError::InvalidArgument(format!(
+                "A stream can have at most {MAX_TAGS} tags."
+            )));
+        }
+        let stream_name = StreamName::new(name).map_err(|e| DsError::Validation(e.to_string()))?;
+        let (mode, shard_count) = match capacity {
+            Capacity::Provisioned { shard_count } => {
+                validate::range(i64::from(shard_count), "shardCount", 1, i64::from(i32::MAX))?;
+                (StreamMode::Provisioned, shard_count)
+            }
+            Capacity::OnDemand => (StreamMode::OnDemand, self.config.on_demand_shard_count),
+        };
+        let _admin = lock(&self.admin);
+        if read_lock(&self.streams).by_name.contains_key(&stream_name) {
+            return Err(DsError::ResourceInUse(format!(
+                "Stream {name} under account {} already exists.",
+                self.config.account_id
+            )));
+        }
+        if mode == StreamMode::OnDemand
+            && self.on_demand_count() >= self.config.on_demand_stream_limit
+        {
+            return Err(DsError::LimitExceeded(format!(
+                "This request would exceed the on-demand stream limit of {}.",
+                self.config.on_demand_stream_limit
+            )));
+        }
+        let open = self.total_open_shards();
+        if u64::from(open) + u64::from(shard_count) > u64::from(self.config.shard_limit) {
+            return Err(DsError::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account. Current limit: {}, \
+                 open shards: {open}, requested: {shard_count}.",
+                self.config.shard_limit
+            )));
+        }
+        self.insert_stream(stream_name, mode, shard_count, tags)
+    }
+
+    fn on_demand_count(&self) -> u32 {
+        read_lock(&self.streams)
+            .by_id
+            .values()
+            .filter(|s| read_lock(&s.state).mode == StreamMode::OnDemand)
+            .count() as u32
+    }
+
+    /// Creates the stream's rows and logs; the caller holds `admin`.
+    fn insert_stream(
+        &self,
+        name: StreamName,
+        mode: StreamMode,
+        shard_count: u32,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), DsError> {
+        let now = self.now();
+        let rows: Vec<ShardRow> = hashkey::uniform_ranges(shard_count)
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| ShardRow {
+                ordinal: i as u32,
+                range,
+                parent: None,
+                adjacent_parent: None,
+                created_at: now,
+                starting: SequenceNumber::encode(now, i as u32, Offset(0)),
+                closed: None,
+            })
+            .collect();
+        let row = StreamRow {
+            id: 0,
+            name: name.to_string(),
+            created_at: now,
+            retention_hours: DEFAULT_RETENTION_HOURS,
+            mode,
+            next_ordinal: shard_count,
+        };
+        let id = store::insert_stream(&self.catalog, &row, &rows, &tags)?;
+        let dir = self.root.join(id.to_string());
+        let opened: Result<BTreeMap<u32, Arc<Shard>>, DsError> = rows
+            .iter()
+            .map(|r| {
+                let s = Shard::open(
+                    r,
+                    dir.join(r.ordinal.to_string()),
+                    &self.log_config,
+                    &self.clock,
+                    self.rates(),
+                )?;
+                Ok((r.ordinal, Arc::new(s)))
+            })
+            .collect();
+        let shards = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                // Leave no listed-but-unreadable stream behind.
+                let _ = store::delete_stream(&self.catalog, id);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let mut state = StreamState {
+            retention_hours: DEFAULT_RETENTION_HOURS,
+            mode,
+            next_ordinal: shard_count,
+            shards,
+            open: Vec::new(),
+            tags,
+            consumers: Vec::new(),
+        };
+        state.rebuild_open();
+        let stream = Arc::new(DataStream {
+            id,
+            name: name.clone(),
+            created_at: now,
+            dir,
+            state: RwLock::new(state),
+        });
+        let mut reg = write_lock(&self.streams);
+        reg.by_id.insert(id, stream.clone());
+        reg.by_name.insert(name.clone(), stream);
+        tracing::info!(stream = %name, id, shards = shard_count, mode = mode.as_str(), "data stream created");
+        Ok(())
+    }
+
+    /// Creates the stream with `shard_count` shards (provisioned, 24 h retention) if it does not
+    /// exist; for the server's own system streams. Not subject to the shard limit.
+    pub fn ensure_stream(&self, name: &StreamName, shard_count: u32) -> Result<(), DsError> {
+        let _admin = lock(&self.admin);
+        if read_lock(&self.streams).by_name.contains_key(name) {
+            return Ok(());
+        }
+        validate::name(name.as_str(), "streamName", MAX_NAME_LEN)?;
+        self.insert_stream(
+            name.clone(),
+            StreamMode::Provisioned,
+            shard_count.max(1),
+            BTreeMap::new(),
+        )
+    }
+
+    /// DeleteStream. A stream with registered consumers needs `enforce_consumer_deletion`.
+    pub fn delete_stream(
+        &self,
+        sel: StreamSel<'_>,
+        enforce_consumer_deletion: bool,
+    ) -> Result<(), DsError> {
+        let _admin = lock(&self.admin);
+        let stream = self.resolve(sel)?;
+        if !enforce_consumer_deletion && !read_lock(&stream.state).consumers.is_empty() {
+            return Err(DsError::ResourceInUse(format!(
+                "Stream {} has registered consumers; set EnforceConsumerDeletion to delete it.",
+                stream.name
+            )));
+        }
+        store::delete_stream(&self.catalog, stream.id)?;
+        {
+            let mut reg = write_lock(&self.streams);
+            reg.by_id.remove(&stream.id);
+            reg.by_name.remove(&stream.name);
+        }
+        // Readers holding segment files finish their reads; the files go with the directory.
+        if let Err(e) = std::fs::remove_dir_all(&stream.dir) {
+            tracing::warn!(dir = %stream.dir.display(), error = %e, "could not remove a deleted data stream's directory; it is removed at the next start");
+        }
+        tracing::info!(stream = %stream.name, id = stream.id, "data stream deleted");
+        Ok(())
+    }
+
+    fn description(&self, s: &DataStream) -> StreamDescription {
+        let st = read_lock(&s.state);
+        StreamDescription {
+            name: s.name.to_string(),
+            arn: self.stream_arn(s.name.as_str()),
+            status: "ACTIVE",
+            mode: st.mode,
+            retention_hours: st.retention_hours,
+            created_at: s.created_at,
+            open_shard_count: st.open.len() as u32,
+            consumer_count: st.consumers.len() as u32,
+        }
+    }
+
+    /// DescribeStreamSummary.
+    pub fn describe_stream_summary(
+        &self,
+        sel: StreamSel<'_>,
+    ) -> Result<StreamDescription, DsError> {
+        let s = self.resolve(sel)?;
+        Ok(self.description(&s))
+    }
+
+    /// DescribeStream: the stream and at most `limit` (1–10,000, default 100) of its shards
+    /// after `exclusive_start_shard_id`, and whether there are more.
+    pub fn describe_stream(
+        &self,
+        sel: StreamSel<'_>,
+        limit: Option<i64>,
+        exclusive_start_shard_id: Option<&str>,
+    ) -> Result<(StreamDescription, Vec<ShardDescription>, bool), DsError> {
+        if let Some(l) = limit {
+            validate::range(l, "limit", 1, 10_000)?;
+        }
+        let after = match exclusive_start_shard_id {
+            Some(s) => {
+                validate::name(s, "exclusiveStartShardId", 128)?;
+                Some(s.to_owned())
+            }
+            None => None,
+        };
+        let s = self.resolve(sel)?;
+        let limit = limit.unwrap_or(100) as usize;
+        let shards: Vec<ShardDescription> = read_lock(&s.state)
+            .shards
+            .values()
+            .map(|sh| sh.describe())
+            .filter(|d| after.as_deref().is_none_or(|a| d.shard_id.to_string().as_str() > a))
+            .collect();
+        let more = shards.len() > limit;
+        Ok((self.description(&s), shards.into_iter().take(limit).collect(), more))
+    }
+
+    /// ListStreams: names in order after `exclusive_start` (or the `next_token`'s position), at
+    /// most `limit` (1–10,000, default 100).
+    pub fn list_streams(
+        &self,
+        limit: Option<i64>,
+        exclusive_start: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<StreamDescription>, bool, Option<String>), DsError> {
+        if let Some(l) = limit {
+            validate::range(l, "limit", 1, 10_000)?;
+        }
+        if let Some(s) = exclusive_start {
+            validate::name(s, "exclusiveStartStreamName", MAX_NAME_LEN)?;
+        }
+        let now = self.now();
+        let after: Option<String> = match next_token {
+            Some(t) => {
+                let (after, issued): (String, i64) = self.signer.verify_next_token(t)?;
+                token::check_token_age(issued, now)?;
+                Some(after)
+            }
+            None => exclusive_start.map(str::to_owned),
+        };
+        let limit = limit.unwrap_or(100) as usize;
+        let streams: Vec<Arc<DataStream>> = read_lock(&self.streams)
+            .by_name
+            .values()
+            .filter(|s| after.as_deref().is_none_or(|a| s.name.as_str() > a))
+            .cloned()
+            .collect();
+        let more = streams.len() > limit;
+        let page: Vec<StreamDescription> =
+            streams.iter().take(limit).map(|s| self.description(s)).collect();
+        let token = match page.last() {
+            Some(last) if more => {
+                Some(self.signer.next_token(&(last.name.clone(), now.as_millis())))
+            }
+            _ => None,
+        };
+        Ok((page, more, token))
+    }
+
+    /// DescribeLimits.
+    pub fn describe_limits(&self) -> Limits {
+        Limits {
+            shard_limit: self.config.shard_limit,
+            open_shard_count: self.total_open_shards(),
+            on_demand_stream_count: self.on_demand_count(),
+            on_demand_stream_count_limit: self.config.on_demand_stream_limit,
+        }
+    }
+
+    // ---- retention, mode, tags --------------------------------------------------------------
+
+    /// IncreaseStreamRetentionPeriod (`increase`) or DecreaseStreamRetentionPeriod.
+    pub fn set_retention_period(
+        &self,
+        sel: StreamSel<'_>,
+        hours: i64,
+        increase: bool,
+    ) -> Result<(), DsError> {
+        validate::range(hours, "retentionPeriodHours", 1, i64::from(i32::MAX))?;
+        if hours > i64::from(MAX_RETENTION_HOURS) {
+            return Err(DsError::InvalidArgument(format!(
+                "Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too long."
+            )));
+        }
+        let _admin = lock(&self.admin);
+        let s = self.resolve(sel)?;
+        let hours = hours as u32;
+        let min = self.config.min_retention_hours;
+        if hours < min {
+            return Err(DsError::InvalidArgument(format!(
+                "Minimum allowed retention period is {min} hours. Requested retention period ({hours} hours) is too short."
+            )));
+        }
+        let current = read_lock(&s.state).retention_hours;
+        if increase && hours < current {
+            return Err(DsError::InvalidArgument(format!(
+                "Requested retention period ({hours} hours) for stream {} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API.",
+                s.name
+            )));
+        }
+        if !increase && hours > current {
+            return Err(DsError::InvalidArgument(format!(
+                "Requested retention period ({hours} hours) for stream {} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API.",
+                s.name
+            )));
+        }
+        store::set_retention(&self.catalog, s.id, hours)?;
+        write_lock(&s.state).retention_hours = hours;
+        Ok(())
+    }
+
+    /// UpdateStreamMode (by ARN, as in Kinesis). Switching to the current mode is
+    /// `ResourceInUseException`.
+    pub fn update_stream_mode(&self, arn: &str, mode: StreamMode) -> Result<(), DsError> {
+        let _admin = lock(&self.admin);
+        let s = self.resolve(StreamSel::arn(arn))?;
+        if read_lock(&s.state).mode == mode {
+            return Err(DsError::ResourceInUse(format!(
+                "Stream {} is already in {} mode.",
+                s.name,
+                mode.as_str()
+            )));
+        }
+        if mode == StreamMode::OnDemand
+            && self.on_demand_count() >= self.config.on_demand_stream_limit
+        {
+            return Err(DsError::LimitExceeded(format!(
+                "This request would exceed the on-demand stream limit of {}.",
+                self.config.on_demand_stream_limit
+            )));
+        }
+        store::set_mode(&self.catalog, s.id, mode)?;
+        write_lock(&s.state).mode = mode;
+        Ok(())
+    }
+
+    /// AddTagsToStream: 1–50 tags per call, keys 1–128 and values 0–256 characters, at most 50
+    /// per stream.
+    pub fn add_tags(
+        &self,
+        sel: StreamSel<'_>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), DsError> {
+        validate::count(tags.len(), "tags", 1, MAX_TAGS)?;
+        validate_tags(&tags)?;
+        let _admin = lock(&self.admin);
+        let s = self.resolve(sel)?;
+        let mut merged = read_lock(&s.state).tags.clone();
+        merged.extend(tags);
+        if merged.len() > MAX_TAGS {
+            return Err(DsError::LimitExceeded(format!(
+                "Failed to add tags to stream {}: a stream can have at most {MAX_TAGS} tags.",
+                s.name
+            )));
+        }
+        store::set_tags(&self.catalog, s.id, &merged)?;
+        write_lock(&s.state).tags = merged;
+        Ok(())
+    }
+
+    /// RemoveTagsFromStream: 1–50 keys; unknown keys are ignored.
+    pub fn remove_tags(&self, sel: StreamSel<'_>, keys: &[String]) -> Result<(), DsError> {
+        validate::count(keys.len(), "tagKeys", 1, MAX_TAGS)?;
+        for k in keys {
+            validate::length(k, "tagKeys.member", 1, 128)?;
+        }
+        let _admin = lock(&self.admin);
+        let s = self.resolve(sel)?;
+        let mut tags = read_lock(&s.state).tags.clone();
+        for k in keys {
+            tags.remove(k);
+        }
+        store::set_tags(&self.catalog, s.id, &tags)?;
+        write_lock(&s.state).tags = tags;
+        Ok(())
+    }
+
+    /// ListTagsForStream: tags in key order after `exclusive_start_key`, at most `limit` (1–50,
+    /// default 50), and whether there are more.
+    pub fn list_tags(
+        &self,
+        sel: StreamSel<'_>,
+        exclusive_start_key: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<(String, String)>, bool), DsError> {
+        if let Some(l) = limit {
+            validate::range(l, "limit", 1, MAX_TAGS as i64)?;
+        }
+        if let Some(k) = exclusive_start_key {
+            validate::length(k, "exclusiveStartTagKey", 1, 128)?;
+        }
+        let s = self.resolve(sel)?;
+        let limit = limit.unwrap_or(MAX_TAGS as i64) as usize;
+        let tags: Vec<(String, String)> = read_lock(&s.state)
+            .tags
+            .iter()
+            .filter(|(k, _)| exclusive_start_key.is_none_or(|a| k.as_str() > a))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let more = tags.len() > limit;
+        Ok((tags.into_iter().take(limit).collect(), more))
+    }
+
+    // ---- retention and shutdown -------------------------------------------------------------
+
+    /// One retention pass at the clock's now: deletes whole segments older than each stream's
+    /// retention, and removes closed shards whose records are all gone and that closed longer
+    /// than the retention period ago (Kinesis stops listing them then too).
+    pub fn enforce_retention(&self) -> Vec<RetentionDeleted> {
+        let now = self.now();
+        let streams: Vec<Arc<DataStream>> =
+            read_lock(&self.streams).by_id.values().cloned().collect();
+        let mut out = Vec::new();
+        for s in streams {
+            let retention = s.retention();
+            let shards: Vec<Arc<Shard>> = read_lock(&s.state).shards.values().cloned().collect();
+            for shard in shards {
+                match shard.log.enforce_retention(&retention, now) {
+                    Ok(deleted) => out.extend(deleted.into_iter().map(|d| RetentionDeleted {
+                        stream: s.name.clone(),
+                        shard_id: shard.id(),
+                        range: Some(d),
+                    })),
+                    Err(e) => {
+                        tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "data stream retention failed")
+                    }
+                }
+                let expired = shard.closed().is_some_and(|(_, at)| {
+                    retention.max_age.is_some_and(|a| at < now.saturating_sub(a))
+                }) && shard.log.start() >= shard.log.committed_end();
+                if expired && self.remove_shard(&s, &shard) {
+                    out.push(RetentionDeleted {
+                        stream: s.name.clone(),
+                        shard_id: shard.id(),
+                        range: None,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn remove_shard(&self, s: &DataStream, shard: &Shard) -> bool {
+        let _admin = lock(&self.admin);
+        if let Err(e) = store::delete_shard(&self.catalog, s.id, shard.ordinal) {
+            tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "could not remove an expired shard");
+            return false;
+        }
+        write_lock(&s.state).shards.remove(&shard.ordinal);
+        if let Err(e) = std::fs::remove_dir_all(shard.log.dir()) {
+            tracing::warn!(dir = %shard.log.dir().display(), error = %e, "could not remove an expired shard's directory; it is removed at the next start");
+        }
+        tracing::info!(stream = %s.name, shard = %shard.id(), "expired closed shard removed");
+        true
+    }
+
+    /// fdatasyncs every shard (shutdown).
+    pub fn sync_all(&self) {
+        let streams: Vec<Arc<DataStream>> =
+            read_lock(&self.streams).by_id.values().cloned().collect();
+        for s in streams {
+            let shards: Vec<Arc<Shard>> = read_lock(&s.state).shards.values().cloned().collect();
+            for shard in shards {
+                if let Err(e) = shard.log.sync() {
+                    tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "sync failed");
+                }
+            }
+        }
+    }
+
+    /// The clock this service stamps arrivals with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
+fn rates(c: &DataStreamsConfig) -> Rates {
+    Rates {
+        write_bytes: c.write_bytes_per_sec,
+        write_records: c.write_records_per_sec,
+        read_bytes: c.read_bytes_per_sec,
+        read_calls: c.read_calls_per_sec,
+    }
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), DsError> {
+    for (k, v) in tags {
+        validate::length(k, "tags.key", 1, 128)?;
+        validate::length(v, "tags.value", 0, 256)?;
+    }
+    Ok(())
+}
+
+/// Removes entries of `dir` not in `known` (left by a crash between catalog and files).
+fn remove_unknown_dirs(dir: &std::path::Path, known: &[String]) -> Result<(), DsError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if known.contains(&name) || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        tracing::warn!(dir = %entry.path().display(), "removing data-stream files the catalog does not know");
+        std::fs::remove_dir_all(entry.path())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for this module's tests.
+    use super::*;
+    use crate::clock::ManualClock;
+
+    pub const T0: i64 = 1_700_000_000_000_000;
+
+    pub struct Fixture {
+        pub dir: tempfile::TempDir,
+        pub clock: Arc<ManualClock>,
+        pub config: Config,
+    }
+
+    impl Fixture {
+        pub fn new(limits: bool) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = Config::default();
+            config.server.data_dir = dir.path().to_path_buf();
+            config.data_streams.throughput_limits = limits;
+            let clock = Arc::new(ManualClock::new(Timestamp::from_micros(T0)));
+            Fixture { dir, clock, config }
+        }
+
+        pub fn open(&self) -> DataStreams {
+            let cat = Arc::new(Catalog::open(&self.dir.path().join("catalog.sqlite")).unwrap());
+            DataStreams::open(cat, &self.config, self.clock.clone()).unwrap()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! Writing: PutRecord, PutRecords (partial failure per record) and the server-internal
+//! [`DataStreams::append`]. Records are routed to the open shard owning their hash key, admitted
+//! by the shard's token buckets (provisioned streams, when limits are on), appended per shard as
+//! one batch, and acknowledged once durable: one `wait_durable` on the last offset per shard.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{
+    Appended, DataStream, DataStreams, DsError, HashKey, Shard, ShardId, StreamMode, StreamSel,
+    lock, read_lock, record, validate,
+};
+use crate::clock::Timestamp;
+use crate::log::{NewRecord, Offset};
+use crate::name::StreamName;
+
+use super::seqno::{MAX_OFFSET, SequenceNumber};
+
+/// Largest data blob, and largest data + partition key, of one record (1 MiB).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Largest PutRecords request: data + partition keys of all records (5 MiB).
+pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
+/// Most records in one PutRecords request.
+pub const MAX_PUT_RECORDS: usize = 500;
+
+/// One record to put.
+#[derive(Debug, Clone)]
+pub struct PutEntry {
+    pub partition_key: String,
+    pub explicit_hash_key: Option<String>,
+    pub data: Bytes,
+}
+
+/// The result of one record of a PutRecords request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    Ok {
+        shard_id: ShardId,
+        sequence_number: SequenceNumber,
+    },
+    /// `code` is `ProvisionedThroughputExceededException` or `InternalFailure`.
+    Failed {
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// A record validated and hashed, ready to route.
+struct Item {
+    hash: HashKey,
+    key: String,
+    data: Bytes,
+}
+
+impl Item {
+    fn bytes(&self) -> u64 {
+        (self.key.len() + self.data.len()) as u64
+    }
+}
+
+/// The outcome of writing one item (before the durability wait).
+type Written = Result<(Arc<Shard>, Offset, Timestamp), DsError>;
+
+/// The shard was closed by resharding between routing and appending: route again.
+struct ShardClosed;
+
+fn validate_entry(e: &PutEntry) -> Result<Item, DsError> {
+    validate::length(&e.partition_key, "partitionKey", 1, 256)?;
+    if e.data.len() > MAX_RECORD_BYTES {
+        return Err(DsError::Validation(format!(
+            "1 validation error detected: Value at 'data' failed to satisfy constraint: \
+             Member must have length less than or equal to {MAX_RECORD_BYTES}"
+        )));
+    }
+    if e.data.len() + e.partition_key.len() > MAX_RECORD_BYTES {
+        return Err(DsError::InvalidArgument(format!(
+            "The record's data blob plus partition key is {} bytes, more than the limit of {MAX_RECORD_BYTES} bytes.",
+            e.data.len() + e.partition_key.len()
+        )));
+    }
+    let hash = match &e.explicit_hash_key {
+        Some(k) => HashKey::parse(k, "explicitHashKey")?,
+        None => HashKey::of_partition_key(&e.partition_key),
+    };
+    Ok(Item { hash, key: e.partition_key.clone(), data: e.data.clone() })
+}
+
+impl Shard {
+    /// Appends `items[idxs]` as one batch, admitting each record through the write buckets when
+    /// `enforce`. Returns per-item results, or `ShardClosed`.
+    fn append_items(
+        self: &Arc<Self>,
+        items: &[Item],
+        idxs: &[usize],
+        now: Timestamp,
+        enforce: bool,
+        stream: &StreamName,
+    ) -> Result<Vec<(usize, Written)>, ShardClosed> {
+        let mut w = lock(&self.writer);
+        if w.closed.is_some() {
+            return Err(ShardClosed);
+        }
+        let mut out = Vec::with_capacity(idxs.len());
+        let mut admitted = Vec::with_capacity(idxs.len());
+        if enforce {
+            let mut b = lock(&self.buckets);
+            for &i in idxs {
+                if b.admit_write(items[i].bytes(), now) {
+                    admitted.push(i);
+                } else {
+                    out.push((
+                        i,
+                        Err(DsError::ProvisionedThroughputExceeded(format!(
+                            "Rate exceeded for shard {} in stream {stream} under account.",
+                            self.id()
+                        ))),
+                    ));
+                }
+            }
+        } else {
+            admitted.extend_from_slice(idxs);
+        }
+        if admitted.is_empty() {
+            return Ok(out);
+        }
+        let arrival = now.max(w.last_arrival);
+        if self.log.committed_end().0 + admitted.len() as u64 >= MAX_OFFSET {
+            let e = DsError::Internal(format!("shard {} is full", self.id()));
+            out.extend(admitted.into_iter().map(|i| (i, Err(e.clone()))));
+            return Ok(out);
+        }
+        let recs: Vec<NewRecord> = admitted
+            .iter()
+            .map(|&i| NewRecord {
+                time: arrival,
+                arrival,
+                meta: record::meta(items[i].hash),
+                payload: record::encode(&items[i].key, &items[i].data),
+            })
+            .collect();
+        match self.log.append_batch(recs) {
+            Ok(range) => {
+                w.last_arrival = arrival;
+                for (k, i) in admitted.into_iter().enumerate() {
+                    out.push((i, Ok((self.clone(), Offset(range.start.0 + k as u64), arrival))));
+                }
+            }
+            Err(e) => {
+                tracing::error!(stream = %stream, shard = %self.id(), error = %e, "data record append failed");
+                let e = DsError::from(e);
+                out.extend(admitted.into_iter().map(|i| (i, Err(e.clone()))));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl DataStreams {
+    /// Routes and appends `items`; no durability wait. Items whose shard closes under them are
+    /// routed again (a few times) to the children.
+    fn write_items(
+        &self,
+        stream: &DataStream,
+        items: &[Item],
+        enforce_limits: bool,
+    ) -> Vec<Written> {
+        let now = self.now();
+        let enforce = enforce_limits
+            && self.config.throughput_limits
+            && read_lock(&stream.state).mode == StreamMode::Provisioned;
+        let mut results: Vec<Option<Written>> = (0..items.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        for _attempt in 0..4 {
+            if pending.is_empty() {
+                break;
+            }
+            let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
+            {
+                let st = read_lock(&stream.state);
+                for &i in &pending {
+                    match st.route(items[i].hash) {
+                        Some(shard) => {
+                            groups.entry(shard.ordinal).or_insert((shard, Vec::new())).1.push(i)
+                        }
+                        None => {
+                            results[i] = Some(Err(DsError::Internal(format!(
+                                "no open shard of stream {} owns hash key {}",
+                                stream.name, items[i].hash
+                            ))));
+                        }
+                    }
+                }
+            }
+            let mut retry = Vec::new();
+            for (_, (shard, idxs)) in groups {
+                match shard.append_items(items, &idxs, now, enforce, &stream.name) {
+                    Ok(written) => {
+                        for (i, r) in written {
+                            results[i] = Some(r);
+                        }
+                    }
+                    Err(ShardClosed) => retry.extend(idxs),
+                }
+            }
+            pending = retry;
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(DsError::Internal(
+                        "the shard was resharded during the write; retry".to_owned(),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until every successful write is durable; a failed wait turns its records into
+    /// failures.
+    async fn wait_all(&self, written: &mut [Written]) {
+        let mut last: BTreeMap<u32, (Arc<Shard>, Offset)> = BTreeMap::new();
+        for (shard, offset, _) in written.iter().flatten() {
+            let e = last.entry(shard.ordinal).or_insert((shard.clone(), *offset));
+            e.1 = e.1.max(*offset);
+        }
+        let waits = last.into_values().map(|(shard, offset)| async move {
+            let r = shard.log.wait_durable(offset).await;
+            (shard.ordinal, r)
+        });
+        let done = futures_util::future::join_all(waits).await;
+        for (ordinal, r) in done {
+            if let Err(e) = r {
+                let e = DsError::from(e);
+                for w in written.iter_mut() {
+                    if matches!(w, Ok((s, _, _)) if s.ordinal == ordinal) {
+                        *w = Err(e.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// PutRecord: writes one record and answers once it is durable. `SequenceNumberForOrdering`
+    /// is validated and otherwise unneeded (sequence numbers always increase within a shard).
+    pub async fn put_record(
+        &self,
+        sel: StreamSel<'_>,
+        entry: PutEntry,
+        sequence_number_for_ordering: Option<&str>,
+    ) -> Result<(ShardId, SequenceNumber), DsError> {
+        if let Some(s) = sequence_number_for_ordering {
+            SequenceNumber::parse(s, "sequenceNumberForOrdering")?;
+        }
+        let item = validate_entry(&entry)?;
+        let stream = self.resolve(sel)?;
+        let mut written = self.write_items(&stream, &[item], true);
+        self.wait_all(&mut written).await;
+        match written.pop() {
+            Some(Ok((shard, offset, arrival))) => {
+                Ok((shard.id(), SequenceNumber::encode(arrival, shard.ordinal, offset)))
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(DsError::Internal("no write result".to_owned())),
+        }
+    }
+
+    /// PutRecords: 1–500 records, at most 5 MiB of data and keys in total. Each record succeeds
+    /// or fails on its own (throughput, storage); results are in request order. A request that
+    /// fails validation writes nothing.
+    pub async fn put_records(
+        &self,
+        sel: StreamSel<'_>,
+        entries: Vec<PutEntry>,
+    ) -> Result<Vec<PutOutcome>, DsError> {
+        validate::count(entries.len(), "records", 1, MAX_PUT_RECORDS)?;
+        let items = entries.iter().map(validate_entry).collect::<Result<Vec<_>, _>>()?;
+        let total: u64 = items.iter().map(Item::bytes).sum();
+        if total > MAX_PUT_RECORDS_BYTES as u64 {
+            return Err(DsError::InvalidArgument(format!(
+                "Records size exceeds 5 MB limit: the request holds {total} bytes of data and partition keys."
+            )));
+        }
+        let stream = self.resolve(sel)?;
+        let mut written = self.write_items(&stream, &items, true);
+        self.wait_all(&mut written).await;
+        Ok(written
+            .into_iter()
+            .map(|w| match w {
+                Ok((shard, offset, arrival)) => PutOutcome::Ok {
+                    shard_id: shard.id(),
+                    sequence_number: SequenceNumber::encode(arrival, shard.ordinal, offset),
+                },
+                Err(e @ DsError::ProvisionedThroughputExceeded(_)) => {
+                    PutOutcome::Failed { code: e.type_name(), message: e.message().to_owned() }
+                }
+                Err(e) => {
+                    PutOutcome::Failed { code: "InternalFailure", message: e.message().to_owned() }
+                }
+            })
+            .collect())
+    }
+
+    /// Writes one record for a server-internal writer (events, metadata): no durability wait
+    /// (see [`DataStreams::wait_durable`]) and not subject to throughput limits. Validates the
+    /// partition key (1–256 characters) and size (1 MiB) like PutRecord.
+    pub fn append(
+        &self,
+        stream: &StreamName,
+        partition_key: &str,
+        data: Bytes,
+    ) -> Result<Appended, DsError> {
+        let item = validate_entry(&PutEntry {
+            partition_key: partition_key.to_owned(),
+            explicit_hash_key: None,
+            data,
+        })?;
+        let s = self.resolve(StreamSel::name(stream.as_str()))?;
+        let mut written = self.write_items(&s, &[item], false);
+        match written.pop() {
+            Some(Ok((shard, offset, arrival))) => Ok(Appended {
+                shard_id: shard.id(),
+                offset,
+                sequence_number: SequenceNumber::encode(arrival, shard.ordinal, offset),
+                arrival,
+                shard,
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(DsError::Internal("no write result".to_owned())),
+        }
+    }
+
+    /// Resolves once the record [`DataStreams::append`] wrote is durable (per the storage sync
+    /// policy) and so visible to readers.
+    pub async fn wait_durable(&self, a: &Appended) -> Result<(), DsError> {
+        a.shard.log.wait_durable(a.offset).await.map_err(DsError::from)
+    }
+
+    /// The open shard a partition key routes to now.
+    pub fn shard_for_key(
+        &self,
+        stream: &StreamName,
+        partition_key: &str,
+    ) -> Result<ShardId, DsError> {
+        validate::length(partition_key, "partitionKey", 1, 256)?;
+        let s = self.resolve(StreamSel::name(stream.as_str()))?;
+        let st = read_lock(&s.state);
+        st.route(HashKey::of_partition_key(partition_key))
+            .map(|sh| sh.id())
+            .ok_or_else(|| DsError::Internal(format!("no open shard of stream {stream}")))
+    }
+}
