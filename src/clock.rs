@@ -109,6 +109,17 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[error("invalid timestamp {0:?}: expected RFC 3339 (2026-11-21T10:00:00Z) or epoch milliseconds")]
 pub struct TimestampParseError(pub String);
 
+/// Which of a fragment's (or event's) two clocks a query selects (`timestamps=producer|server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampKind {
+    /// The producer's timestamp.
+    #[default]
+    Producer,
+    /// The server's arrival timestamp.
+    Server,
+}
+
 /// The source of "now". Production uses [`SystemClock`]; tests use [`ManualClock`].
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Timestamp;

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::log::{LogConfig, SyncPolicy};
 
+/// Longest retention a video stream may have, in hours (10 years).
+pub const MAX_RETENTION_HOURS: u32 = 87_600;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[derive(Default)]
@@ -20,7 +23,7 @@ pub struct Config {
     pub hls: HlsConfig,
     pub streams: StreamDefaults,
     pub data_streams: DataStreamsConfig,
-    pub events: crate::events::EventsConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +103,33 @@ pub struct HlsConfig {
 pub struct StreamDefaults {
     /// Retention of a stream created without `retentionHours`, in hours. Default 24.
     pub default_retention_hours: u32,
+}
+
+/// Where events go (`[events]` in the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Data stream for Sluice's lifecycle events, created at start-up if missing. Default
+    /// `sluice-events`.
+    pub events_stream: String,
+    /// Its shard count when created. Default 1.
+    pub events_shards: u32,
+    /// Data stream for producers' metadata (`POST /v1/streams/{name}/events`), created at
+    /// start-up if missing. Default `sluice-metadata`.
+    pub metadata_stream: String,
+    /// Its shard count when created. Default 1.
+    pub metadata_shards: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            events_stream: String::from("sluice-events"),
+            events_shards: 1,
+            metadata_stream: String::from("sluice-metadata"),
+            metadata_shards: 1,
+        }
+    }
 }
 
 /// The Kinesis-compatible data streams (`[data_streams]`).
@@ -261,7 +291,7 @@ impl Config {
         if self.hls.live_window_segments == 0 {
             return bad("hls.live_window_segments", "must be at least 1");
         }
-        if self.streams.default_retention_hours > crate::video::MAX_RETENTION_HOURS {
+        if self.streams.default_retention_hours > MAX_RETENTION_HOURS {
             return bad("streams.default_retention_hours", "must be at most 87600");
         }
         let ds = &self.data_streams;

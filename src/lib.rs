@@ -19,12 +19,13 @@
 //!   MAC'd shard iterators, throttling, resharding with lineage, retention.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
 //! - [`metrics`]: the Prometheus registry and the counters every layer reports into.
-//! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
-//!   generic over the record payload (used by video streams and data streams alike).
-//! - [`media`]: pure media code, no I/O: incremental fMP4 parsing, codec strings, HLS playlists.
 //! - [`config`]: the strict TOML configuration, every field with its unit and default.
 //! - [`error`]: the crate error (a kind and context), mapped to HTTP in `api`.
-//! - [`clock`]: `Timestamp` and the injectable `Clock`.
+//! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
+//!   generic over the record payload (used by video streams and data streams alike).
+//! - [`media`]: pure media code, no I/O: incremental fMP4 parsing, codec strings, HLS playlists,
+//!   retiming onto the producer timeline.
+//! - [`clock`]: `Timestamp`, `TimestampKind` (which clock) and the injectable `Clock`.
 //! - [`name`]: `StreamName`, validated as Kinesis does.
 
 pub mod api;

@@ -134,9 +134,7 @@ impl Follower {
                     }
                     Err(e) => {
                         self.done = true;
-                        return Some(
-                            SseEvent::default().event("error").data(e.message()),
-                        );
+                        return Some(SseEvent::default().event("error").data(e.message()));
                     }
                 }
                 continue;

@@ -34,7 +34,7 @@ async fn post(
 ) -> ApiResult<Response> {
     let video = state.video.get(&stream_name(&name)?)?;
     let docs = metadata::validate(video.name.as_str(), body.into_vec(), state.video.clock().now())?;
-    let stored = state.metadata.put(&video, docs).await?;
+    let stored = state.metadata.put(video.id, docs).await?;
     let events: Vec<_> = stored
         .iter()
         .map(|p| serde_json::json!({ "shardId": p.shard_id.to_string(), "sequenceNumber": p.sequence_number }))
@@ -102,7 +102,7 @@ async fn read(
             after,
             limit,
         };
-        let (found, next) = state.metadata.query(&video, &query)?;
+        let (found, next) = state.metadata.query(video.id, &query)?;
         let events: Vec<_> = found.iter().map(event_json).collect();
         return Ok(axum::Json(
             serde_json::json!({ "events": events, "next": next.map(|n| n.to_string()) }),
@@ -131,7 +131,7 @@ async fn read(
                 after: page,
                 limit: 10_000,
             };
-            let (found, next) = state.metadata.query(&video, &query)?;
+            let (found, next) = state.metadata.query(video.id, &query)?;
             backlog.extend(
                 found
                     .into_iter()

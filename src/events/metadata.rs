@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::clock::TimestampKind;
 use crate::error::{Error, Result};
-use crate::video::fragment::TimestampKind;
 
 /// Events per request, at most.
 pub const MAX_BATCH: usize = 500;

@@ -141,30 +141,3 @@ mod tests {
         assert_eq!(d["details"], serde_json::json!({}));
     }
 }
-
-/// Where events go (`[events]` in the config file).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EventsConfig {
-    /// Data stream for Sluice's lifecycle events, created at start-up if missing. Default
-    /// `sluice-events`.
-    pub events_stream: String,
-    /// Its shard count when created. Default 1.
-    pub events_shards: u32,
-    /// Data stream for producers' metadata (`POST /v1/streams/{name}/events`), created at
-    /// start-up if missing. Default `sluice-metadata`.
-    pub metadata_stream: String,
-    /// Its shard count when created. Default 1.
-    pub metadata_shards: u32,
-}
-
-impl Default for EventsConfig {
-    fn default() -> Self {
-        EventsConfig {
-            events_stream: String::from("sluice-events"),
-            events_shards: 1,
-            metadata_stream: String::from("sluice-metadata"),
-            metadata_shards: 1,
-        }
-    }
-}

@@ -15,12 +15,11 @@ use rusqlite::params;
 use super::metadata::StoredEvent;
 use crate::catalog::Catalog;
 use crate::clock::Timestamp;
+use crate::clock::TimestampKind;
 use crate::datastream::{DataStreams, ShardId, StreamSel};
 use crate::error::{Error, Result};
 use crate::log::Offset;
 use crate::name::StreamName;
-use crate::video::VideoStream;
-use crate::video::fragment::TimestampKind;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS video_metadata (
@@ -143,18 +142,13 @@ impl MetadataStore {
         Ok(())
     }
 
-    /// Stores events durably and indexes them; answers in request order.
-    pub async fn put(
-        &self,
-        video: &VideoStream,
-        events: Vec<StoredEvent>,
-    ) -> Result<Vec<PutEvent>> {
+    /// Stores events durably and indexes them; answers in request order. `video_id` is the video
+    /// stream's catalog id; each event's `stream` is its name.
+    pub async fn put(&self, video_id: i64, events: Vec<StoredEvent>) -> Result<Vec<PutEvent>> {
         let mut appended = Vec::with_capacity(events.len());
         for e in &events {
-            let a = self
-                .data
-                .append(&self.stream, video.name.as_str(), Bytes::from(e.encode()?))
-                .map_err(ds)?;
+            let a =
+                self.data.append(&self.stream, &e.stream, Bytes::from(e.encode()?)).map_err(ds)?;
             appended.push(a);
         }
         for a in &appended {
@@ -166,7 +160,7 @@ impl MetadataStore {
                     "INSERT INTO video_metadata (video_stream_id, clock, ts_us, type, shard, record_offset)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
-                        video.id,
+                        video_id,
                         clock_code(e.timestamps),
                         e.timestamp.as_micros(),
                         e.kind,
@@ -186,12 +180,12 @@ impl MetadataStore {
             .collect())
     }
 
-    /// Events of `video` with `start <= timestamp <= end` on `clock`, optionally of one type,
+    /// Events of video stream `video_id` with `start <= timestamp <= end` on `clock`, optionally of one type,
     /// ordered by timestamp (then by arrival), at most `limit`, after `after` (an opaque position
     /// from a previous page). Events whose records retention has deleted are skipped.
     pub fn query(
         &self,
-        video: &VideoStream,
+        video_id: i64,
         q: &MetadataQuery<'_>,
     ) -> Result<(Vec<FoundEvent>, Option<i64>)> {
         let MetadataQuery { clock, start, end, kind, after, limit } = *q;
@@ -206,7 +200,7 @@ impl MetadataStore {
             let rows = stmt
                 .query_map(
                     params![
-                        video.id,
+                        video_id,
                         clock_code(clock),
                         start.map_or(i64::MIN, Timestamp::as_micros),
                         end.map_or(i64::MAX, Timestamp::as_micros),

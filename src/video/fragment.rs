@@ -2,8 +2,6 @@
 //! into the log index's 24-byte metadata (so listing never reads media), and `FragmentInfo`, the
 //! decoded view the API and playback use.
 
-use serde::Serialize;
-
 use crate::clock::Timestamp;
 use crate::log::{IndexEntry, META_LEN, Offset, RecordMeta};
 
@@ -104,14 +102,7 @@ impl FragmentInfo {
     }
 }
 
-/// Which of a fragment's two clocks a query selects (`timestamps=producer|server`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TimestampKind {
-    #[default]
-    Producer,
-    Server,
-}
+pub use crate::clock::TimestampKind;
 
 impl TimestampKind {
     pub fn log_key(self) -> crate::log::TimeKey {

@@ -35,7 +35,7 @@ use crate::name::StreamName;
 use fragment::FragmentInfo;
 use writer::{ProducerInfo, ProducerSession, TimestampMode, WriterState};
 
-pub const MAX_RETENTION_HOURS: u32 = 87_600;
+pub use crate::config::MAX_RETENTION_HOURS;
 
 /// One video stream: its configuration, its logs and its live state.
 pub struct VideoStream {
