@@ -15,7 +15,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::error::{ApiJson, ApiQuery, ApiResult};
-use super::streams::parse_time;
+use super::streams::{parse_limit, parse_next, parse_time};
 use super::{ApiState, stream_name};
 use crate::error::Error;
 use crate::events::metadata::{self, EventsBody, StoredEvent};
@@ -76,19 +76,8 @@ async fn read(
     let video = state.video.get(&stream_name(&name)?)?;
     let start = parse_time("start", &q.start)?;
     let end = parse_time("end", &q.end)?;
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > 10_000 {
-        return Err(Error::invalid("limit must be between 1 and 10000").into());
-    }
-    let after = q
-        .next
-        .as_deref()
-        .map(|n| {
-            n.parse::<i64>().map_err(|_| {
-                Error::invalid(format!("next: {n:?} is not a token from a previous page"))
-            })
-        })
-        .transpose()?;
+    let limit = parse_limit(q.limit, 1000)?;
+    let after = parse_next::<i64>(q.next.as_deref())?;
     let wants_sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -85,10 +85,7 @@ async fn list(
     State(state): State<ApiState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(Error::invalid("limit must be between 1 and 10000").into());
-    }
+    let limit = parse_limit(q.limit, 100)?;
     let mut page = state.video.list(&q.prefix, q.next.as_deref(), limit + 1);
     let next = if page.len() > limit {
         page.truncate(limit);
@@ -191,6 +188,24 @@ impl From<&FragmentInfo> for FragmentJson {
     }
 }
 
+/// A page size: `limit` or `default`, within 1–10,000.
+pub fn parse_limit(limit: Option<usize>, default: usize) -> Result<usize, Error> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > 10_000 {
+        return Err(Error::invalid("limit must be between 1 and 10000"));
+    }
+    Ok(limit)
+}
+
+/// A `next` token from a previous page (a decimal position).
+pub fn parse_next<T: std::str::FromStr>(next: Option<&str>) -> Result<Option<T>, Error> {
+    next.map(|n| {
+        n.parse::<T>()
+            .map_err(|_| Error::invalid(format!("next: {n:?} is not a token from a previous page")))
+    })
+    .transpose()
+}
+
 pub fn parse_time(what: &str, v: &Option<String>) -> Result<Option<Timestamp>, Error> {
     v.as_deref()
         .map(|s| Timestamp::parse_api(s).map_err(|e| Error::invalid(format!("{what}: {e}"))))
@@ -210,19 +225,8 @@ async fn fragments(
     {
         return Err(Error::invalid("end is before start").into());
     }
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > 10_000 {
-        return Err(Error::invalid("limit must be between 1 and 10000").into());
-    }
-    let after = q
-        .next
-        .as_deref()
-        .map(|n| {
-            n.parse::<u64>().map(Offset).map_err(|_| {
-                Error::invalid(format!("next: {n:?} is not a token from a previous page"))
-            })
-        })
-        .transpose()?;
+    let limit = parse_limit(q.limit, 1000)?;
+    let after = parse_next::<u64>(q.next.as_deref())?.map(Offset);
     let page = stream.list_fragments(q.timestamps, start, end, after, limit)?;
     let fragments: Vec<FragmentJson> = page.fragments.iter().map(FragmentJson::from).collect();
     Ok(axum::Json(serde_json::json!({
