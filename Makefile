@@ -38,3 +38,4 @@ bench: setup-bench
 	cargo bench --bench log
 	scripts/bench-ingest.sh
 	scripts/bench-segments.sh
+	scripts/bench-kinesis.sh

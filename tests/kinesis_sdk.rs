@@ -1820,7 +1820,7 @@ async fn validation_errors_through_the_sdk() {
     }
     let e = k.create_stream().stream_name("").shard_count(1).send().await;
     assert_eq!(code(e), "ValidationException", "empty name");
-    k.create_stream().stream_name(&"n".repeat(128)).shard_count(1).send().await.unwrap();
+    k.create_stream().stream_name("n".repeat(128)).shard_count(1).send().await.unwrap();
     k.create_stream().stream_name("ok_name-1.2").shard_count(1).send().await.unwrap();
     // ShardCount ≥ 1.
     let e = k.create_stream().stream_name("zero").shard_count(0).send().await;
