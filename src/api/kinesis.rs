@@ -8,6 +8,7 @@
 //! checks every constraint) and encodes the answer. The semantics live in `crate::datastream`;
 //! docs/kinesis.md describes the surface.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Router;
@@ -26,9 +27,9 @@ use serde_json::{Value, json};
 use super::ApiState;
 use crate::datastream::reshard::ListShardsRequest;
 use crate::datastream::{
-    Capacity, ChildShard, ConsumerDescription, DataRecord, DataStreams, DsError, HashKeyRange,
-    IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter, StreamDescription,
-    StreamMode, StreamSel,
+    Capacity, ChildShard, ConsumerDescription, DataStreams, DsError, GetRecordsOutput,
+    HashKeyRange, IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter,
+    StreamDescription, StreamMode, StreamSel,
 };
 
 /// The `X-Amz-Target` prefix of Kinesis Data Streams operations.
@@ -94,7 +95,12 @@ pub async fn dispatch(
         "PutRecord" => put_record(ds, body).await,
         "PutRecords" => put_records(ds, body).await,
         "GetShardIterator" => get_shard_iterator(ds, body),
-        "GetRecords" => get_records(ds, body),
+        "GetRecords" => {
+            return match get_records(ds, body) {
+                Ok(bytes) => (StatusCode::OK, bytes),
+                Err(e) => error_body(&e),
+            };
+        }
         "IncreaseStreamRetentionPeriod" => retention(ds, body, true),
         "DecreaseStreamRetentionPeriod" => retention(ds, body, false),
         "AddTagsToStream" => add_tags(ds, body),
@@ -139,6 +145,11 @@ fn error_body(e: &DsError) -> (StatusCode, Vec<u8>) {
 // ---- decoding ---------------------------------------------------------------------------------
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, DsError> {
+    parse_borrowed(body)
+}
+
+/// Like [`parse`], for request types that borrow strings from the body.
+fn parse_borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DsError> {
     serde_json::from_slice(body)
         .map_err(|e| DsError::Serialization(format!("Invalid request body: {e}")))
 }
@@ -238,15 +249,6 @@ fn summary_json(d: &StreamDescription) -> Value {
         "EncryptionType": "NONE",
         "OpenShardCount": d.open_shard_count,
         "ConsumerCount": d.consumer_count,
-    })
-}
-
-fn record_json(r: &DataRecord) -> Value {
-    json!({
-        "SequenceNumber": r.sequence_number.to_string(),
-        "ApproximateArrivalTimestamp": r.arrival.as_millis() as f64 / 1000.0,
-        "Data": STANDARD.encode(&r.data),
-        "PartitionKey": r.partition_key,
     })
 }
 
@@ -418,15 +420,18 @@ fn list_shards(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     Ok(v)
 }
 
+/// One record of PutRecord(s). `Data` is borrowed from the request body (base64 never contains
+/// JSON escapes), so it is decoded straight from the request bytes without an intermediate copy.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RecordIn {
-    data: Option<String>,
+struct RecordIn<'a> {
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
 }
 
-impl RecordIn {
+impl RecordIn<'_> {
     fn entry(self, prefix: &str) -> Result<PutEntry, DsError> {
         let data = required(self.data, &format!("{prefix}data"))?;
         let partition_key = required(self.partition_key, &format!("{prefix}partitionKey"))?;
@@ -438,20 +443,33 @@ impl RecordIn {
     }
 }
 
+// PutRecord, PutRecords and GetRecords carry the data: their request members are spelled out
+// rather than `#[serde(flatten)]`ed, which would buffer the whole request (every record's data)
+// in an intermediate map before building the struct.
+
 async fn put_record(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
-    struct In {
-        #[serde(flatten)]
-        stream: StreamMembers,
-        #[serde(flatten)]
-        record: RecordIn,
+    struct In<'a> {
+        stream_name: Option<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        #[serde(borrow)]
+        data: Option<Cow<'a, str>>,
+        partition_key: Option<String>,
+        explicit_hash_key: Option<String>,
         sequence_number_for_ordering: Option<String>,
     }
-    let r: In = parse(body)?;
-    let entry = r.record.entry("")?;
+    let r: In<'_> = parse_borrowed(body)?;
+    let stream = StreamMembers { stream_name: r.stream_name, stream_arn: r.stream_arn };
+    let record = RecordIn {
+        data: r.data,
+        partition_key: r.partition_key,
+        explicit_hash_key: r.explicit_hash_key,
+    };
+    let entry = record.entry("")?;
     let (shard, seq) =
-        ds.put_record(r.stream.sel(), entry, r.sequence_number_for_ordering.as_deref()).await?;
+        ds.put_record(stream.sel(), entry, r.sequence_number_for_ordering.as_deref()).await?;
     Ok(json!({
         "ShardId": shard.to_string(),
         "SequenceNumber": seq.to_string(),
@@ -462,19 +480,22 @@ async fn put_record(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
 async fn put_records(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
-    struct In {
-        #[serde(flatten)]
-        stream: StreamMembers,
-        records: Option<Vec<RecordIn>>,
+    struct In<'a> {
+        stream_name: Option<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        #[serde(borrow)]
+        records: Option<Vec<RecordIn<'a>>>,
     }
-    let r: In = parse(body)?;
+    let r: In<'_> = parse_borrowed(body)?;
+    let stream = StreamMembers { stream_name: r.stream_name, stream_arn: r.stream_arn };
     let records = required(r.records, "records")?;
     let entries = records
         .into_iter()
         .enumerate()
         .map(|(i, rec)| rec.entry(&format!("records.{}.member.", i + 1)))
         .collect::<Result<Vec<_>, _>>()?;
-    let outcomes = ds.put_records(r.stream.sel(), entries).await?;
+    let outcomes = ds.put_records(stream.sel(), entries).await?;
     let failed = outcomes.iter().filter(|o| matches!(o, PutOutcome::Failed { .. })).count();
     let records: Vec<Value> = outcomes
         .iter()
@@ -511,7 +532,10 @@ fn get_shard_iterator(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     Ok(json!({ "ShardIterator": it }))
 }
 
-fn get_records(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+/// GetRecords, written straight into the response buffer: the records' data is base64-encoded
+/// into place (base64 and decimal numbers never need JSON escaping), without building a JSON tree
+/// and escape-scanning megabytes of base64.
+fn get_records(ds: &DataStreams, body: &[u8]) -> Result<Vec<u8>, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -523,18 +547,50 @@ fn get_records(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     let r: In = parse(body)?;
     let it = required(r.shard_iterator, "shardIterator")?;
     let out = ds.get_records(&it, r.limit)?;
-    let mut v = json!({
-        "Records": out.records.iter().map(record_json).collect::<Vec<_>>(),
-        "MillisBehindLatest": out.millis_behind_latest,
-    });
-    v["NextShardIterator"] = match out.next_shard_iterator {
-        Some(t) => json!(t),
-        None => Value::Null,
-    };
-    if let Some(children) = out.child_shards {
-        v["ChildShards"] = json!(children.iter().map(child_json).collect::<Vec<_>>());
+    Ok(get_records_body(&out))
+}
+
+fn get_records_body(out: &GetRecordsOutput) -> Vec<u8> {
+    let json_err = |_| ();
+    let cap = 128
+        + out
+            .records
+            .iter()
+            .map(|r| {
+                base64::encoded_len(r.data.len(), true).unwrap_or(0) + r.partition_key.len() + 128
+            })
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(cap);
+    buf.extend_from_slice(b"{\"Records\":[");
+    for (i, r) in out.records.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"SequenceNumber\":\"");
+        buf.extend_from_slice(r.sequence_number.to_string().as_bytes());
+        buf.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
+        let _ = serde_json::to_writer(&mut buf, &(r.arrival.as_millis() as f64 / 1000.0))
+            .map_err(json_err);
+        buf.extend_from_slice(b",\"Data\":\"");
+        let at = buf.len();
+        buf.resize(at + base64::encoded_len(r.data.len(), true).unwrap_or(0), 0);
+        let written = STANDARD.encode_slice(&r.data, &mut buf[at..]).unwrap_or(0);
+        buf.truncate(at + written);
+        buf.extend_from_slice(b"\",\"PartitionKey\":");
+        let _ = serde_json::to_writer(&mut buf, &r.partition_key).map_err(json_err);
+        buf.push(b'}');
     }
-    Ok(v)
+    buf.extend_from_slice(b"],\"MillisBehindLatest\":");
+    let _ = serde_json::to_writer(&mut buf, &out.millis_behind_latest).map_err(json_err);
+    buf.extend_from_slice(b",\"NextShardIterator\":");
+    let _ = serde_json::to_writer(&mut buf, &out.next_shard_iterator).map_err(json_err);
+    if let Some(children) = &out.child_shards {
+        buf.extend_from_slice(b",\"ChildShards\":");
+        let list: Vec<Value> = children.iter().map(child_json).collect();
+        let _ = serde_json::to_writer(&mut buf, &list).map_err(json_err);
+    }
+    buf.push(b'}');
+    buf
 }
 
 fn retention(ds: &DataStreams, body: &[u8], increase: bool) -> Result<Value, DsError> {
@@ -960,5 +1016,55 @@ mod tests {
             error_type(&ds, "GetRecords", json!({"ShardIterator": it})).await,
             "ExpiredIteratorException"
         );
+    }
+
+    #[test]
+    fn get_records_body_is_the_json_kinesis_expects() {
+        use crate::clock::Timestamp;
+        use crate::datastream::DataRecord;
+        use crate::datastream::SequenceNumber;
+        use crate::log::Offset;
+        let rec = |i: u64, key: &str, data: &'static [u8]| DataRecord {
+            sequence_number: SequenceNumber::encode(
+                Timestamp::from_millis(1_700_000_000_123),
+                2,
+                Offset(i),
+            ),
+            partition_key: key.to_owned(),
+            data: Bytes::from_static(data),
+            arrival: Timestamp::from_millis(1_700_000_000_123),
+            offset: Offset(i),
+        };
+        let out = GetRecordsOutput {
+            records: vec![
+                rec(0, "plain", b"hello"),
+                rec(1, "quo\"te\\ \u{e9}", b""),
+                rec(2, "k", &[0xff; 100]),
+            ],
+            next_shard_iterator: Some("abc".to_owned()),
+            millis_behind_latest: 42,
+            child_shards: None,
+        };
+        let v: Value = serde_json::from_slice(&get_records_body(&out)).unwrap();
+        assert_eq!(v["Records"].as_array().unwrap().len(), 3);
+        assert_eq!(v["Records"][0]["Data"], STANDARD.encode(b"hello"));
+        assert_eq!(v["Records"][0]["PartitionKey"], "plain");
+        assert_eq!(v["Records"][0]["ApproximateArrivalTimestamp"], 1_700_000_000.123);
+        assert_eq!(v["Records"][0]["SequenceNumber"], out.records[0].sequence_number.to_string());
+        assert_eq!(v["Records"][1]["PartitionKey"], "quo\"te\\ \u{e9}", "keys are escaped");
+        assert_eq!(v["Records"][1]["Data"], "");
+        assert_eq!(v["Records"][2]["Data"], STANDARD.encode([0xff; 100]));
+        assert_eq!(v["MillisBehindLatest"], 42);
+        assert_eq!(v["NextShardIterator"], "abc");
+        assert!(v.get("ChildShards").is_none());
+        let closed = GetRecordsOutput {
+            records: vec![],
+            next_shard_iterator: None,
+            millis_behind_latest: 0,
+            child_shards: Some(vec![]),
+        };
+        let v: Value = serde_json::from_slice(&get_records_body(&closed)).unwrap();
+        assert!(v["NextShardIterator"].is_null());
+        assert_eq!(v["ChildShards"], json!([]));
     }
 }
