@@ -4,41 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
-
-struct Proc {
-    child: Child,
-    base: String,
-}
-
-/// Starts `sluice serve` on a free port and waits for its banner.
-fn spawn_server(data_dir: &Path) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("server banner").expect("read stderr");
-        if let Some(url) = line.trim().strip_prefix("Web UI:") {
-            break url.trim().trim_end_matches('/').to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, base }
-}
 
 async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     for _ in 0..300 {

@@ -6,23 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_kinesis as kinesis;
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-
-fn sdk(base: &str) -> Client {
-    let conf = kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(base)
-        .build();
-    Client::from_conf(conf)
-}
 
 /// Every record of every shard of `stream`, from TRIM_HORIZON, as JSON documents.
 async fn read_all(kds: &Client, stream: &str) -> Vec<Value> {
@@ -68,7 +56,7 @@ async fn events_of(kds: &Client, stream: &str, video: &str, n: usize) -> Vec<Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinesis_consumer_reads_the_lifecycle_in_order() {
     let server = TestServer::start().await;
-    let kds = sdk(&server.base);
+    let kds = kinesis_client(&server.base);
     server.create_stream("cam").await;
     let acks = server.push("cam", fixture("h264.mp4"), "").await;
     assert_eq!(acks_of(&acks, "PERSISTED").len(), 6);
@@ -165,7 +153,7 @@ async fn producer_metadata_round_trips_in_timestamp_order() {
     assert_eq!(status, 404);
 
     // The same events are in the metadata data stream, for Kinesis clients.
-    let kds = sdk(&server.base);
+    let kds = kinesis_client(&server.base);
     let stored = events_of(&kds, "sluice-metadata", "drone", 4).await;
     assert_eq!(stored.len(), 4);
     server.stop().await;

@@ -4,61 +4,19 @@
 //! same shard, sequence number, partition key and data, and new sequence numbers keep
 //! increasing past the old ones.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis as kinesis;
+use common::*;
 use kinesis::Client;
-use kinesis::config::retry::RetryConfig;
-use kinesis::config::timeout::TimeoutConfig;
-use kinesis::config::{BehaviorVersion, Credentials, Region};
 use kinesis::error::ProvideErrorMetadata;
 use kinesis::primitives::Blob;
 use kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
 use rand::{Rng, SeedableRng};
-
-struct Proc {
-    child: Child,
-    base: String,
-}
-
-/// Starts `sluice serve` on a free port and waits for its banner.
-fn spawn_server(data_dir: &Path) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("server banner").expect("read stderr");
-        if let Some(url) = line.trim().strip_prefix("Web UI:") {
-            break url.trim().trim_end_matches('/').to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, base }
-}
-
-fn client(base: &str) -> Client {
-    let conf = kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(base)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build())
-        .build();
-    Client::from_conf(conf)
-}
 
 async fn wait_active(k: &Client, name: &str) {
     for _ in 0..200 {
@@ -127,7 +85,7 @@ fn seq_key(s: &str) -> (usize, String) {
 async fn sigkill_during_put_records_loses_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let mut server = spawn_server(tmp.path());
-    let k = client(&server.base);
+    let k = kinesis_client(&server.base);
     k.create_stream().stream_name("crash").shard_count(4).send().await.unwrap();
     wait_active(&k, "crash").await;
 
@@ -215,7 +173,7 @@ async fn sigkill_during_put_records_loses_nothing_acknowledged() {
 
     // Restart on the same directory.
     let mut server = spawn_server(tmp.path());
-    let k = client(&server.base);
+    let k = kinesis_client(&server.base);
     wait_active(&k, "crash").await;
     let shards = k.list_shards().stream_name("crash").send().await.unwrap();
     assert_eq!(shards.shards().len(), 4);

@@ -15,9 +15,6 @@ use std::time::Duration;
 use aws_sdk_kinesis as kinesis;
 use common::*;
 use kinesis::Client;
-use kinesis::config::retry::RetryConfig;
-use kinesis::config::timeout::TimeoutConfig;
-use kinesis::config::{BehaviorVersion, Credentials, Region};
 use kinesis::error::ProvideErrorMetadata;
 use kinesis::primitives::{Blob, DateTime};
 use kinesis::types::{
@@ -47,18 +44,6 @@ fn t0() -> Timestamp {
     Timestamp::parse_api("2026-03-01T00:00:00Z").unwrap()
 }
 
-fn sdk_client(base: &str) -> Client {
-    let conf = kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(base)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
-        .build();
-    Client::from_conf(conf)
-}
-
 impl Env {
     async fn start() -> Env {
         Self::start_with(|_| {}).await
@@ -67,7 +52,7 @@ impl Env {
     async fn start_with(tweak: impl FnOnce(&mut sluice::config::Config)) -> Env {
         let clock = Arc::new(ManualClock::new(t0()));
         let server = TestServer::start_with(tweak, clock.clone()).await;
-        let kds = sdk_client(&server.base);
+        let kds = kinesis_client(&server.base);
         Env { server, clock, kds }
     }
 

@@ -201,3 +201,50 @@ pub fn split_fixture(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     }
     (init, frags)
 }
+
+/// The `sluice` binary running as its own process (crash and signal tests).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+/// Starts `sluice serve` on a free loopback port over `data_dir` and waits for its banner.
+pub fn spawn_server(data_dir: &Path) -> ServerProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("server banner").expect("read stderr");
+        if let Some(url) = line.trim().strip_prefix("Web UI:") {
+            break url.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    ServerProcess { child, base }
+}
+
+/// An AWS SDK Kinesis client for the server at `base`: dummy credentials, no retries (so
+/// exceptions surface), bounded operation time.
+pub fn kinesis_client(base: &str) -> aws_sdk_kinesis::Client {
+    use aws_sdk_kinesis::config::retry::RetryConfig;
+    use aws_sdk_kinesis::config::timeout::TimeoutConfig;
+    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(base)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
+}
