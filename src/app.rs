@@ -118,6 +118,11 @@ async fn retention_loop(state: ApiState) {
             _ = state.shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
+        // The free-disk floor first: it is what keeps recording going on a full disk.
+        let video = state.video.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || video.enforce_disk_floor()).await {
+            tracing::error!(error = %e, "free-disk floor task failed");
+        }
         let video = state.video.clone();
         match tokio::task::spawn_blocking(move || video.enforce_retention()).await {
             Ok(deleted) => {

@@ -62,6 +62,11 @@ pub struct StorageConfig {
     pub segment_max_age_secs: u64,
     /// How often the background retention pass runs, in seconds. Default 30.
     pub retention_interval_secs: u64,
+    /// The free-disk floor, in bytes: while the data directory's filesystem has less available,
+    /// each retention pass deletes the oldest video (whole log segments, oldest first across all
+    /// video streams, never a stream's newest segment) ahead of retention, so recording goes on.
+    /// Data streams keep their own retention. 0 disables it. Default 1 GiB.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,6 +203,7 @@ impl Default for StorageConfig {
             segment_max_bytes: 256 * 1024 * 1024,
             segment_max_age_secs: 3600,
             retention_interval_secs: 30,
+            min_free_bytes: 1024 * 1024 * 1024,
         }
     }
 }

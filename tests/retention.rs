@@ -133,3 +133,81 @@ async fn idle_stream_expires_completely_and_numbering_survives_restart() {
     assert_eq!(listed[0]["fragmentNumber"], "6");
     server.stop().await;
 }
+
+/// A disk of `capacity` bytes whose used space is what Sluice stores under its data directory.
+struct SimulatedDisk {
+    dir: std::path::PathBuf,
+    capacity: std::sync::atomic::AtomicU64,
+}
+
+fn du(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            total += if p.is_dir() { du(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+        }
+    }
+    total
+}
+
+impl sluice::video::DiskSpace for SimulatedDisk {
+    fn available_bytes(&self) -> std::io::Result<u64> {
+        let cap = self.capacity.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(cap.saturating_sub(du(&self.dir.join("video"))))
+    }
+}
+
+/// The free-disk floor deletes the oldest video across streams, one segment at a time, until
+/// there is room again, and never a stream's newest segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_disk_floor_deletes_the_oldest_video_first() {
+    let t0 = Timestamp::parse_api("2026-01-01T00:00:00Z").unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let floor = 1_000_000;
+    let server = TestServer::start_with(
+        |c| {
+            c.storage.segment_max_bytes = 4096;
+            c.storage.retention_interval_secs = 3600;
+            c.storage.min_free_bytes = floor;
+        },
+        clock.clone(),
+    )
+    .await;
+    server.create_stream("a").await;
+    server.create_stream("b").await;
+    server.push("a", fixture("h264.mp4"), "").await;
+    clock.advance(Duration::from_secs(3600));
+    server.push("b", fixture("h264.mp4"), "").await;
+
+    let disk = Arc::new(SimulatedDisk { dir: server.dir.clone(), capacity: u64::MAX.into() });
+    server.state.video.set_disk_space(disk.clone());
+    assert!(server.state.video.enforce_disk_floor().is_empty(), "plenty of room: nothing goes");
+
+    // 250 KB short of the floor: the three oldest fragments of the older stream go.
+    let used = du(&server.dir.join("video"));
+    disk.capacity.store(used + floor - 250_000, std::sync::atomic::Ordering::SeqCst);
+    let deleted = server.state.video.enforce_disk_floor();
+    let gone: u64 = deleted.iter().map(|(_, d)| d.records).sum();
+    assert!(deleted.iter().all(|(s, _)| s.as_str() == "a"), "{deleted:?}");
+    assert!((3..=4).contains(&gone), "about 250 KB of ~105 KB fragments: {gone}");
+    assert_eq!(server.fragments("b").await.len(), 6);
+    assert_eq!(server.fragments("a").await.len() as u64, 6 - gone);
+    let (frames, _) = ffprobe_frames(&server.url("/v1/streams/a/hls/index.m3u8"));
+    assert_eq!(frames, 30 * (6 - gone), "what remains plays");
+
+    // A disk that can never satisfy the floor: everything but each stream's newest segment goes.
+    disk.capacity.store(0, std::sync::atomic::Ordering::SeqCst);
+    server.state.video.enforce_disk_floor();
+    assert_eq!(server.fragments("a").await.len(), 1);
+    assert_eq!(server.fragments("b").await.len(), 1);
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("sluice_retention_deleted_fragments_total{stream=\"b\"} 5"),
+        "{metrics}"
+    );
+    // Recording goes on.
+    let acks = server.push("b", fixture("h264.mp4"), "").await;
+    assert_eq!(acks_of(&acks, "PERSISTED").len(), 6);
+    server.stop().await;
+}

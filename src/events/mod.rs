@@ -63,6 +63,8 @@ pub enum EventDetails {
         bytes: u64,
         first_producer_timestamp: Timestamp,
         last_producer_timestamp: Timestamp,
+        /// `retention` (the stream's age or size limit) or `free_disk_floor`.
+        reason: &'static str,
     },
 }
 

@@ -344,7 +344,26 @@ impl VideoStream {
 
     /// Deletes whole segments past the stream's retention; returns what went.
     pub fn enforce_retention(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
-        let deleted = self.fragments.enforce_retention(&self.retention(), now)?;
+        self.delete_by(&self.retention(), now, "retention")
+    }
+
+    /// Deletes the stream's oldest log segment (never its newest), for the free-disk floor.
+    fn delete_oldest_segment(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
+        let stats = self.fragments.stats();
+        if stats.segments < 2 {
+            return Ok(Vec::new());
+        }
+        let r = Retention { max_age: None, max_bytes: Some(stats.bytes.saturating_sub(1)) };
+        self.delete_by(&r, now, "free_disk_floor")
+    }
+
+    fn delete_by(
+        &self,
+        r: &Retention,
+        now: Timestamp,
+        reason: &'static str,
+    ) -> Result<Vec<DeletedRange>> {
+        let deleted = self.fragments.enforce_retention(r, now)?;
         if !deleted.is_empty() {
             let label = Metrics::stream(self.name.as_str());
             for d in &deleted {
@@ -359,6 +378,7 @@ impl VideoStream {
                         bytes: d.bytes,
                         first_producer_timestamp: d.first.time,
                         last_producer_timestamp: d.last.time,
+                        reason,
                     },
                 );
             }
@@ -443,6 +463,10 @@ pub struct VideoStreams {
     default_retention_hours: u32,
     segment_cache: cache::SegmentCache,
     events: Arc<Emitter>,
+    /// `storage.min_free_bytes`; 0 disables the free-disk floor.
+    min_free_bytes: u64,
+    /// How free space is measured; replaced in tests. std `RwLock`, never held across I/O.
+    disk: RwLock<Arc<dyn DiskSpace>>,
     /// Name → stream. std `RwLock`: lookups on every request, writes on create/delete, never
     /// held across an `.await`.
     streams: RwLock<BTreeMap<StreamName, Arc<VideoStream>>>,
@@ -499,6 +523,8 @@ impl VideoStreams {
             default_retention_hours,
             segment_cache: cache::SegmentCache::new(config.hls.segment_cache_bytes),
             events,
+            min_free_bytes: config.storage.min_free_bytes,
+            disk: RwLock::new(Arc::new(FilesystemSpace(config.server.data_dir.clone()))),
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
             shutdown,
@@ -659,6 +685,74 @@ impl VideoStreams {
         out
     }
 
+    /// Replaces how free disk space is measured (tests simulate a filling disk).
+    pub fn set_disk_space(&self, probe: Arc<dyn DiskSpace>) {
+        *self.disk.write().unwrap_or_else(|p| p.into_inner()) = probe;
+    }
+
+    /// The free-disk floor: while the data directory's filesystem has less than
+    /// `storage.min_free_bytes` available, deletes the oldest log segment across all video
+    /// streams (by the arrival of its first fragment), one at a time, ahead of retention. A
+    /// stream's newest segment is never deleted. Returns what went; logs a warning for each.
+    pub fn enforce_disk_floor(&self) -> Vec<(StreamName, DeletedRange)> {
+        let floor = self.min_free_bytes;
+        if floor == 0 {
+            return Vec::new();
+        }
+        let probe = self.disk.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Vec::new();
+        // Bounded: each round deletes one segment or stops.
+        for _ in 0..100_000 {
+            let free = match probe.available_bytes() {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot measure free disk space");
+                    break;
+                }
+            };
+            if free >= floor {
+                break;
+            }
+            let oldest = self
+                .all()
+                .into_iter()
+                .filter_map(|s| {
+                    let st = s.fragments.stats();
+                    (st.segments >= 2).then(|| st.first.map(|e| (e.arrival, s.clone()))).flatten()
+                })
+                .min_by_key(|(arrival, _)| *arrival);
+            let Some((_, stream)) = oldest else {
+                tracing::warn!(
+                    free,
+                    floor,
+                    "free disk space is below the floor and no video can be deleted"
+                );
+                break;
+            };
+            match stream.delete_oldest_segment(self.clock.now()) {
+                Ok(deleted) if !deleted.is_empty() => {
+                    for d in deleted {
+                        tracing::warn!(
+                            stream = %stream.name,
+                            fragments = d.records,
+                            bytes = d.bytes,
+                            free,
+                            floor,
+                            "free disk space below the floor: deleted the oldest video"
+                        );
+                        out.push((stream.name.clone(), d));
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(stream = %stream.name, error = %e, "free-disk deletion failed");
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     /// Flushes every stream (shutdown).
     pub fn sync_all(&self) {
         for s in self.all() {
@@ -666,6 +760,21 @@ impl VideoStreams {
                 tracing::error!(stream = %s.name, error = %e, "final sync failed");
             }
         }
+    }
+}
+
+/// Bytes available to Sluice on the filesystem holding its data.
+pub trait DiskSpace: Send + Sync {
+    fn available_bytes(&self) -> std::io::Result<u64>;
+}
+
+/// The real measure: `statvfs(2)` of the data directory (blocks available to unprivileged users).
+pub struct FilesystemSpace(pub PathBuf);
+
+impl DiskSpace for FilesystemSpace {
+    fn available_bytes(&self) -> std::io::Result<u64> {
+        let s = rustix::fs::statvfs(&self.0).map_err(std::io::Error::from)?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
     }
 }
 
