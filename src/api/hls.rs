@@ -443,48 +443,54 @@ fn read_fragments(
     Ok(parts)
 }
 
-/// Serves immutable bytes (one or more parts, concatenated) with ETag, conditional GET and a
-/// single byte range (RFC 9110 §14).
-pub fn serve_bytes(
-    headers: &HeaderMap,
-    content_type: &'static str,
-    etag: &str,
-    parts: Vec<Bytes>,
-) -> Response {
-    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+/// What a conditional, ranged GET of `total` bytes asks for (RFC 9110 §13, §14).
+pub(crate) enum RangeDecision {
+    /// Answer with this now: 304 Not Modified, or 416 with `Content-Range: bytes */total`.
+    Respond(Response),
+    /// Send bytes `[start, end)` with this status (200, or 206 for a single range).
+    Send { status: StatusCode, start: u64, end: u64 },
+}
+
+pub(crate) fn decide_range(headers: &HeaderMap, etag: &str, total: u64) -> RangeDecision {
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.to_owned())]).into_response();
+        let resp = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.to_owned())]).into_response();
+        return RangeDecision::Respond(resp);
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        None => None,
+    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => RangeDecision::Send { status: StatusCode::OK, start: 0, end: total },
         Some(spec) => match parse_byte_range(spec, total) {
-            Ok(r) => r,
+            Ok(Some((start, end))) => {
+                RangeDecision::Send { status: StatusCode::PARTIAL_CONTENT, start, end }
+            }
+            Ok(None) => RangeDecision::Send { status: StatusCode::OK, start: 0, end: total },
             Err(e) => {
                 let mut resp = super::error::ApiError(e).into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
-                return resp;
+                RangeDecision::Respond(resp)
             }
         },
-    };
-    let (status, start, end) = match range {
-        Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
-        None => (StatusCode::OK, 0, total),
-    };
-    let sliced = slice_parts(parts, start, end);
-    let body = Body::from_stream(futures_util::stream::iter(
-        sliced.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
+    }
+}
+
+/// A response for bytes `[start, end)` of a `total`-byte resource, with its content type, ETag,
+/// length, `Accept-Ranges` and, for 206, `Content-Range`.
+pub(crate) fn ranged_response(
+    body: Body,
+    content_type: &'static str,
+    etag: &str,
+    status: StatusCode,
+    (start, end, total): (u64, u64, u64),
+) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if let Ok(v) = HeaderValue::from_str(etag) {
@@ -495,6 +501,28 @@ pub fn serve_bytes(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
+    resp
+}
+
+/// Serves immutable bytes (one or more parts, concatenated) with ETag, conditional GET and a
+/// single byte range (RFC 9110 §14).
+pub fn serve_bytes(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    etag: &str,
+    parts: Vec<Bytes>,
+) -> Response {
+    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let (status, start, end) = match decide_range(headers, etag, total) {
+        RangeDecision::Respond(resp) => return resp,
+        RangeDecision::Send { status, start, end } => (status, start, end),
+    };
+    let sliced = slice_parts(parts, start, end);
+    let body = Body::from_stream(futures_util::stream::iter(
+        sliced.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    let mut resp = ranged_response(body, content_type, etag, status, (start, end, total));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     resp
 }
 

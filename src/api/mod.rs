@@ -3,6 +3,7 @@
 //! JSON protocol on `POST /` ([`kinesis`]), ingest (routed to `crate::ingest`), and operations (`/healthz`, `/metrics`). Errors become responses in
 //! [`error`] only.
 
+pub mod clip;
 pub mod datastream_sse;
 pub mod error;
 pub mod hls;
@@ -70,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .merge(streams::routes())
         .merge(hls::routes())
+        .merge(clip::routes())
         .merge(media::routes())
         .merge(crate::ingest::http_fmp4::routes())
         .merge(kinesis::routes())

@@ -4,6 +4,7 @@
 //!   sample resolution of stored fragments.
 //! - [`codec`]: codec identification and RFC 6381 codec strings.
 //! - [`hls`]: HLS playlists (RFC 8216).
+//! - [`mp4clip`]: progressive MP4 clips (moov before mdat) built from stored fragments.
 //! - [`timeline`]: moving stored fragments onto the producer-timestamp timeline when served.
 //!
 //! Callers: `crate::ingest` pushes producer bytes through [`fmp4::Fmp4Reader`]; `crate::video`
@@ -12,4 +13,5 @@
 pub mod codec;
 pub mod fmp4;
 pub mod hls;
+pub mod mp4clip;
 pub mod timeline;
