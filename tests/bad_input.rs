@@ -120,17 +120,10 @@ async fn a_second_producer_gets_409_while_the_first_is_connected() {
     let server = TestServer::start().await;
     server.create_stream("one").await;
     let (init, frags) = split_fixture(&fixture("h264.mp4"));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|c| (c, rx))
-    }));
-    let first = tokio::spawn({
-        let http = server.http.clone();
-        let url = server.url("/v1/streams/one/media?acks=stream");
-        async move { http.put(url).body(body).send().await.unwrap().text().await.unwrap() }
-    });
-    tx.send(Ok(init.clone())).await.unwrap();
-    tx.send(Ok(frags[0].clone())).await.unwrap();
+    let first =
+        connect_producer(&server.http, server.url("/v1/streams/one/media?acks=stream")).await;
+    first.send(init.clone()).await;
+    first.send(frags[0].clone()).await;
     // Wait (bounded) until the first producer is registered.
     for _ in 0..100 {
         if server.get_json("/v1/streams/one").await["live"] == true {
@@ -149,9 +142,8 @@ async fn a_second_producer_gets_409_while_the_first_is_connected() {
     let err: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "ResourceInUse");
     assert!(err["error"]["message"].as_str().unwrap().contains("already has a producer"));
-    tx.send(Ok(frags[1].clone())).await.unwrap();
-    drop(tx);
-    let acks = parse_acks(&first.await.unwrap());
+    first.send(frags[1].clone()).await;
+    let acks = first.finish().await;
     assert_eq!(acks_of(&acks, "PERSISTED").len(), 2, "{acks:?}");
     // Once the first has gone, the next producer is welcome.
     let acks = server.push("one", fixture("h264.mp4"), "").await;
@@ -164,18 +156,10 @@ async fn a_producer_that_vanishes_mid_fragment_loses_only_that_fragment() {
     let server = TestServer::start().await;
     server.create_stream("gone").await;
     let (init, frags) = split_fixture(&fixture("h264.mp4"));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|c| (c, rx))
-    }));
-    let push = tokio::spawn({
-        let http = server.http.clone();
-        let url = server.url("/v1/streams/gone/media");
-        async move { http.put(url).body(body).send().await }
-    });
-    tx.send(Ok(init)).await.unwrap();
-    tx.send(Ok(frags[0].clone())).await.unwrap();
-    tx.send(Ok(frags[1][..1000].to_vec())).await.unwrap();
+    let producer = connect_producer(&server.http, server.url("/v1/streams/gone/media")).await;
+    producer.send(init).await;
+    producer.send(frags[0].clone()).await;
+    producer.send(frags[1][..1000].to_vec()).await;
     for _ in 0..100 {
         if server.fragments("gone").await.len() == 1 {
             break;
@@ -183,8 +167,8 @@ async fn a_producer_that_vanishes_mid_fragment_loses_only_that_fragment() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The client's body fails: the connection is torn down mid-fragment.
-    tx.send(Err(std::io::Error::other("producer crashed"))).await.unwrap();
-    let _ = push.await;
+    producer.tx.send(Err(std::io::Error::other("producer crashed"))).await.unwrap();
+    let _ = producer.finish().await;
     for _ in 0..100 {
         if server.get_json("/v1/streams/gone").await["live"] == false {
             break;

@@ -8,7 +8,6 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::*;
-use futures_util::StreamExt;
 
 async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     for _ in 0..300 {
@@ -35,53 +34,6 @@ async fn list_fragments(
         .await
         .unwrap();
     v["fragments"].as_array().cloned().unwrap_or_default()
-}
-
-type Chunk = Result<Vec<u8>, std::io::Error>;
-
-/// A producer whose body is fed chunk by chunk, with its acks read as they stream back.
-struct Producer {
-    tx: tokio::sync::mpsc::Sender<Chunk>,
-    acks: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
-}
-
-async fn connect_producer(http: &reqwest::Client, url: String) -> Producer {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|c| (c, rx))
-    }));
-    let (ack_tx, acks) = tokio::sync::mpsc::unbounded_channel();
-    let http = http.clone();
-    tokio::spawn(async move {
-        let Ok(resp) = http.put(url).body(body).send().await else { return };
-        let mut stream = resp.bytes_stream();
-        let mut buf = Vec::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.extend_from_slice(&chunk);
-            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
-                if let Ok(v) = serde_json::from_slice(&line) {
-                    let _ = ack_tx.send(v);
-                }
-            }
-        }
-    });
-    Producer { tx, acks }
-}
-
-impl Producer {
-    /// Waits (bounded) for the next ack of this type.
-    async fn next(&mut self, kind: &str) -> serde_json::Value {
-        loop {
-            let ack = tokio::time::timeout(Duration::from_secs(20), self.acks.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {kind} ack within 20 s"))
-                .unwrap_or_else(|| panic!("ack stream ended before {kind}"));
-            if ack["EventType"] == kind {
-                return ack;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

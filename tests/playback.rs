@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -387,15 +388,39 @@ async fn reconnect_is_a_discontinuity() {
     server.stop().await;
 }
 
-/// The live playlist of a stream with no media waits, then answers with an empty playlist.
+/// The live playlist of a stream with no media waits for it (woken by the writer), and answers
+/// with an empty playlist, never 404, if none comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_live_playlist_waits_instead_of_404() {
+    // With no media at all: an empty live playlist after the (2 s, in tests) idle wait.
     let server = TestServer::start().await;
     server.create_stream("idle").await;
     let (status, text) = server.get_text("/v1/streams/idle/hls/live.m3u8").await;
     assert_eq!(status, 200);
     assert!(text.starts_with("#EXTM3U"), "{text}");
     assert!(!text.contains("#EXT-X-ENDLIST"));
+    assert_eq!(text.lines().filter(|l| l.starts_with("seg/")).count(), 0);
+    server.stop().await;
+
+    // Media arriving while the request waits: the same response names it.
+    let server =
+        TestServer::start_with(|c| c.hls.idle_wait_secs = 60, Arc::new(sluice::clock::SystemClock))
+            .await;
+    server.create_stream("late").await;
+    let waiting = tokio::spawn({
+        let http = server.http.clone();
+        let url = server.url("/v1/streams/late/hls/live.m3u8");
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    });
+    // Let the request reach the server before the media does (an ordering aid, not a timing
+    // assertion: a request that did not wait would answer with no segments).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.push("late", fixture("h264.mp4"), "").await;
+    let text = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the waiting request is woken")
+        .unwrap();
+    assert!(text.lines().any(|l| l.starts_with("seg/")), "{text}");
     server.stop().await;
 }
 

@@ -105,6 +105,7 @@ async fn tail(
         wait_for_keyframe,
         current_init: None,
         pending: Vec::new(),
+        out: std::collections::VecDeque::new(),
         stop: state.shutdown.clone(),
     };
     let body = Body::from_stream(futures_util::stream::unfold(tail, |mut t| async move {
@@ -127,6 +128,8 @@ struct Tail {
     wait_for_keyframe: bool,
     current_init: Option<u32>,
     pending: Vec<FragmentInfo>,
+    /// Bytes ready to send (an init segment, a fragment's retimed slices), without copying.
+    out: std::collections::VecDeque<Bytes>,
     stop: CancellationToken,
 }
 
@@ -134,6 +137,9 @@ impl Tail {
     /// The next bytes to send; `None` ends the response.
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
+            if let Some(b) = self.out.pop_front() {
+                return Ok(Some(b));
+            }
             if self.pending.is_empty() {
                 let end = self.stream.fragment_log().committed_end();
                 if self.cursor < self.stream.fragment_log().start() {
@@ -176,18 +182,14 @@ impl Tail {
             let Some((_, parts)) = self.stream.read_fragment_for_playback(f.number)? else {
                 continue;
             };
-            let mut out = Vec::with_capacity(parts.iter().map(Bytes::len).sum::<usize>() + 1024);
             if self.current_init != Some(f.meta.init_id) {
                 let init = self.stream.init_bytes(f.meta.init_id)?.ok_or_else(|| {
                     Error::internal(format!("init segment {} is missing", f.meta.init_id))
                 })?;
                 self.current_init = Some(f.meta.init_id);
-                out.extend_from_slice(&init);
+                self.out.push_back(init);
             }
-            for p in parts {
-                out.extend_from_slice(&p);
-            }
-            return Ok(Some(Bytes::from(out)));
+            self.out.extend(parts);
         }
     }
 }

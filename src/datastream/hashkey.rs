@@ -24,17 +24,7 @@ impl HashKey {
     /// Parses an `ExplicitHashKey` / `NewStartingHashKey`: decimal, `0|([1-9]\d{0,38})` (a
     /// schema violation is `ValidationException`), at most `2^128 - 1` (`InvalidArgument`).
     pub fn parse(s: &str, member: &str) -> Result<HashKey, DsError> {
-        let pattern_ok = !s.is_empty()
-            && s.len() <= 39
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s == "0" || !s.starts_with('0'));
-        if !pattern_ok {
-            return Err(DsError::Validation(format!(
-                "1 validation error detected: Value '{}' at '{member}' failed to satisfy constraint: \
-                 Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
-                s.chars().take(64).collect::<String>()
-            )));
-        }
+        super::validate::decimal(s, member, 39)?;
         s.parse::<u128>().map(HashKey).map_err(|_| {
             DsError::InvalidArgument(format!(
                 "{member} {s} is outside the hash key range 0 to 340282366920938463463374607431768211455"

@@ -50,17 +50,7 @@ impl SequenceNumber {
     /// Parses the wire form: `0|([1-9]\d{0,128})` (else `ValidationException`), and a value this
     /// server can have issued (else `InvalidArgumentException`).
     pub fn parse(s: &str, member: &str) -> Result<SequenceNumber, DsError> {
-        let pattern_ok = !s.is_empty()
-            && s.len() <= 129
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s == "0" || !s.starts_with('0'));
-        if !pattern_ok {
-            return Err(DsError::Validation(format!(
-                "1 validation error detected: Value '{}' at '{member}' failed to satisfy constraint: \
-                 Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})",
-                s.chars().take(64).collect::<String>()
-            )));
-        }
+        super::validate::decimal(s, member, 129)?;
         s.parse::<u128>().map(SequenceNumber).map_err(|_| {
             DsError::InvalidArgument(format!("{member} {s} is not a valid sequence number"))
         })

@@ -117,6 +117,23 @@ pub fn stream_arn<'a>(s: &'a str, member: &str) -> Result<(&'a str, &'a str, &'a
     Ok((region, account, rest))
 }
 
+/// A decimal member matching `0|([1-9]\d{0,max_digits-1})` (no sign, no leading zero), else
+/// `ValidationException` naming the member and the pattern, as Kinesis answers.
+pub fn decimal(s: &str, member: &str, max_digits: usize) -> Result<(), DsError> {
+    let ok = !s.is_empty()
+        && s.len() <= max_digits
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'));
+    if ok {
+        return Ok(());
+    }
+    let pattern = format!(
+        "Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,{}}})",
+        max_digits - 1
+    );
+    Err(violation(s, member, &pattern))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use super::metadata::StoredEvent;
 use crate::catalog::Catalog;
 use crate::clock::Timestamp;
 use crate::clock::TimestampKind;
-use crate::datastream::{DataStreams, ShardId, StreamSel};
+use crate::datastream::{DataStreams, ShardId, ShardReader, StreamSel};
 use crate::error::{Error, Result};
 use crate::log::Offset;
 use crate::name::StreamName;
@@ -216,10 +216,18 @@ impl MetadataStore {
         let more = rows.len() > limit;
         let mut out = Vec::with_capacity(rows.len().min(limit));
         let mut last_row = None;
+        // One reader per shard for the whole page, not one lookup per row.
+        let mut readers: std::collections::HashMap<String, (ShardId, ShardReader)> =
+            std::collections::HashMap::new();
         for (rowid, shard, offset) in rows.into_iter().take(limit) {
             last_row = Some(rowid);
-            let shard_id = ShardId::parse(&shard, "shard").map_err(ds)?;
-            let reader = self.data.shard_reader(&self.stream, &shard_id).map_err(ds)?;
+            if !readers.contains_key(&shard) {
+                let id = ShardId::parse(&shard, "shard").map_err(ds)?;
+                let reader = self.data.shard_reader(&self.stream, &id).map_err(ds)?;
+                readers.insert(shard.clone(), (id, reader));
+            }
+            let Some((shard_id, reader)) = readers.get(&shard) else { continue };
+            let shard_id = *shard_id;
             let Some(r) = reader.read(Offset(offset as u64), 1, 1).map_err(ds)?.into_iter().next()
             else {
                 continue;

@@ -285,11 +285,11 @@ fn children(body: &[u8]) -> Vec<(usize, usize, [u8; 4])> {
     let mut at = 0;
     while at + 8 <= body.len() {
         let Some((size, header)) = box_size(&body[at..]) else { break };
-        if size < header || at + size > body.len() {
+        let Some(end) = at.checked_add(size).filter(|&e| size >= header && e <= body.len()) else {
             break;
-        }
-        out.push((at, at + size, [body[at + 4], body[at + 5], body[at + 6], body[at + 7]]));
-        at += size;
+        };
+        out.push((at, end, [body[at + 4], body[at + 5], body[at + 6], body[at + 7]]));
+        at = end;
     }
     out
 }

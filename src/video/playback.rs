@@ -173,37 +173,6 @@ impl VideoStream {
         Ok(group_segments(&frags))
     }
 
-    /// Segments from fragment `from` on (live replay), at most `limit` segments.
-    pub fn segments_from(&self, from: Offset, limit: usize) -> Result<Vec<SegmentRef>> {
-        let from = self.segment_start_at_or_before(from.max(self.fragments.start()))?;
-        let end = self.fragments.committed_end();
-        let mut out = Vec::new();
-        let mut cursor = from;
-        while cursor < end && out.len() <= limit {
-            let frags = self.infos(cursor, end, 4096)?;
-            let Some(last) = frags.last() else { break };
-            cursor = Offset(last.number.0 + 1);
-            let mut segs = group_segments(&frags);
-            // Merge a segment split across batches.
-            if let (Some(prev), Some(next)) = (out.last_mut(), segs.first()) {
-                let prev: &mut SegmentRef = prev;
-                if !self.fragment(next.first)?.is_some_and(|f| f.meta.segment_start())
-                    && prev.last.0 + 1 == next.first.0
-                    && prev.init_id == next.init_id
-                {
-                    prev.last = next.last;
-                    prev.duration_us += next.duration_us;
-                    prev.bytes += next.bytes;
-                    prev.fragment_count += next.fragment_count;
-                    segs.remove(0);
-                }
-            }
-            out.extend(segs);
-        }
-        out.truncate(limit);
-        Ok(out)
-    }
-
     /// The newest `count` complete segments. The newest segment is complete when the producer has
     /// gone, or when the session's fragments each start with a keyframe (one fragment per
     /// segment); otherwise it may still be receiving parts and is left out.

@@ -248,3 +248,70 @@ pub fn kinesis_client(base: &str) -> aws_sdk_kinesis::Client {
         .build();
     aws_sdk_kinesis::Client::from_conf(conf)
 }
+
+type Chunk = Result<Vec<u8>, std::io::Error>;
+
+/// A producer whose body is fed chunk by chunk (`tx`; an `Err` tears the upload down), with its
+/// acks parsed as they stream back.
+pub struct Producer {
+    pub tx: tokio::sync::mpsc::Sender<Chunk>,
+    acks: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+/// Starts a streaming `PUT` of a media body to `url` (add `?acks=stream` to see acks live).
+pub async fn connect_producer(http: &reqwest::Client, url: String) -> Producer {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    }));
+    let (ack_tx, acks) = tokio::sync::mpsc::unbounded_channel();
+    let http = http.clone();
+    tokio::spawn(async move {
+        let Ok(resp) = http.put(url).body(body).send().await else { return };
+        let mut stream = resp.bytes_stream();
+        let mut buf = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.extend_from_slice(&chunk);
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                if let Ok(v) = serde_json::from_slice(&line) {
+                    let _ = ack_tx.send(v);
+                }
+            }
+        }
+    });
+    Producer { tx, acks }
+}
+
+impl Producer {
+    pub async fn send(&self, bytes: Vec<u8>) {
+        self.tx.send(Ok(bytes)).await.expect("upload open");
+    }
+
+    /// Waits (bounded) for the next ack of this type.
+    pub async fn next(&mut self, kind: &str) -> Value {
+        loop {
+            let ack = tokio::time::timeout(Duration::from_secs(20), self.acks.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} ack within 20 s"))
+                .unwrap_or_else(|| panic!("ack stream ended before {kind}"));
+            if ack["EventType"] == kind {
+                return ack;
+            }
+        }
+    }
+
+    /// Ends the upload and returns the acks not yet taken, once the response has ended.
+    pub async fn finish(mut self) -> Vec<Value> {
+        drop(self.tx);
+        let mut rest = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), self.acks.recv()).await {
+                Ok(Some(a)) => rest.push(a),
+                Ok(None) => return rest,
+                Err(_) => panic!("the ack stream did not end within 30 s"),
+            }
+        }
+    }
+}
