@@ -5,11 +5,16 @@ set -euo pipefail
 
 what="${1:-test}"
 
-# Debian packages: build (pkg-config), media tools the tests check output with (ffmpeg/ffprobe,
-# GStreamer), and for benchmarks nginx and wrk.
-pkgs=(pkg-config ffmpeg)
+# Debian packages. To build and run: pkg-config and GStreamer (Sluice decodes frames with it:
+# avdec_h264/avdec_h265 from gstreamer1.0-libav, jpegenc/pngenc from plugins-good).
+pkgs=(pkg-config ffmpeg
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav)
 if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
-  pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav)
+  # The real clients the tests check Sluice with: GStreamer's tools and an RTSP "camera"
+  # (python3-gi with the RTSP server library, x264enc from plugins-ugly), and headless Chromium.
+  pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp
+    python3-gi gir1.2-gst-rtsp-server-1.0 chromium)
 fi
 if [ "$what" = "bench" ]; then
   # The side-by-side peers and load generator of scripts/bench-*.sh.
@@ -26,6 +31,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Front-end packages from npm, pinned by package-lock.json: hls.js for the web player (embedded in
+# the binary at build time), playwright-core for the browser tests (it drives Debian's chromium;
+# it never downloads a browser).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+root="$(cd "$(dirname "$0")/.." && pwd)"
+stamp="$root/node_modules/.sluice-$what.lock"
+# A full install (test, bench) also serves `run`.
+if ! cmp -s "$root/package-lock.json" "$stamp" \
+  && ! { [ "$what" = "run" ] && cmp -s "$root/package-lock.json" "$root/node_modules/.sluice-test.lock"; }; then
+  echo "setup: installing npm packages (package-lock.json)"
+  npm_args=(ci --no-audit --no-fund --loglevel=error --prefix "$root")
+  [ "$what" = "run" ] && npm_args+=(--omit=dev)
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm "${npm_args[@]}" >/dev/null
+  cp "$root/package-lock.json" "$stamp"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
