@@ -38,4 +38,8 @@ bench: setup-bench
 	cargo bench --bench log
 	scripts/bench-ingest.sh
 	scripts/bench-segments.sh
+	scripts/bench-llhls.sh
 	scripts/bench-kinesis.sh
+	scripts/bench-frames.sh
+	scripts/bench-rtsp.sh
+	scripts/bench-latency.sh

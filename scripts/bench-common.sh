@@ -13,11 +13,16 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_sluice DATA_DIR → sets SLUICE_PID and SLUICE_URL
+# start_sluice DATA_DIR → sets SLUICE_PID and SLUICE_URL. Without SLUICE_CONFIG, the RTSP
+# listener takes a free port too, so a bench never collides with another Sluice on the machine.
 start_sluice() {
-  local port
+  local port config="${SLUICE_CONFIG:-}"
   port=$(free_port)
-  RUST_LOG=warn "$sluice_bin" serve --listen "127.0.0.1:$port" --data-dir "$1" 2>"$1.log" &
+  if [ -z "$config" ]; then
+    config="$1.toml"
+    printf '[rtsp]\nlisten = "127.0.0.1:%s"\n' "$(free_port)" >"$config"
+  fi
+  RUST_LOG=warn "$sluice_bin" serve --config "$config" --listen "127.0.0.1:$port" --data-dir "$1" 2>"$1.log" &
   SLUICE_PID=$!
   SLUICE_URL="http://127.0.0.1:$port"
   for _ in $(seq 100); do

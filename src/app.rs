@@ -45,19 +45,67 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     let events_stop = CancellationToken::new();
     let (sink, events_task) = QueueSink::start(writer, metrics.clone(), events_stop.clone());
     video.events().set_sink(sink);
+    // RTSP pull: after the event sink, so the sources' ProducerConnected events are written.
+    let pulls = crate::ingest::pull::PullManager::start(
+        catalog.clone(),
+        video.clone(),
+        metrics.clone(),
+        &config,
+        Duration::from_millis(config.ingest.part_duration_ms),
+        shutdown.clone(),
+    )?;
+    let whip = crate::ingest::whip::WhipSessions::new();
 
     let metadata_stream = StreamName::new(config.events.metadata_stream.clone())?;
     let lookup = video.clone();
     let metadata = Arc::new(MetadataStore::open(
-        catalog,
+        catalog.clone(),
         data.clone(),
         metadata_stream,
         config.events.metadata_shards,
         move |name| StreamName::new(name).ok().and_then(|n| lookup.get(&n).ok()).map(|s| s.id),
     )?);
-    let background =
-        Arc::new(Background { events_stop, events_task: std::sync::Mutex::new(Some(events_task)) });
-    Ok(ApiState { config: Arc::new(config), video, metrics, data, metadata, background, shutdown })
+    let frames = crate::frames::Frames::new(&config.frames, metrics.clone())?;
+    // Image generation follows the streams' logs and asks the decode service for images.
+    let imagegen = crate::imagegen::ImageGeneration::open(
+        catalog.clone(),
+        video.clone(),
+        Arc::new(crate::imagegen::source::FramesSource(frames.clone())),
+        metrics.clone(),
+        &config.image_generation,
+        shutdown.clone(),
+    )?;
+    imagegen.start()?;
+    // RTSP publish: bound here so its address (port 0 in tests) is known before `run` serves it.
+    let rtsp = if config.rtsp.enabled {
+        Some(crate::ingest::rtsp::RtspListener::bind(&config.rtsp).map_err(|e| {
+            crate::error::Error::unavailable(format!(
+                "cannot listen for RTSP on {}: {e}",
+                config.rtsp.listen
+            ))
+        })?)
+    } else {
+        None
+    };
+    let background = Arc::new(Background {
+        events_stop,
+        events_task: std::sync::Mutex::new(Some(events_task)),
+        rtsp_addr: rtsp.as_ref().map(|l| l.local_addr()),
+        rtsp: std::sync::Mutex::new(rtsp),
+    });
+    Ok(ApiState {
+        config: Arc::new(config),
+        video,
+        metrics,
+        data,
+        metadata,
+        frames,
+        imagegen,
+        pulls,
+        whip,
+        background,
+        shutdown,
+    })
 }
 
 /// Background work that outlives request handling and must finish before the final sync.
@@ -67,6 +115,10 @@ pub struct Background {
     events_stop: CancellationToken,
     /// std `Mutex` around an `Option` so `run` can take the handle once.
     events_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The RTSP publish listener's address, when `[rtsp] enabled`.
+    pub rtsp_addr: Option<SocketAddr>,
+    /// The bound RTSP listener until `run` serves it (std `Mutex` around an `Option`: taken once).
+    rtsp: std::sync::Mutex<Option<crate::ingest::rtsp::RtspListener>>,
 }
 
 impl Background {
@@ -88,6 +140,19 @@ pub fn router(state: ApiState) -> Router {
 /// Serves on `listener` until `state.shutdown` is cancelled, then drains and syncs.
 pub async fn run(listener: TcpListener, state: ApiState) -> Result<()> {
     let retention = tokio::spawn(retention_loop(state.clone()));
+    // RTSP publish: ends at shutdown after its sessions have flushed and released their streams.
+    let rtsp_listener = state.background.rtsp.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let rtsp = rtsp_listener.map(|l| {
+        let ctx = Arc::new(crate::ingest::rtsp::RtspContext {
+            video: state.video.clone(),
+            clock: state.video.clock().clone(),
+            config: state.config.rtsp.clone(),
+            part_duration: Duration::from_millis(state.config.ingest.part_duration_ms),
+            ports: crate::ingest::rtsp::UdpPorts::new(state.config.rtsp.udp_ports),
+            shutdown: state.shutdown.clone(),
+        });
+        tokio::spawn(l.serve(ctx))
+    });
     let shutdown = state.shutdown.clone();
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -100,6 +165,14 @@ pub async fn run(listener: TcpListener, state: ApiState) -> Result<()> {
         }
     }
     retention.abort();
+    if let Some(rtsp) = rtsp {
+        let _ = rtsp.await;
+    }
+    // Pulled sources flush and release their streams (ProducerDisconnected) before events stop.
+    state.pulls.stop_all().await;
+    state.whip.stop_all().await;
+    // Generators save their cursors; their last ImageGenerated events are queued before events stop.
+    state.imagegen.stop().await;
     state.background.finish().await;
     let video = state.video.clone();
     let _ = tokio::task::spawn_blocking(move || video.sync_all()).await;

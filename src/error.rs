@@ -63,6 +63,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// An error and its causes on one line, `outer: cause: root` (some errors' Display, reqwest's
+/// among them, omits the cause).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 impl From<InvalidName> for Error {
     fn from(e: InvalidName) -> Self {
         Error::invalid(e.to_string())

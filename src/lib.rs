@@ -5,12 +5,20 @@
 //!
 //! The direction of dependencies runs down this list: a module uses only modules listed below it.
 //!
+//! - [`frames_cli`]: `sluice frames export`, a client of the images endpoint that writes an ML
+//!   dataset (images + `manifest.jsonl`), resumable.
 //! - [`app`]: wiring: builds the services from the config, `router(state)`, `run(listener, shutdown)`.
 //! - [`web`]: the browser UI (`web/`, embedded), served at `/`.
 //! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, metrics); thin adapters over
 //!   the services, with one place that maps errors to statuses.
 //! - [`ingest`]: one module per ingest protocol; each turns bytes from a producer into fragments
-//!   handed to the stream's writer (HTTP fMP4 push today).
+//!   handed to the stream's writer (HTTP fMP4 push; RTSP pull from cameras, `ingest::pull`;
+//!   WebRTC/WHIP, `ingest::whip`; RTSP publish, `ingest::rtsp`), the RTP ones through the shared
+//!   RTP → fMP4 path `ingest::rtp`.
+//! - [`imagegen`]: continuous image generation per stream (`imageGeneration`): a generator task
+//!   per stream following its log, directory and webhook destinations, `ImageGenerated` events.
+//! - [`frames`]: the GStreamer decode pool: exact frames at an instant and image sets, on
+//!   dedicated worker threads with a bounded queue.
 //! - [`video`]: video streams: the registry, the single writer per stream, the fragment store on
 //!   the log, retention, live notification.
 //! - [`events`]: Sluice's lifecycle events (schema, the non-blocking sink into the event data
@@ -24,7 +32,8 @@
 //! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
 //!   generic over the record payload (used by video streams and data streams alike).
 //! - [`media`]: pure media code, no I/O: incremental fMP4 parsing, codec strings, HLS playlists,
-//!   retiming onto the producer timeline.
+//!   retiming onto the producer timeline, RTP depacketizers, parameter sets and the fMP4 muxer
+//!   for RTP sources.
 //! - [`clock`]: `Timestamp`, `TimestampKind` (which clock) and the injectable `Clock`.
 //! - [`name`]: `StreamName`, validated as Kinesis does.
 
@@ -36,6 +45,9 @@ pub mod config;
 pub mod datastream;
 pub mod error;
 pub mod events;
+pub mod frames;
+pub mod frames_cli;
+pub mod imagegen;
 pub mod ingest;
 pub mod log;
 pub mod media;

@@ -1,4 +1,5 @@
-//! The `sluice` command: `sluice serve` runs the server.
+//! The `sluice` command: `sluice serve` runs the server; `sluice frames export` pulls a dataset of
+//! frames from one.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -33,6 +34,18 @@ enum Command {
         #[arg(long, env = "SLUICE_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Frames from a running server.
+    Frames {
+        #[command(subcommand)]
+        command: FramesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FramesCommand {
+    /// Export a dataset: one image per interval over a time range, plus manifest.jsonl
+    /// (resumable: rerun the same command to finish an interrupted export).
+    Export(sluice::frames_cli::ExportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +59,20 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Frames { command: FramesCommand::Export(args) } => {
+            let summary = tokio::runtime::Runtime::new()?
+                .block_on(sluice::frames_cli::export(&args))
+                .with_context(|| format!("frames export of stream {}", args.stream))?;
+            eprintln!(
+                "exported {} images to {} ({} already there, {} instants without media, {} errors)",
+                summary.written,
+                args.out.display(),
+                summary.already,
+                summary.no_media,
+                summary.errors
+            );
+            Ok(())
+        }
         Command::Serve { config, listen, data_dir } => {
             let mut cfg = match &config {
                 Some(path) => Config::load(path)?,
@@ -73,8 +100,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let state = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "sluice is serving");
+    let rtsp = match state.background.rtsp_addr {
+        Some(rtsp) => format!(
+            "  RTSP publish: ffmpeg -re -i in.mp4 -c copy -f rtsp -rtsp_transport tcp rtsp://{rtsp}/NAME\n"
+        ),
+        None => String::new(),
+    };
     eprintln!(
-        "\n  Sluice is running.\n  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
+        "\n  Sluice is running.\n  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n{rtsp}  WHIP:        http://{addr}/v1/streams/NAME/whip\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
     );
     tokio::spawn(signal_shutdown(shutdown.clone()));
     sluice::app::run(listener, state).await?;

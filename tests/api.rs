@@ -166,8 +166,18 @@ async fn web_ui_is_served() {
     let (status, html) = server.get_text("/").await;
     assert_eq!(status, 200);
     assert!(html.contains("<title>Sluice</title>"));
-    let (status, js) = server.get_text("/app.js").await;
+    let (status, js) = server.get_text("/ui/api.js").await;
     assert_eq!(status, 200);
     assert!(js.contains("/v1/streams"));
+    // hls.js, embedded from npm at a versioned path named by the page.
+    let hls = html
+        .split('"')
+        .find(|s| s.starts_with("/vendor/hls-"))
+        .expect("the page names the embedded hls.js");
+    let (status, js) = server.get_text(hls).await;
+    assert_eq!(status, 200);
+    assert!(js.len() > 100_000, "hls.js is {} bytes", js.len());
+    let (status, _) = server.get_text("/ui/missing.js").await;
+    assert_eq!(status, 404);
     server.stop().await;
 }

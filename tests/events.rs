@@ -7,37 +7,14 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// Every record of every shard of `stream`, from TRIM_HORIZON, as JSON documents.
 async fn read_all(kds: &Client, stream: &str) -> Vec<Value> {
-    let shards = kds.list_shards().stream_name(stream).send().await.expect("list shards");
-    let mut out = Vec::new();
-    for shard in shards.shards() {
-        let it = kds
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("iterator");
-        let mut iterator = it.shard_iterator().map(str::to_owned);
-        while let Some(i) = iterator {
-            let page = kds.get_records().shard_iterator(i).send().await.expect("get records");
-            for r in page.records() {
-                out.push(serde_json::from_slice(r.data().as_ref()).expect("event json"));
-            }
-            if page.records().is_empty() {
-                break;
-            }
-            iterator = page.next_shard_iterator().map(str::to_owned);
-        }
-    }
-    out
+    let records = stream_records(kds, stream).await;
+    records.iter().map(|d| serde_json::from_slice(d).expect("event json")).collect()
 }
 
 /// Waits (bounded) until `stream` holds at least `n` events of `video`.

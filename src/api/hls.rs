@@ -2,9 +2,17 @@
 //! for any recorded range, init segments and media segments. Segment URLs name the stream's id and
 //! the fragment range (`seg/{id}/{first}-{last}.m4s`), so they are immutable and cacheable forever;
 //! playlists are never cached.
+//!
+//! For a stream whose fragments are shorter than its GOP, `live.m3u8` is a low-latency playlist
+//! (RFC 8216bis): every fragment is a part (`part/{id}/{n}.m4s`), requests with `_HLS_msn` /
+//! `_HLS_part` block until the playlist holds that segment or part, woken by the log's
+//! committed-end watch (no polling), the preload hint's part request blocks until that fragment is
+//! persisted, and `_HLS_skip` gives a delta update.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,11 +29,15 @@ use super::{ApiState, stream_name};
 use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind};
 use crate::log::Offset;
-use crate::media::hls::{MediaPlaylist, PlaylistType, Segment, Variant, render_multivariant};
+use crate::media::hls::{
+    LowLatency, MediaPlaylist, Part, PartialSegment, PlaylistType, Segment, Variant,
+    render_multivariant,
+};
 use crate::video::VideoStream;
 use crate::video::cache::SegmentKey;
+use crate::video::fragment::FragmentInfo;
 use crate::video::fragment::TimestampKind;
-use crate::video::playback::SegmentRef;
+use crate::video::playback::{LiveWindow, SegmentRef};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -34,6 +46,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/streams/{name}/hls/replay.m3u8", get(replay))
         .route("/v1/streams/{name}/hls/init/{id}/{file}", get(init))
         .route("/v1/streams/{name}/hls/seg/{id}/{file}", get(segment))
+        .route("/v1/streams/{name}/hls/part/{id}/{file}", get(part))
 }
 
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -103,6 +116,7 @@ impl<'a> Render<'a> {
                 map_uri: format!("init/{id}/{}.mp4", s.init_id),
                 discontinuity,
                 program_date_time: self.pdt.then(|| s.start(self.clock).to_rfc3339()),
+                parts: Vec::new(),
             });
             prev = Some(s);
         }
@@ -127,11 +141,85 @@ struct LiveQuery {
     #[serde(default)]
     timestamps: TimestampKind,
     pdt: Option<bool>,
+    /// Blocking reload (RFC 8216bis §6.2.5.2): answer once the playlist holds this segment.
+    #[serde(rename = "_HLS_msn")]
+    msn: Option<u64>,
+    /// … and this part of it (needs `_HLS_msn`).
+    #[serde(rename = "_HLS_part")]
+    part: Option<u64>,
+    /// Delta update (RFC 8216bis §6.2.5.1): `YES` or `v2`.
+    #[serde(rename = "_HLS_skip")]
+    skip: Option<String>,
 }
 
-/// `live.m3u8`: a sliding window of the newest complete segments. For a stream with no media
-/// yet, the request waits for the first segment (up to `hls.idle_wait_secs`), then answers with
-/// an empty live playlist rather than 404: the player keeps reloading.
+/// How far ahead of the newest part a blocking request may ask (RFC 8216bis §6.2.5.2).
+const ADVANCE_PART_LIMIT: u64 = 3;
+
+/// What a blocking reload waits for: segment `msn`, or part `part` of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Awaited {
+    msn: u64,
+    part: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Holds {
+    Yes,
+    NotYet,
+    /// Further ahead than a client may block for: 400.
+    TooFar,
+}
+
+/// Whether the playlist of `win` holds what `a` awaits. A part index past the last part of a
+/// complete segment means part 0 of the next segment (RFC 8216bis §6.2.5.2).
+fn playlist_holds(win: &LiveWindow, a: Awaited) -> Holds {
+    let last_complete = win.segments.last().map(|s| u64::from(s.segment));
+    let partial = win.partial.as_ref().map(|p| (u64::from(p.segment), u64::from(p.fragment_count)));
+    let last_msn = partial.map(|p| p.0).or(last_complete);
+    if let Some(last) = last_msn
+        && a.msn > last.saturating_add(2)
+    {
+        return Holds::TooFar;
+    }
+    if let (Some((msn, parts)), Some(p)) = (partial, a.part)
+        && a.msn == msn
+        && p > parts.saturating_sub(1).saturating_add(ADVANCE_PART_LIMIT)
+    {
+        return Holds::TooFar;
+    }
+    let complete = |m: u64| last_complete.is_some_and(|l| m <= l);
+    let partial_has = |m: u64, p: u64| partial.is_some_and(|(msn, parts)| msn == m && p < parts);
+    let holds = match a.part {
+        None => complete(a.msn),
+        Some(p) if complete(a.msn) => {
+            let parts = win
+                .segments
+                .iter()
+                .find(|s| u64::from(s.segment) == a.msn)
+                .map_or(u64::MAX, |s| u64::from(s.fragment_count));
+            let next = a.msn.saturating_add(1);
+            p < parts || complete(next) || partial_has(next, 0)
+        }
+        Some(p) => partial_has(a.msn, p),
+    };
+    if holds { Holds::Yes } else { Holds::NotYet }
+}
+
+/// The target duration (seconds) of the playlist `win` renders.
+fn window_target_duration(win: &LiveWindow) -> u64 {
+    win.segments
+        .iter()
+        .map(|s| (s.duration_us as f64 / 1e6).round() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// `live.m3u8`: a sliding window of the newest complete segments, LL-HLS for streams whose
+/// fragments are shorter than their GOP. For a stream with no media yet, the request waits for
+/// the first segment (up to `hls.idle_wait_secs`), then answers with an empty live playlist
+/// rather than 404: the player keeps reloading. With `_HLS_msn` it blocks until the playlist
+/// holds that segment (or part), at most 3 target durations (then 503).
 async fn live(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -139,40 +227,187 @@ async fn live(
 ) -> ApiResult<Response> {
     state.metrics.hls("live");
     let stream = state.video.get(&stream_name(&name)?)?;
-    let window = state.config.hls.live_window_segments;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(state.config.hls.idle_wait_secs);
-    let mut segs = stream.live_segments(window)?;
-    while segs.is_empty() && tokio::time::Instant::now() < deadline {
-        let seen = stream.fragment_log().committed_end();
-        tokio::select! {
-            _ = stream.wait_for_fragments(seen, deadline) => {}
-            _ = state.shutdown.cancelled() => break,
+    let hls = &state.config.hls;
+    let skip = match q.skip.as_deref() {
+        None => false,
+        Some("YES" | "v2") => true,
+        Some(other) => {
+            return Err(
+                Error::invalid(format!("_HLS_skip must be YES or v2, not {other:?}")).into()
+            );
         }
-        segs = stream.live_segments(window)?;
+    };
+    let awaited = match (q.msn, q.part) {
+        (None, Some(_)) => return Err(Error::invalid("_HLS_part needs _HLS_msn").into()),
+        (Some(msn), part) => Some(Awaited { msn, part }),
+        (None, None) => None,
+    };
+    let count = hls.live_window_segments.max(hls.low_latency_window_segments);
+    let started = Instant::now();
+    let idle_deadline = started + Duration::from_secs(hls.idle_wait_secs);
+    let mut block_deadline: Option<Instant> = None;
+    let mut rx = stream.subscribe();
+    let mut woke: Option<Instant> = None;
+    let mut was_live = stream.is_live();
+    let mut producer_check = tokio::time::interval(PRODUCER_CHECK);
+    let win = 'wait: loop {
+        rx.borrow_and_update();
+        let mut win = stream.live_window(count, hls.low_latency)?;
+        if !win.low_latency {
+            let skip = win.segments.len().saturating_sub(hls.live_window_segments);
+            win.segments.drain(..skip);
+        }
+        let deadline = match awaited {
+            Some(a) => match playlist_holds(&win, a) {
+                Holds::Yes => break win,
+                Holds::TooFar => {
+                    return Err(Error::invalid(format!(
+                        "_HLS_msn={} _HLS_part={} is too far ahead of the playlist",
+                        a.msn,
+                        a.part.map_or("-".to_owned(), |p| p.to_string())
+                    ))
+                    .into());
+                }
+                Holds::NotYet => *block_deadline.get_or_insert_with(|| {
+                    let three_targets = if win.segments.is_empty() {
+                        u64::MAX
+                    } else {
+                        window_target_duration(&win).saturating_mul(3000)
+                    };
+                    started + Duration::from_millis(three_targets.min(hls.blocking_timeout_ms))
+                }),
+            },
+            None if win.segments.is_empty() && win.partial.is_none() => idle_deadline,
+            None => break win,
+        };
+        if Instant::now() >= deadline {
+            if awaited.is_some() {
+                return Err(blocking_timeout(&stream, "playlist reload").into());
+            }
+            break win;
+        }
+        loop {
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        break 'wait win;
+                    }
+                    woke = Some(Instant::now());
+                    break;
+                }
+                // A producer leaving completes the segment in progress without a new fragment.
+                _ = producer_check.tick(), if awaited.is_some() && was_live => {
+                    if !stream.is_live() {
+                        // Not a fragment's wake: not measured.
+                        was_live = false;
+                        woke = None;
+                        break;
+                    }
+                }
+                _ = stream.closed().cancelled() => break 'wait win,
+                _ = state.shutdown.cancelled() => break 'wait win,
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    };
+    let mut playlist = live_playlist(&stream, &win, &q, hls);
+    if skip {
+        playlist.skip_old_segments();
     }
+    let resp = playlist_response(playlist.render());
+    if let (Some(w), Some(_)) = (woke, awaited) {
+        state
+            .metrics
+            .hls_blocking_wake
+            .get_or_create(&blocking_kind("playlist"))
+            .observe(w.elapsed().as_secs_f64());
+    }
+    Ok(resp)
+}
+
+fn blocking_kind(kind: &str) -> crate::metrics::KindLabel {
+    crate::metrics::KindLabel { kind: kind.to_owned() }
+}
+
+fn blocking_timeout(stream: &VideoStream, what: &str) -> Error {
+    Error::unavailable(format!(
+        "stream {}: blocking {what} timed out before the awaited part was persisted",
+        stream.name
+    ))
+}
+
+/// Builds the live media playlist of `win`: regular, or LL-HLS with parts.
+fn live_playlist(
+    stream: &VideoStream,
+    win: &LiveWindow,
+    q: &LiveQuery,
+    hls: &crate::config::HlsConfig,
+) -> MediaPlaylist {
     let render = Render {
-        stream: &stream,
+        stream,
         clock: q.timestamps,
         discontinuity: DiscontinuityMode::Never,
         pdt: q.pdt.unwrap_or(true),
         gap_threshold_us: 0,
     };
-    let mut segments = render.segments(&segs);
+    let segs = &win.segments;
+    let mut segments = render.segments(segs);
     // In a live window, discontinuities are the stored ones (new session, new init); the first
     // segment's is counted by EXT-X-DISCONTINUITY-SEQUENCE.
-    for (seg, s) in segments.iter_mut().zip(&segs).skip(1) {
+    for (seg, s) in segments.iter_mut().zip(segs).skip(1) {
         seg.discontinuity = s.discontinuity_start;
     }
-    let playlist = MediaPlaylist {
+    let first = segs.first().or(win.partial.as_ref());
+    let mut playlist = MediaPlaylist {
         target_duration: 0,
-        media_sequence: segs.first().map_or(0, |s| u64::from(s.segment)),
-        discontinuity_sequence: segs.first().map_or(0, |s| u64::from(s.discontinuity)),
+        media_sequence: first.map_or(0, |s| u64::from(s.segment)),
+        discontinuity_sequence: first.map_or(0, |s| u64::from(s.discontinuity)),
         playlist_type: None,
         end_list: false,
         segments,
+        low_latency: None,
     };
-    Ok(playlist_response(playlist.render()))
+    if !win.low_latency {
+        return playlist;
+    }
+    let id = stream.id;
+    let part = |f: &FragmentInfo| Part {
+        uri: part_uri(id, f.number),
+        duration: f64::from(f.meta.duration_us) / 1e6,
+        independent: f.meta.keyframe(),
+    };
+    // PART-TARGET: the longest part listed, rounded up to the millisecond.
+    let longest_us = win.fragments.iter().map(|f| f.meta.duration_us).max().unwrap_or(0);
+    let part_target = f64::from(longest_us.div_ceil(1000).max(1)) / 1000.0;
+    let target = MediaPlaylist::min_target_duration(&playlist.segments) as f64;
+    // Parts are listed for the segments within three target durations of the end.
+    let mut from_end: f64 = win.partial.as_ref().map_or(0.0, |p| p.duration_us as f64 / 1e6);
+    for (seg, s) in playlist.segments.iter_mut().zip(segs).rev() {
+        if from_end > 3.0 * target {
+            break;
+        }
+        seg.parts = win.parts_of(s).iter().map(part).collect();
+        from_end += seg.duration;
+    }
+    let partial = win.partial.as_ref().map(|p| PartialSegment {
+        map_uri: format!("init/{id}/{}.mp4", p.init_id),
+        discontinuity: !segs.is_empty() && p.discontinuity_start,
+        program_date_time: q.pdt.unwrap_or(true).then(|| p.start(q.timestamps).to_rfc3339()),
+        parts: win.parts_of(p).iter().map(part).collect(),
+    });
+    playlist.low_latency = Some(LowLatency {
+        part_target,
+        part_hold_back: part_target * hls.part_hold_back_multiplier,
+        can_skip_until: 6.0 * target,
+        skipped_segments: 0,
+        preload_hint: partial.as_ref().map(|_| part_uri(id, win.end)),
+        partial,
+    });
+    playlist
+}
+
+fn part_uri(stream_id: i64, n: Offset) -> String {
+    format!("part/{stream_id}/{}.m4s", n.0)
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +479,7 @@ async fn index(
                 playlist_type: Some(PlaylistType::Vod),
                 end_list: true,
                 segments: render.segments(&segs),
+                low_latency: None,
             };
             Ok(playlist_response(playlist.render()))
         }
@@ -343,6 +579,7 @@ async fn replay(
         playlist_type: Some(PlaylistType::Event),
         end_list: finished,
         segments: render.segments(&segs),
+        low_latency: None,
     };
     Ok(playlist_response(playlist.render()))
 }
@@ -420,6 +657,109 @@ async fn segment(
         }
     };
     Ok(serve_bytes(&headers, "video/iso.segment", &etag, parts))
+}
+
+/// `part/{id}/{n}.m4s`: one fragment as an LL-HLS part, retimed like segments. A request for the
+/// next fragment (the preload hint) blocks until it is persisted: 503 after
+/// `hls.blocking_timeout_ms`, 404 if the producer disconnects first. Further ahead: 404.
+async fn part(
+    State(state): State<ApiState>,
+    Path((name, id, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    state.metrics.hls("part");
+    let stream = state.video.get(&stream_name(&name)?)?;
+    check_stream_id(&stream, &id)?;
+    let n = file
+        .strip_suffix(".m4s")
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(Offset)
+        .ok_or_else(|| Error::not_found(format!("no part {file:?}: expected NUMBER.m4s")))?;
+    let woke = wait_for_part(&state, &stream, n).await?;
+    let etag = format!("\"{}-{}-{}\"", stream.id, n.0, n.0);
+    let key = SegmentKey { stream_id: stream.id, first: n, last: n };
+    let cache = state.video.segment_cache();
+    let parts = match cache.get(&key) {
+        Some(parts) if n >= stream.fragment_log().start() => {
+            state.metrics.segment_cache_hits.inc();
+            parts
+        }
+        _ => {
+            state.metrics.segment_cache_misses.inc();
+            let parts = read_fragments(&stream, n, n)?;
+            cache.insert(key, parts.clone());
+            parts
+        }
+    };
+    let resp = serve_bytes(&headers, "video/iso.segment", &etag, parts);
+    if let Some(w) = woke {
+        state
+            .metrics
+            .hls_blocking_wake
+            .get_or_create(&blocking_kind("part"))
+            .observe(w.elapsed().as_secs_f64());
+    }
+    Ok(resp)
+}
+
+/// How often a blocked part request checks that the stream still has a producer.
+const PRODUCER_CHECK: Duration = Duration::from_millis(250);
+
+/// Waits until fragment `n` is persisted, if it is the next one. Returns when it woke for it.
+async fn wait_for_part(
+    state: &ApiState,
+    stream: &VideoStream,
+    n: Offset,
+) -> Result<Option<Instant>, Error> {
+    let mut rx = stream.subscribe();
+    let end = *rx.borrow_and_update();
+    if n < end {
+        return Ok(None);
+    }
+    if n > end {
+        return Err(Error::not_found(format!(
+            "stream {} has no part {} yet: only the next part ({}) can be requested ahead",
+            stream.name, n.0, end.0
+        )));
+    }
+    let gone = || {
+        Error::not_found(format!(
+            "stream {} has no producer: part {} will not be written",
+            stream.name, n.0
+        ))
+    };
+    if !stream.is_live() {
+        return Err(gone());
+    }
+    let deadline = Instant::now() + Duration::from_millis(state.config.hls.blocking_timeout_ms);
+    let mut check = tokio::time::interval(PRODUCER_CHECK);
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return Err(gone());
+                }
+                let woke = Instant::now();
+                if *rx.borrow_and_update() > n {
+                    return Ok(Some(woke));
+                }
+            }
+            _ = check.tick() => if !stream.is_live() {
+                // The last fragment may have been persisted just before the producer left.
+                if stream.fragment_log().committed_end() > n {
+                    return Ok(None);
+                }
+                return Err(gone());
+            },
+            _ = stream.closed().cancelled() => return Err(gone()),
+            _ = state.shutdown.cancelled() => {
+                return Err(Error::unavailable("the server is shutting down"));
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(blocking_timeout(stream, "part request"));
+            }
+        }
+    }
 }
 
 /// Reads fragments `first..=last`; 404 if any is missing (never stored, or deleted by retention).
@@ -602,6 +942,62 @@ mod tests {
         let parts = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg")];
         let got: Vec<u8> = slice_parts(parts, 2, 5).concat();
         assert_eq!(got, b"cde");
+    }
+
+    fn seg(segment: u32, first: u64, count: u32) -> SegmentRef {
+        SegmentRef {
+            first: Offset(first),
+            last: Offset(first + u64::from(count) - 1),
+            segment,
+            discontinuity: 0,
+            discontinuity_start: false,
+            keyframe: true,
+            init_id: 0,
+            producer_ts: Timestamp::from_millis(0),
+            server_ts: Timestamp::from_millis(0),
+            duration_us: u64::from(count) * 200_000,
+            bytes: 0,
+            fragment_count: count,
+        }
+    }
+
+    /// Segments 4 and 5 complete (10 parts each), segment 6 in progress with 3 parts.
+    fn window() -> LiveWindow {
+        LiveWindow {
+            segments: vec![seg(4, 0, 10), seg(5, 10, 10)],
+            partial: Some(seg(6, 20, 3)),
+            fragments: Vec::new(),
+            low_latency: true,
+            end: Offset(23),
+        }
+    }
+
+    #[test]
+    fn blocking_reload_conditions() {
+        let w = window();
+        let holds = |msn, part| playlist_holds(&w, Awaited { msn, part });
+        assert_eq!(holds(3, None), Holds::Yes, "older than the window");
+        assert_eq!(holds(5, None), Holds::Yes);
+        assert_eq!(holds(6, None), Holds::NotYet, "segment 6 is not complete");
+        assert_eq!(holds(6, Some(2)), Holds::Yes);
+        assert_eq!(holds(6, Some(3)), Holds::NotYet);
+        assert_eq!(holds(6, Some(5)), Holds::NotYet);
+        assert_eq!(holds(6, Some(6)), Holds::TooFar, "more than 3 parts ahead");
+        assert_eq!(holds(5, Some(9)), Holds::Yes);
+        assert_eq!(holds(5, Some(10)), Holds::Yes, "past the last part: part 0 of segment 6");
+        assert_eq!(holds(7, Some(0)), Holds::NotYet);
+        assert_eq!(holds(8, None), Holds::NotYet);
+        assert_eq!(holds(9, None), Holds::TooFar, "more than 2 segments ahead");
+        assert_eq!(holds(u64::MAX, Some(u64::MAX)), Holds::TooFar);
+        let empty = LiveWindow {
+            segments: Vec::new(),
+            partial: None,
+            fragments: Vec::new(),
+            low_latency: false,
+            end: Offset(0),
+        };
+        let a = Awaited { msn: u64::MAX, part: Some(u64::MAX) };
+        assert_eq!(playlist_holds(&empty, a), Holds::NotYet);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 pub mod clip;
 pub mod datastream_sse;
 pub mod error;
+pub mod frames;
 pub mod hls;
 pub mod kinesis;
 pub mod media;
 pub mod stream_events;
 pub mod streams;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -39,6 +41,14 @@ pub struct ApiState {
     pub data: Arc<DataStreams>,
     /// Producers' metadata on the video timeline (`crate::events::store`).
     pub metadata: Arc<crate::events::store::MetadataStore>,
+    /// The frame decode service (`crate::frames`): exact frames and image sets.
+    pub frames: Arc<crate::frames::Frames>,
+    /// Continuous image generation per stream (`crate::imagegen`).
+    pub imagegen: Arc<crate::imagegen::ImageGeneration>,
+    /// Pulled RTSP sources (`crate::ingest::pull`).
+    pub pulls: Arc<crate::ingest::pull::PullManager>,
+    /// Open WHIP sessions (`crate::ingest::whip`).
+    pub whip: Arc<crate::ingest::whip::WhipSessions>,
     /// Background work that must finish before the final sync (the event writer).
     pub background: Arc<crate::app::Background>,
     /// Cancelled at shutdown: long-lived responses (ingest, live tails, blocking playlists) end.
@@ -72,10 +82,13 @@ pub fn router(state: ApiState) -> Router {
         .merge(streams::routes())
         .merge(hls::routes())
         .merge(clip::routes())
+        .merge(frames::routes())
         .merge(media::routes())
         .merge(crate::ingest::http_fmp4::routes())
+        .merge(crate::ingest::whip::routes())
         .merge(kinesis::routes())
         .merge(stream_events::routes())
+        .merge(timeline::routes())
         .merge(datastream_sse::routes())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)

@@ -102,7 +102,7 @@ async fn describe(
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let stream = state.video.get(&stream_name(&name)?)?;
-    Ok(axum::Json(stream.describe()))
+    Ok(axum::Json(describe_json(&state, &stream)))
 }
 
 /// `Some(None)` when the field is present and null, `None` when absent.
@@ -119,6 +119,12 @@ struct UpdateBody {
     #[serde(default, deserialize_with = "double_option")]
     retention_bytes: Option<Option<u64>>,
     tags: Option<BTreeMap<String, String>>,
+    /// The pulled RTSP source (`crate::ingest::pull`); `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    source: Option<Option<crate::ingest::pull::SourceBody>>,
+    /// Continuous image generation (`crate::imagegen`); `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    image_generation: Option<Option<serde_json::Value>>,
 }
 
 async fn update(
@@ -129,6 +135,24 @@ async fn update(
     if let Some(t) = &body.tags {
         validate_tags(t)?;
     }
+    let source = body
+        .source
+        .map(|s| s.map(crate::ingest::pull::SourceConfig::from_body).transpose())
+        .transpose()?;
+    let image_generation = body
+        .image_generation
+        .map(|g| {
+            g.map(|v| {
+                crate::imagegen::spec::ImageGenerationSpec::from_json(v, state.imagegen.limits())
+            })
+            .transpose()
+        })
+        .transpose()?;
+    if let Some(Some(g)) = &image_generation {
+        let n = stream_name(&name)?;
+        state.video.get(&n)?;
+        state.imagegen.check_destination(&n, g).await?;
+    }
     let stream = state.video.update(
         &stream_name(&name)?,
         StreamUpdate {
@@ -137,14 +161,34 @@ async fn update(
             tags: body.tags,
         },
     )?;
-    Ok(axum::Json(stream.describe()))
+    if let Some(source) = source {
+        state.pulls.set(&stream, source).await?;
+    }
+    if let Some(g) = image_generation {
+        state.imagegen.configure(&stream, g).await?;
+    }
+    Ok(axum::Json(describe_json(&state, &stream)))
+}
+
+/// A stream's description with its `imageGeneration` (configuration and status, or `null`).
+fn describe_json(state: &ApiState, stream: &crate::video::VideoStream) -> serde_json::Value {
+    let mut v = serde_json::to_value(stream.describe()).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("imageGeneration".into(), state.imagegen.describe(stream));
+    }
+    v
 }
 
 async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    state.video.delete(&stream_name(&name)?)?;
+    let name = stream_name(&name)?;
+    // Its pulled source and image generation go with it (stopped, removed from the catalog).
+    let stream = state.video.get(&name)?;
+    state.pulls.set(&stream, None).await?;
+    state.imagegen.configure(&stream, None).await?;
+    state.video.delete(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -66,6 +66,26 @@ pub enum EventDetails {
         /// `retention` (the stream's age or size limit) or `free_disk_floor`.
         reason: &'static str,
     },
+    /// Image generation (`crate::imagegen`) made an image for a sampling instant.
+    #[serde(rename_all = "camelCase")]
+    ImageGenerated {
+        /// The sampling instant (a multiple of `intervalMs` on the configured clock).
+        instant: Timestamp,
+        /// `producer` or `server`: the clock `instant` is on.
+        timestamps: crate::clock::TimestampKind,
+        producer_timestamp: Timestamp,
+        server_timestamp: Timestamp,
+        fragment_number: String,
+        format: &'static str,
+        width: u32,
+        height: u32,
+        size_bytes: u64,
+        /// `directory` or `webhook`.
+        destination: &'static str,
+        /// The file written (directory destination), relative to the stream's directory.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file: Option<String>,
+    },
 }
 
 impl EventDetails {
@@ -79,6 +99,7 @@ impl EventDetails {
             EventDetails::FragmentPersisted { .. } => "FragmentPersisted",
             EventDetails::IngestError { .. } => "IngestError",
             EventDetails::RetentionDeleted { .. } => "RetentionDeleted",
+            EventDetails::ImageGenerated { .. } => "ImageGenerated",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! - [`codec`]: codec identification and RFC 6381 codec strings.
 //! - [`hls`]: HLS playlists (RFC 8216).
 //! - [`mp4clip`]: progressive MP4 clips (moov before mdat) built from stored fragments.
+//! - [`mux`]: the fMP4 writer for RTP sources (init segment from parameter sets, moof+mdat).
+//! - [`param_sets`]: H.264/H.265 parameter sets and the AAC AudioSpecificConfig.
 //! - [`timeline`]: moving stored fragments onto the producer-timestamp timeline when served.
 //!
 //! Callers: `crate::ingest` pushes producer bytes through [`fmp4::Fmp4Reader`]; `crate::video`
@@ -14,4 +16,7 @@ pub mod codec;
 pub mod fmp4;
 pub mod hls;
 pub mod mp4clip;
+pub mod mux;
+pub mod param_sets;
+pub mod rtp;
 pub mod timeline;

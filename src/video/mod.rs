@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod fragment;
 pub mod playback;
+pub mod timeline;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,7 +58,13 @@ pub struct VideoStream {
     closed: CancellationToken,
     metrics: Arc<Metrics>,
     events: Arc<Emitter>,
+    /// The pulled source's view for `describe`, set by `ingest::pull`. std `RwLock`: swapped
+    /// rarely, read on describe, never held across `.await`.
+    source_view: RwLock<Option<SourceView>>,
 }
+
+/// Renders a stream's pulled source (URL without credentials, state) as `describe` shows it.
+pub type SourceView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl VideoStream {
     fn open(
@@ -89,6 +96,7 @@ impl VideoStream {
             closed,
             metrics,
             events,
+            source_view: RwLock::new(None),
         };
         stream.update_stored_gauges();
         // Series start at zero rather than appearing on the first deletion.
@@ -181,6 +189,11 @@ impl VideoStream {
 
     pub fn producer(&self) -> Option<ProducerInfo> {
         self.producer.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets or clears what `describe` shows as `source` (`ingest::pull`).
+    pub fn set_source_view(&self, view: Option<SourceView>) {
+        *self.source_view.write().unwrap_or_else(|p| p.into_inner()) = view;
     }
 
     pub fn is_live(&self) -> bool {
@@ -330,6 +343,12 @@ impl VideoStream {
             latest_producer_timestamp: last.map(|f| f.producer_ts),
             earliest_server_timestamp: first.map(|f| f.server_ts),
             latest_server_timestamp: last.map(|f| f.server_ts),
+            source: self
+                .source_view
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|v| v()),
         }
     }
 
@@ -433,6 +452,9 @@ pub struct StreamDescription {
     pub latest_producer_timestamp: Option<Timestamp>,
     pub earliest_server_timestamp: Option<Timestamp>,
     pub latest_server_timestamp: Option<Timestamp>,
+    /// The pulled RTSP source, if the stream has one (`ingest::pull`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<serde_json::Value>,
 }
 
 /// What a client may set at creation.

@@ -1,6 +1,7 @@
 //! Playback queries over a stream's fragment index: fragment listing by either clock, and HLS
 //! segments (runs of fragments from one segment start to the next) for on-demand ranges and for
-//! the live window. Every query is a binary search plus a walk over the k entries it returns.
+//! the live window (with its parts, for low-latency HLS). Every query is a binary search plus a
+//! walk over the k entries it returns.
 
 use super::VideoStream;
 use super::fragment::{FragmentInfo, TimestampKind};
@@ -77,6 +78,31 @@ pub fn group_segments(frags: &[FragmentInfo]) -> Vec<SegmentRef> {
         }
     }
     out
+}
+
+/// The newest part of a stream, as `live.m3u8` shows it.
+#[derive(Debug, Clone)]
+pub struct LiveWindow {
+    /// The newest complete segments, oldest first.
+    pub segments: Vec<SegmentRef>,
+    /// Low-latency only, while a producer is connected: the newest segment, still receiving
+    /// parts (it is complete once the next segment starts).
+    pub partial: Option<SegmentRef>,
+    /// Low-latency only: every fragment of `segments` and `partial`, in order (the parts).
+    pub fragments: Vec<FragmentInfo>,
+    /// The stream's recent segments are made of several fragments: serve LL-HLS.
+    pub low_latency: bool,
+    /// The committed end when the window was read: the number the next fragment will get.
+    pub end: Offset,
+}
+
+impl LiveWindow {
+    /// The fragments (parts) of `seg`, which must be one of this window's segments.
+    pub fn parts_of(&self, seg: &SegmentRef) -> &[FragmentInfo] {
+        let from = self.fragments.partition_point(|f| f.number < seg.first);
+        let to = self.fragments.partition_point(|f| f.number <= seg.last);
+        self.fragments.get(from..to).unwrap_or(&[])
+    }
 }
 
 /// A page of fragments and where the next page starts.
@@ -177,6 +203,13 @@ impl VideoStream {
     /// gone, or when the session's fragments each start with a keyframe (one fragment per
     /// segment); otherwise it may still be receiving parts and is left out.
     pub fn live_segments(&self, count: usize) -> Result<Vec<SegmentRef>> {
+        Ok(self.live_window(count, false)?.segments)
+    }
+
+    /// The live window: the newest `count` complete segments and, when `allow_low_latency` and
+    /// the stream is low-latency (a recent segment has more than one fragment), the segment still
+    /// being received and every fragment (part) of the window. See [`LiveWindow`].
+    pub fn live_window(&self, count: usize, allow_low_latency: bool) -> Result<LiveWindow> {
         let end = self.fragments.committed_end();
         let mut want = count + 1;
         loop {
@@ -197,14 +230,28 @@ impl VideoStream {
                 segs.remove(0);
             }
             if segs.len() > count || got_all || want > 100_000 {
+                let low_latency = allow_low_latency
+                    && segs.iter().rev().take(count + 1).any(|s| s.fragment_count > 1);
+                let mut partial = None;
                 if let Some(last) = segs.last()
                     && self.is_live()
-                    && !self.trailing_segment_complete(last)?
                 {
-                    segs.pop();
+                    if low_latency {
+                        // A live low-latency segment gets parts until the next keyframe.
+                        partial = segs.pop();
+                    } else if !self.trailing_segment_complete(last)? {
+                        segs.pop();
+                    }
                 }
                 let skip = segs.len().saturating_sub(count);
-                return Ok(segs.split_off(skip));
+                let segments = segs.split_off(skip);
+                let fragments = if low_latency {
+                    let first = segments.first().or(partial.as_ref()).map_or(end, |s| s.first);
+                    frags.into_iter().filter(|f| f.number >= first).collect()
+                } else {
+                    Vec::new()
+                };
+                return Ok(LiveWindow { segments, partial, fragments, low_latency, end });
             }
             want *= 4;
         }

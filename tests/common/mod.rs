@@ -48,6 +48,8 @@ impl TestServer {
         config.server.data_dir = dir.to_owned();
         config.hls.idle_wait_secs = 2;
         config.server.shutdown_grace_secs = 5;
+        // RTSP publish on a free port (see `rtsp_url`).
+        config.rtsp.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -69,6 +71,12 @@ impl TestServer {
                 .build()
                 .expect("client"),
         }
+    }
+
+    /// `rtsp://127.0.0.1:<port>/<path>` of the server's RTSP publish listener.
+    pub fn rtsp_url(&self, path: &str) -> String {
+        let addr = self.state.background.rtsp_addr.expect("[rtsp] enabled in this test server");
+        format!("rtsp://{addr}/{path}")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -214,6 +222,8 @@ pub fn spawn_server(data_dir: &Path) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .arg("--config")
+        .arg(free_port_config(data_dir))
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -232,6 +242,14 @@ pub fn spawn_server(data_dir: &Path) -> ServerProcess {
     ServerProcess { child, base }
 }
 
+/// A config file beside `data_dir` that puts the listeners other than HTTP on free ports, so
+/// several spawned servers run side by side.
+fn free_port_config(data_dir: &Path) -> PathBuf {
+    let path = data_dir.with_extension("test-config.toml");
+    std::fs::write(&path, "[rtsp]\nlisten = \"127.0.0.1:0\"\n").expect("write test config");
+    path
+}
+
 /// An AWS SDK Kinesis client for the server at `base`: dummy credentials, no retries (so
 /// exceptions surface), bounded operation time.
 pub fn kinesis_client(base: &str) -> aws_sdk_kinesis::Client {
@@ -247,6 +265,45 @@ pub fn kinesis_client(base: &str) -> aws_sdk_kinesis::Client {
         .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(60)).build())
         .build();
     aws_sdk_kinesis::Client::from_conf(conf)
+}
+
+/// Every record's data in every shard of the data stream `stream`, from TRIM_HORIZON, read with
+/// the AWS SDK.
+pub async fn stream_records(kds: &aws_sdk_kinesis::Client, stream: &str) -> Vec<Vec<u8>> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let shards = kds.list_shards().stream_name(stream).send().await.expect("list shards");
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let it = kds
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator");
+        let mut iterator = it.shard_iterator().map(str::to_owned);
+        while let Some(i) = iterator {
+            let page = kds.get_records().shard_iterator(i).send().await.expect("get records");
+            out.extend(page.records().iter().map(|r| r.data().as_ref().to_vec()));
+            if page.records().is_empty() {
+                break;
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    out
+}
+
+/// The lifecycle events (`sluice-events`) of the video stream `video` so far, in order per shard.
+pub async fn lifecycle_events(base: &str, video: &str) -> Vec<Value> {
+    let kds = kinesis_client(base);
+    stream_records(&kds, "sluice-events")
+        .await
+        .iter()
+        .map(|d| serde_json::from_slice::<Value>(d).expect("event json"))
+        .filter(|e| e["stream"] == video)
+        .collect()
 }
 
 type Chunk = Result<Vec<u8>, std::io::Error>;

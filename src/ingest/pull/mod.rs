@@ -1,0 +1,374 @@
+//! RTSP pull: Sluice connects to cameras and records them, as if they had pushed.
+//!
+//! A stream's source (`PATCH /v1/streams/{name}` `source`, or `[[sources]]` in the config file)
+//! is kept in the catalog table `rtsp_sources`, owned by this module. Each source has one
+//! supervisor task ([`session::supervise`]) that connects with retina, feeds the frames to the
+//! shared RTP → store path (`ingest::rtp::RtpIngest`, which holds the stream's single-writer
+//! lease), and on any failure backs off exponentially with jitter and tries again. Its state
+//! (connecting, streaming, backoff with the last error) is shown in the stream's description and
+//! in metrics; ProducerConnected / ProducerDisconnected events come from the lease.
+//!
+//! Credentials never leave this module in clear: see [`source`].
+
+pub mod session;
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Catalog;
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::{Config, RtspPullConfig};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::name::StreamName;
+use crate::video::{NewStream, VideoStream, VideoStreams};
+
+pub use source::{PullTransport, SourceBody, SourceConfig, redact};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rtsp_sources (
+    stream_id INTEGER PRIMARY KEY,
+    url       TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    username  TEXT,
+    password  TEXT
+);
+";
+
+/// Where a source's supervisor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Connecting (DESCRIBE/SETUP/PLAY) or waiting for the first frame.
+    Connecting,
+    /// Frames are flowing into the stream.
+    Streaming,
+    /// The last attempt failed; waiting before the next.
+    Backoff,
+}
+
+impl SourceState {
+    pub const ALL: [SourceState; 3] =
+        [SourceState::Connecting, SourceState::Streaming, SourceState::Backoff];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Streaming => "streaming",
+            SourceState::Backoff => "backoff",
+        }
+    }
+}
+
+/// A source's live status, shared by its supervisor (writer) and describe (readers).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceStatus {
+    pub state: SourceState,
+    /// The error that ended the last attempt (credentials redacted), kept while reconnecting.
+    pub last_error: Option<String>,
+    /// When `state` was entered.
+    pub since: Timestamp,
+    /// Connection attempts that followed a failure, since the source was set.
+    pub reconnects: u64,
+}
+
+/// The status cell plus what it reports into. std `Mutex`: short copies, never held across
+/// `.await`.
+pub struct StatusCell {
+    stream: String,
+    status: Mutex<SourceStatus>,
+    pub(crate) clock: SharedClock,
+    metrics: Arc<Metrics>,
+}
+
+impl StatusCell {
+    fn new(stream: &str, clock: SharedClock, metrics: Arc<Metrics>) -> StatusCell {
+        let cell = StatusCell {
+            stream: stream.to_owned(),
+            status: Mutex::new(SourceStatus {
+                state: SourceState::Connecting,
+                last_error: None,
+                since: clock.now(),
+                reconnects: 0,
+            }),
+            clock,
+            metrics,
+        };
+        cell.metrics.sources.reconnects.get_or_create(&Metrics::stream(stream)).inc_by(0);
+        cell.publish(SourceState::Connecting);
+        cell
+    }
+
+    pub fn get(&self) -> SourceStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Enters `state`; `error` replaces the last error when given.
+    pub fn set(&self, state: SourceState, error: Option<String>) {
+        {
+            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            if s.state != state {
+                s.since = self.clock.now();
+            }
+            s.state = state;
+            if error.is_some() {
+                s.last_error = error;
+            }
+        }
+        self.publish(state);
+    }
+
+    pub fn count_reconnect(&self) {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).reconnects += 1;
+        self.metrics.sources.reconnects.get_or_create(&Metrics::stream(&self.stream)).inc();
+    }
+
+    fn publish(&self, state: SourceState) {
+        for s in SourceState::ALL {
+            self.metrics.source_state(&self.stream, s.as_str()).set(i64::from(s == state));
+        }
+    }
+
+    fn forget(&self) {
+        self.metrics.forget_source(&self.stream);
+    }
+}
+
+/// `source` in a stream's description. No credentials: the URL has none, the username is shown,
+/// the password only as `passwordSet`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceDescription {
+    pub rtsp_url: String,
+    pub transport: PullTransport,
+    pub username: Option<String>,
+    pub password_set: bool,
+    #[serde(flatten)]
+    pub status: SourceStatus,
+}
+
+struct Running {
+    source: SourceConfig,
+    status: Arc<StatusCell>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Settings every supervisor uses.
+#[derive(Debug, Clone)]
+pub struct PullSettings {
+    pub pull: RtspPullConfig,
+    /// LL-HLS part duration for fragments muxed from RTP.
+    pub part_duration: Duration,
+}
+
+/// Every stream's pulled source. One per server.
+pub struct PullManager {
+    catalog: Arc<Catalog>,
+    video: Arc<VideoStreams>,
+    metrics: Arc<Metrics>,
+    settings: PullSettings,
+    /// Stream id → its running supervisor. std `Mutex`: held only to swap entries, never across
+    /// `.await`; a stopped supervisor is awaited after its entry is removed.
+    running: Mutex<HashMap<i64, Running>>,
+    /// Serialises `set` calls (tokio `Mutex`: held across the old supervisor's shutdown).
+    admin: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+}
+
+impl PullManager {
+    /// Opens the table, applies `[[sources]]` from the config (creating their streams if
+    /// missing), and starts a supervisor for every stored source. Needs a tokio runtime.
+    pub fn start(
+        catalog: Arc<Catalog>,
+        video: Arc<VideoStreams>,
+        metrics: Arc<Metrics>,
+        config: &Config,
+        part_duration: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<PullManager>> {
+        catalog.ensure_schema(SCHEMA)?;
+        let manager = Arc::new(PullManager {
+            catalog,
+            video,
+            metrics,
+            settings: PullSettings { pull: config.rtsp_pull.clone(), part_duration },
+            running: Mutex::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            shutdown,
+        });
+        for entry in &config.sources {
+            let name = StreamName::new(entry.stream.clone())?;
+            let source = SourceConfig::parse(
+                &entry.rtsp_url,
+                Some(entry.transport.as_str()),
+                entry.username.clone(),
+                entry.password.clone(),
+            )
+            .map_err(|e| Error::invalid(format!("[[sources]] stream {name}: {}", e.message)))?;
+            let stream = match manager.video.get(&name) {
+                Ok(s) => s,
+                Err(_) => manager.video.create(NewStream {
+                    name: name.clone(),
+                    retention_hours: None,
+                    retention_bytes: None,
+                    media_type: Some("video/h264".to_owned()),
+                    tags: Default::default(),
+                })?,
+            };
+            manager.store(stream.id, Some(&source))?;
+        }
+        let rows = manager.load()?;
+        let streams = manager.video.all();
+        for (id, source) in rows {
+            match streams.iter().find(|s| s.id == id) {
+                Some(stream) => manager.spawn(stream, source),
+                // The stream was deleted: its source goes with it.
+                None => manager.store(id, None)?,
+            }
+        }
+        Ok(manager)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a stream's source. A running supervisor is stopped first
+    /// (its session flushed and its lease released), then the new one starts.
+    pub async fn set(&self, stream: &Arc<VideoStream>, source: Option<SourceConfig>) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        self.store(stream.id, source.as_ref())?;
+        let old = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream.id);
+        if let Some(old) = old {
+            stop(old).await;
+        }
+        match source {
+            Some(source) => {
+                tracing::info!(stream = %stream.name, url = %source.url, transport = source.transport.as_str(), "RTSP source set");
+                self.spawn(stream, source);
+            }
+            None => {
+                stream.set_source_view(None);
+                tracing::info!(stream = %stream.name, "RTSP source removed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream's source as describe shows it.
+    pub fn describe(&self, stream_id: i64) -> Option<SourceDescription> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.get(&stream_id).map(|r| describe(&r.source, &r.status))
+    }
+
+    /// Stops every supervisor (server shutdown): sessions are flushed and leases released.
+    pub async fn stop_all(&self) {
+        let all: Vec<Running> = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for r in all {
+            stop(r).await;
+        }
+    }
+
+    fn spawn(&self, stream: &Arc<VideoStream>, source: SourceConfig) {
+        let status = Arc::new(StatusCell::new(
+            stream.name.as_str(),
+            self.video.clock().clone(),
+            self.metrics.clone(),
+        ));
+        // Cancelled by `set`/`stop_all`, and with the stream (deleted) or the server (shutdown).
+        let stop = stream.closed().child_token();
+        let view_source = source.clone();
+        let view_status = status.clone();
+        stream.set_source_view(Some(Arc::new(move || {
+            serde_json::to_value(describe(&view_source, &view_status)).unwrap_or_default()
+        })));
+        // The supervisor task: ends when `stop` is cancelled (source replaced or removed, stream
+        // deleted, server shutting down); `stop()` awaits it.
+        let task = tokio::spawn(session::supervise(
+            stream.clone(),
+            source.clone(),
+            status.clone(),
+            self.settings.clone(),
+            stop.clone(),
+        ));
+        let _ = &self.shutdown;
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.id, Running { source, status, stop, task });
+    }
+
+    fn store(&self, stream_id: i64, source: Option<&SourceConfig>) -> Result<()> {
+        self.catalog.transaction(|tx| {
+            match source {
+                Some(s) => tx.execute(
+                    "INSERT INTO rtsp_sources (stream_id, url, transport, username, password)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(stream_id) DO UPDATE SET url = excluded.url,
+                       transport = excluded.transport, username = excluded.username,
+                       password = excluded.password",
+                    rusqlite::params![
+                        stream_id,
+                        s.url.as_str(),
+                        s.transport.as_str(),
+                        s.username,
+                        s.password
+                    ],
+                )?,
+                None => tx.execute("DELETE FROM rtsp_sources WHERE stream_id = ?1", [stream_id])?,
+            };
+            Ok(())
+        })
+    }
+
+    fn load(&self) -> Result<Vec<(i64, SourceConfig)>> {
+        let rows: Vec<StoredRow> = self.catalog.transaction(|tx| {
+            let mut st = tx.prepare(
+                "SELECT stream_id, url, transport, username, password FROM rtsp_sources",
+            )?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let mut out = Vec::new();
+        for (id, url, transport, user, pass) in rows {
+            match SourceConfig::parse(&url, Some(&transport), user, pass) {
+                Ok(s) => out.push((id, s)),
+                Err(e) => {
+                    tracing::error!(stream_id = id, error = %e, "stored RTSP source is invalid; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A `rtsp_sources` row: stream id, URL, transport, username, password.
+type StoredRow = (i64, String, String, Option<String>, Option<String>);
+
+fn describe(source: &SourceConfig, status: &StatusCell) -> SourceDescription {
+    SourceDescription {
+        rtsp_url: source.url.to_string(),
+        transport: source.transport,
+        username: source.username.clone(),
+        password_set: source.password.is_some(),
+        status: status.get(),
+    }
+}
+
+async fn stop(r: Running) {
+    r.stop.cancel();
+    let _ = r.task.await;
+    r.status.forget();
+}

@@ -1,0 +1,163 @@
+//! End-to-end tests of the web UI and of HLS playback in a real browser: Debian's headless
+//! Chromium driven by playwright-core (npm, pinned in package-lock.json) through the scripts in
+//! `tests/browser/*.mjs`, against a real server on 127.0.0.1 fed by ffmpeg and the fixtures.
+//! Screenshots land in `artifacts/browser/` (gitignored).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// Longest a browser script may run (each script also bounds itself).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails (never skips) when node, Chromium or playwright-core is missing.
+fn require_browser_tools() {
+    require_tool("ffmpeg");
+    for (tool, arg) in [("node", "--version"), ("/usr/bin/chromium", "--version")] {
+        let ok = std::process::Command::new(tool)
+            .arg(arg)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "{tool} is required for the browser tests: run `make test` (its setup installs Debian's chromium and nodejs)"
+        );
+    }
+    assert!(
+        repo().join("node_modules/playwright-core/package.json").is_file(),
+        "node_modules/playwright-core is missing: run `scripts/setup.sh test` (npm ci of package-lock.json)"
+    );
+}
+
+fn artifacts() -> PathBuf {
+    let dir = repo().join("artifacts/browser");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+/// Runs `tests/browser/<script>` with node against `base`; panics with its output on failure.
+/// Bounded by [`SCRIPT_TIMEOUT`]: the script is killed past it.
+async fn run_script(script: &str, base: &str, env: &[(&str, String)]) -> String {
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(repo().join("tests/browser").join(script))
+        .env("SLUICE_URL", base)
+        .env("SLUICE_ARTIFACTS", artifacts())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = Guard(cmd.spawn().expect("spawn node"));
+    let pid = child.0.id();
+    let waiter = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use std::io::Read;
+        if let Some(mut o) = child.0.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        if let Some(mut e) = child.0.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let status = child.0.wait().expect("wait for node");
+        (status, stdout, stderr)
+    });
+    let (status, stdout, stderr) = match tokio::time::timeout(SCRIPT_TIMEOUT, waiter).await {
+        Ok(r) => r.expect("node waiter"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("{script} did not finish within {SCRIPT_TIMEOUT:?} (killed)");
+        }
+    };
+    assert!(status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// A child process killed when the test lets go of it (also when it panics).
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffmpeg pushing `h264-parts.mp4` (looped) to `name` in real time with 200 ms fragments (GOP 2 s), for at
+/// most `secs` seconds; killed when dropped.
+fn push_live(base: &str, name: &str, secs: u32) -> Guard {
+    let url = format!("{base}/v1/streams/{name}/media");
+    // The fixture looped in real time without re-encoding: an encoder would compete with the
+    // browser and the server for the CPU, and parts arriving late make hls.js's blocking reloads
+    // time out (it waits at most max(3 parts, 0.8 target durations)).
+    let fixture = fixture_path("h264-parts.mp4");
+    let child = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(&fixture)
+        .args(["-t", &secs.to_string(), "-c", "copy"])
+        .args(["-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof"])
+        .args(["-frag_duration", "200000", "-method", "PUT", &url])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg");
+    Guard(child)
+}
+
+/// Waits (bounded) until the stream has at least `n` fragments.
+async fn wait_fragments(server: &TestServer, name: &str, n: u64) {
+    for _ in 0..150 {
+        let d = server.get_json(&format!("/v1/streams/{name}")).await;
+        if d["fragmentCount"].as_u64().unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("stream {name} did not reach {n} fragments within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_ui_lists_plays_live_and_replays_a_range() {
+    require_browser_tools();
+    let server = TestServer::start().await;
+
+    // Empty state, then a stream created through the UI's form.
+    run_script("ui_empty.mjs", &server.base, &[]).await;
+    let cam = server.get_json("/v1/streams/cam1").await;
+    assert_eq!(cam["fragmentCount"], 0, "created by the UI, still empty: {cam}");
+
+    // A recorded range on one stream, a live producer on the other.
+    server.create_stream("archive").await;
+    let acks = server.push("archive", fixture("h264.mp4"), "").await;
+    assert_eq!(acks_of(&acks, "PERSISTED").len(), 6);
+    let live = push_live(&server.base, "cam1", 90);
+    wait_fragments(&server, "cam1", 5).await;
+
+    let out = run_script("ui.mjs", &server.base, &[]).await;
+    println!("{out}");
+    drop(live);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ll_hls_plays_live_in_low_latency_mode() {
+    require_browser_tools();
+    let server = TestServer::start().await;
+    server.create_stream("ll").await;
+    let live = push_live(&server.base, "ll", 60);
+    wait_fragments(&server, "ll", 5).await;
+    let out = run_script("llhls.mjs", &server.base, &[("STREAM", "ll".into())]).await;
+    println!("{out}");
+    drop(live);
+    server.stop().await;
+}

@@ -1,0 +1,64 @@
+// The native REST API, as the UI uses it. Every failure is an ApiError with the HTTP status and
+// the server's error code and message ({"error":{"code","message"}}).
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** JSON request to the API; resolves to the parsed body (null for 204). */
+export async function api(path, options = {}) {
+  let resp;
+  try {
+    resp = await fetch(path, {
+      ...options,
+      headers: { 'content-type': 'application/json', ...(options.headers || {}) },
+    });
+  } catch (e) {
+    throw new ApiError(0, 'NetworkError', `cannot reach the server (${e.message})`);
+  }
+  if (!resp.ok) {
+    let code = `HTTP${resp.status}`;
+    let message = `${resp.status} ${resp.statusText}`;
+    try {
+      const body = await resp.json();
+      code = body.error.code;
+      message = body.error.message;
+    } catch (_) { /* not a JSON error body */ }
+    throw new ApiError(resp.status, code, message);
+  }
+  return resp.status === 204 ? null : resp.json();
+}
+
+export const enc = encodeURIComponent;
+
+/** Base path of a stream's resources. */
+export const streamPath = (name) => `/v1/streams/${enc(name)}`;
+
+/** Query string from an object, skipping null/undefined values. */
+export function qs(params) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== null && v !== undefined && v !== '') p.set(k, String(v));
+  }
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+export const iso = (ms) => new Date(ms).toISOString();
+
+/**
+ * Media bitrate (bits/s) of a stream's last `windowSec` seconds on the server clock, from its
+ * fragment listing; null when nothing arrived in that window.
+ */
+export async function recentBitrate(name, windowSec = 10) {
+  const start = iso(Date.now() - windowSec * 1000);
+  const { fragments } = await api(`${streamPath(name)}/fragments${qs({ start, timestamps: 'server', limit: 2000 })}`);
+  if (!fragments.length) return null;
+  const bytes = fragments.reduce((a, f) => a + f.sizeBytes, 0);
+  const ms = fragments.reduce((a, f) => a + f.durationMs, 0);
+  return ms > 0 ? (bytes * 8) / (ms / 1000) : null;
+}
