@@ -57,23 +57,6 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn ffprobe_image(path: &Path) -> (String, u64, u64) {
-    require_tool("ffprobe");
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    let s = &v["streams"][0];
-    (
-        s["codec_name"].as_str().unwrap_or("").to_owned(),
-        s["width"].as_u64().unwrap_or(0),
-        s["height"].as_u64().unwrap_or(0),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_writes_a_dataset_and_resumes_without_duplicates() {
     let s = TestServer::start().await;

@@ -60,28 +60,6 @@ async fn metric(s: &TestServer, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn ffprobe_image(path: &std::path::Path) -> (String, u64, u64) {
-    require_tool("ffprobe");
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    let s = &v["streams"][0];
-    (
-        s["codec_name"].as_str().unwrap_or("").to_owned(),
-        s["width"].as_u64().unwrap_or(0),
-        s["height"].as_u64().unwrap_or(0),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_destination_writes_images_manifest_and_events() {
     let s = TestServer::start().await;

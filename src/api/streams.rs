@@ -256,19 +256,28 @@ pub fn parse_time(what: &str, v: &Option<String>) -> Result<Option<Timestamp>, E
         .transpose()
 }
 
+/// Optional `start` and `end` query times, `end` not before `start`.
+pub fn parse_range(
+    start: &Option<String>,
+    end: &Option<String>,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), Error> {
+    let start = parse_time("start", start)?;
+    let end = parse_time("end", end)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        return Err(Error::invalid("end is before start"));
+    }
+    Ok((start, end))
+}
+
 async fn fragments(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<FragmentsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let stream = state.video.get(&stream_name(&name)?)?;
-    let start = parse_time("start", &q.start)?;
-    let end = parse_time("end", &q.end)?;
-    if let (Some(s), Some(e)) = (start, end)
-        && e < s
-    {
-        return Err(Error::invalid("end is before start").into());
-    }
+    let (start, end) = parse_range(&q.start, &q.end)?;
     let limit = parse_limit(q.limit, 1000)?;
     let after = parse_next::<u64>(q.next.as_deref())?.map(Offset);
     let page = stream.list_fragments(q.timestamps, start, end, after, limit)?;

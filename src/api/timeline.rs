@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiQuery, ApiResult};
-use super::streams::parse_time;
+use super::streams::parse_range;
 use super::{ApiState, stream_name};
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -129,13 +129,7 @@ async fn timeline(
     ApiQuery(q): ApiQuery<TimelineParams>,
 ) -> ApiResult<impl IntoResponse> {
     let stream = state.video.get(&stream_name(&name)?)?;
-    let start = parse_time("start", &q.start)?;
-    let end = parse_time("end", &q.end)?;
-    if let (Some(s), Some(e)) = (start, end)
-        && e < s
-    {
-        return Err(Error::invalid("end is before start").into());
-    }
+    let (start, end) = parse_range(&q.start, &q.end)?;
     let buckets = q.buckets.unwrap_or(DEFAULT_BUCKETS);
     if buckets == 0 || buckets > MAX_BUCKETS {
         return Err(Error::invalid(format!("buckets must be between 1 and {MAX_BUCKETS}")).into());

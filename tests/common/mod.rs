@@ -267,6 +267,29 @@ pub fn kinesis_client(base: &str) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::from_conf(conf)
 }
 
+/// ffprobe's view of an image file: codec name, width, height.
+pub fn ffprobe_image(path: &Path) -> (String, u64, u64) {
+    require_tool("ffprobe");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let s = &v["streams"][0];
+    (
+        s["codec_name"].as_str().unwrap_or("").to_owned(),
+        s["width"].as_u64().unwrap_or(0),
+        s["height"].as_u64().unwrap_or(0),
+    )
+}
+
 /// Every record's data in every shard of the data stream `stream`, from TRIM_HORIZON, read with
 /// the AWS SDK.
 pub async fn stream_records(kds: &aws_sdk_kinesis::Client, stream: &str) -> Vec<Vec<u8>> {
