@@ -86,6 +86,21 @@ pub struct ImageGenMetrics {
     pub errors: Family<StreamLabel, Counter>,
 }
 
+impl ImageGenMetrics {
+    /// Every per-stream counter of the group.
+    pub fn all(&self) -> [&Family<StreamLabel, Counter>; 7] {
+        [
+            &self.generated,
+            &self.delivered,
+            &self.webhook_failures,
+            &self.webhook_retries,
+            &self.dropped,
+            &self.skipped,
+            &self.errors,
+        ]
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -282,16 +297,7 @@ impl Metrics {
         self.stored_fragments.remove(&l);
         self.retention_deleted_fragments.remove(&l);
         self.retention_deleted_bytes.remove(&l);
-        let g = &self.imagegen;
-        for f in [
-            &g.generated,
-            &g.delivered,
-            &g.webhook_failures,
-            &g.webhook_retries,
-            &g.dropped,
-            &g.skipped,
-            &g.errors,
-        ] {
+        for f in self.imagegen.all() {
             f.remove(&l);
         }
     }

@@ -191,16 +191,8 @@ impl ImageGeneration {
         let stop = self.shutdown.child_token();
         let status = Arc::new(Status::new(self.clock.clone()));
         let label = Metrics::stream(stream.name.as_str());
-        let g = &self.metrics.imagegen;
-        for f in [
-            &g.generated,
-            &g.delivered,
-            &g.webhook_failures,
-            &g.webhook_retries,
-            &g.dropped,
-            &g.skipped,
-            &g.errors,
-        ] {
+        // Every series exists from the start, at 0, so dashboards see the stream at once.
+        for f in self.metrics.imagegen.all() {
             f.get_or_create(&label).inc_by(0);
         }
         let sink = match &spec.destination {
