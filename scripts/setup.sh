@@ -14,7 +14,9 @@ if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
   # The real clients the tests check Sluice with: GStreamer's tools and an RTSP "camera"
   # (python3-gi with the RTSP server library, x264enc from plugins-ugly), and headless Chromium.
   pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp
-    python3-gi gir1.2-gst-rtsp-server-1.0 chromium)
+    python3-gi gir1.2-gst-rtsp-server-1.0 chromium
+    # The interop matrix's other players (tests/interop.rs): VLC (run as nobody) and mpv.
+    vlc-bin vlc-plugin-base mpv)
 fi
 if [ "$what" = "bench" ]; then
   # The side-by-side peers and load generator of scripts/bench-*.sh.

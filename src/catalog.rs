@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS video_streams (
     tags            TEXT NOT NULL DEFAULT '{}',
     version         INTEGER NOT NULL DEFAULT 1
 );
+-- The epoch of a video stream's served media timeline (see media::timeline): the producer
+-- timestamp of its first fragment. Fixed once set, so served decode times never change.
+CREATE TABLE IF NOT EXISTS video_timelines (
+    stream_id       INTEGER PRIMARY KEY,
+    epoch_us        INTEGER NOT NULL
+);
 ";
 
 impl Catalog {
@@ -131,7 +137,31 @@ impl Catalog {
     }
 
     pub fn delete_video_stream(&self, id: i64) -> Result<()> {
-        self.conn().execute("DELETE FROM video_streams WHERE id = ?1", [id])?;
+        let conn = self.conn();
+        conn.execute("DELETE FROM video_timelines WHERE stream_id = ?1", [id])?;
+        conn.execute("DELETE FROM video_streams WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The epoch of a video stream's served timeline, if it has been set.
+    pub fn timeline_epoch(&self, stream_id: i64) -> Result<Option<Timestamp>> {
+        let us: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT epoch_us FROM video_timelines WHERE stream_id = ?1",
+                [stream_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(us.map(Timestamp::from_micros))
+    }
+
+    pub fn set_timeline_epoch(&self, stream_id: i64, epoch: Timestamp) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO video_timelines (stream_id, epoch_us) VALUES (?1, ?2)
+             ON CONFLICT (stream_id) DO UPDATE SET epoch_us = excluded.epoch_us",
+            params![stream_id, epoch.as_micros()],
+        )?;
         Ok(())
     }
 

@@ -5,94 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::browser::*;
 use common::*;
-
-/// Longest a browser script may run (each script also bounds itself).
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Fails (never skips) when node, Chromium or playwright-core is missing.
-fn require_browser_tools() {
-    require_tool("ffmpeg");
-    for (tool, arg) in [("node", "--version"), ("/usr/bin/chromium", "--version")] {
-        let ok = std::process::Command::new(tool)
-            .arg(arg)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{tool} is required for the browser tests: run `make test` (its setup installs Debian's chromium and nodejs)"
-        );
-    }
-    assert!(
-        repo().join("node_modules/playwright-core/package.json").is_file(),
-        "node_modules/playwright-core is missing: run `scripts/setup.sh test` (npm ci of package-lock.json)"
-    );
-}
-
-fn artifacts() -> PathBuf {
-    let dir = repo().join("artifacts/browser");
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    dir
-}
-
-/// Runs `tests/browser/<script>` with node against `base`; panics with its output on failure.
-/// Bounded by [`SCRIPT_TIMEOUT`]: the script is killed past it.
-async fn run_script(script: &str, base: &str, env: &[(&str, String)]) -> String {
-    let mut cmd = std::process::Command::new("node");
-    cmd.arg(repo().join("tests/browser").join(script))
-        .env("SLUICE_URL", base)
-        .env("SLUICE_ARTIFACTS", artifacts())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = Guard(cmd.spawn().expect("spawn node"));
-    let pid = child.0.id();
-    let waiter = tokio::task::spawn_blocking(move || {
-        let mut child = child;
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        use std::io::Read;
-        if let Some(mut o) = child.0.stdout.take() {
-            let _ = o.read_to_string(&mut stdout);
-        }
-        if let Some(mut e) = child.0.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        let status = child.0.wait().expect("wait for node");
-        (status, stdout, stderr)
-    });
-    let (status, stdout, stderr) = match tokio::time::timeout(SCRIPT_TIMEOUT, waiter).await {
-        Ok(r) => r.expect("node waiter"),
-        Err(_) => {
-            let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("{script} did not finish within {SCRIPT_TIMEOUT:?} (killed)");
-        }
-    };
-    assert!(status.success(), "{script} failed:\n{stdout}\n{stderr}");
-    stdout
-}
-
-/// A child process killed when the test lets go of it (also when it panics).
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// ffmpeg pushing `h264-parts.mp4` (looped) to `name` in real time with 200 ms fragments (GOP 2 s), for at
 /// most `secs` seconds; killed when dropped.

@@ -176,12 +176,12 @@ export function renderStream(root, name, params) {
 
   function goLive() {
     if (!desc?.live && desc) { idleOverlay(); return; }
-    player.playLive(`${base}/hls/live.m3u8`);
+    player.playLive(`${base}/hls/master.m3u8`);
     updateMode();
   }
 
   function playRange(start, end) {
-    player.playRange(`${base}/hls/index.m3u8${qs({ start: iso(start), end: iso(end) })}`, { start, end });
+    player.playRange(`${base}/hls/master.m3u8${qs({ mode: 'on_demand', start: iso(start), end: iso(end) })}`, { start, end });
     updateMode();
   }
 

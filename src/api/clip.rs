@@ -191,7 +191,8 @@ async fn clip(
         TimestampKind::Server => "s",
     };
     let etag = format!(
-        "\"clip-{}-{}-{}-{}-{}-{clock}-{fmt}\"",
+        // c2: fMP4 clips carry decode times on the stream timeline.
+        "\"c2-{}-{}-{}-{}-{}-{clock}-{fmt}\"",
         stream.id,
         first.0,
         last.0,
@@ -219,9 +220,9 @@ fn serve_parts(
     parts: Vec<Part>,
 ) -> Response {
     let total: u64 = parts.iter().map(Part::len).sum();
-    let (status, start, end) = match super::hls::decide_range(headers, etag, total) {
-        super::hls::RangeDecision::Respond(resp) => return resp,
-        super::hls::RangeDecision::Send { status, start, end } => (status, start, end),
+    let (status, start, end) = match super::byte_range::decide_range(headers, etag, total) {
+        super::byte_range::RangeDecision::Respond(resp) => return resp,
+        super::byte_range::RangeDecision::Send { status, start, end } => (status, start, end),
     };
     // The parts overlapping [start, end), each with the sub-range wanted.
     let mut wanted: Vec<(Part, u64, u64)> = Vec::new();
@@ -236,7 +237,7 @@ fn serve_parts(
     }
     let body = Body::from_stream(body_stream(stream, wanted));
     let mut resp =
-        super::hls::ranged_response(body, "video/mp4", etag, status, (start, end, total));
+        super::byte_range::ranged_response(body, "video/mp4", etag, status, (start, end, total));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }

@@ -15,19 +15,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::byte_range::serve_bytes;
 use super::error::{ApiQuery, ApiResult};
 use super::streams::parse_time;
 use super::{ApiState, stream_name};
 use crate::clock::Timestamp;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::log::Offset;
 use crate::media::hls::{
     LowLatency, MediaPlaylist, Part, PartialSegment, PlaylistType, Segment, Variant,
@@ -41,6 +41,7 @@ use crate::video::playback::{LiveWindow, SegmentRef};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
+        .route("/v1/streams/{name}/hls/master.m3u8", get(master))
         .route("/v1/streams/{name}/hls/live.m3u8", get(live))
         .route("/v1/streams/{name}/hls/index.m3u8", get(index))
         .route("/v1/streams/{name}/hls/replay.m3u8", get(replay))
@@ -50,7 +51,14 @@ pub fn routes() -> Router<ApiState> {
 }
 
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The version of the served media format, in the ETag of every segment and part: bumped when
+/// the bytes served under an unchanged URL change (2: decode times on the stream timeline).
+const MEDIA_FORMAT: u32 = 2;
+
+fn media_etag(stream_id: i64, first: Offset, last: Offset) -> String {
+    format!("\"m{MEDIA_FORMAT}-{stream_id}-{}-{}\"", first.0, last.0)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,12 +75,15 @@ enum Mode {
     #[default]
     OnDemand,
     LiveReplay,
+    /// `master.m3u8` only: the live playlist.
+    Live,
 }
 
-/// How to turn segment references into playlist entries.
+/// How to turn segment references into playlist entries. EXT-X-PROGRAM-DATE-TIME is always the
+/// producer timestamp, the clock media time follows: the server clock only selects ranges (an
+/// upload faster than real time has server times closer together than its media).
 struct Render<'a> {
     stream: &'a VideoStream,
-    clock: TimestampKind,
     discontinuity: DiscontinuityMode,
     pdt: bool,
     gap_threshold_us: i64,
@@ -83,7 +94,6 @@ impl<'a> Render<'a> {
     fn for_range(stream: &'a VideoStream, q: &RangeQuery, state: &ApiState) -> Self {
         Render {
             stream,
-            clock: q.timestamps,
             discontinuity: q.discontinuity,
             pdt: q.pdt.unwrap_or(true),
             gap_threshold_us: i64::try_from(state.config.hls.gap_threshold_ms.saturating_mul(1000))
@@ -115,7 +125,7 @@ impl<'a> Render<'a> {
                 duration: s.duration_us as f64 / 1e6,
                 map_uri: format!("init/{id}/{}.mp4", s.init_id),
                 discontinuity,
-                program_date_time: self.pdt.then(|| s.start(self.clock).to_rfc3339()),
+                program_date_time: self.pdt.then(|| s.producer_ts.to_rfc3339()),
                 parts: Vec::new(),
             });
             prev = Some(s);
@@ -138,8 +148,9 @@ fn playlist_response(text: String) -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LiveQuery {
-    #[serde(default)]
-    timestamps: TimestampKind,
+    /// Accepted for compatibility and ignored: program date times are producer timestamps.
+    #[serde(default, rename = "timestamps")]
+    _timestamps: TimestampKind,
     pdt: Option<bool>,
     /// Blocking reload (RFC 8216bis §6.2.5.2): answer once the playlist holds this segment.
     #[serde(rename = "_HLS_msn")]
@@ -228,9 +239,11 @@ async fn live(
     state.metrics.hls("live");
     let stream = state.video.get(&stream_name(&name)?)?;
     let hls = &state.config.hls;
+    // Some(true): also skip date ranges (v2).
     let skip = match q.skip.as_deref() {
-        None => false,
-        Some("YES" | "v2") => true,
+        None => None,
+        Some("YES") => Some(false),
+        Some("v2") => Some(true),
         Some(other) => {
             return Err(
                 Error::invalid(format!("_HLS_skip must be YES or v2, not {other:?}")).into()
@@ -257,9 +270,13 @@ async fn live(
             let skip = win.segments.len().saturating_sub(hls.live_window_segments);
             win.segments.drain(..skip);
         }
+        // A young low-latency stream has parts before its first complete segment: every answer
+        // waits for that segment, so the first playlist already has its final target duration.
+        let young = win.segments.is_empty();
         let deadline = match awaited {
             Some(a) => match playlist_holds(&win, a) {
-                Holds::Yes => break win,
+                Holds::Yes if !young => break win,
+                Holds::Yes => idle_deadline,
                 Holds::TooFar => {
                     return Err(Error::invalid(format!(
                         "_HLS_msn={} _HLS_part={} is too far ahead of the playlist",
@@ -277,7 +294,7 @@ async fn live(
                     started + Duration::from_millis(three_targets.min(hls.blocking_timeout_ms))
                 }),
             },
-            None if win.segments.is_empty() && win.partial.is_none() => idle_deadline,
+            None if young => idle_deadline,
             None => break win,
         };
         if Instant::now() >= deadline {
@@ -311,8 +328,11 @@ async fn live(
         }
     };
     let mut playlist = live_playlist(&stream, &win, &q, hls);
-    if skip {
+    if let Some(dateranges) = skip {
         playlist.skip_old_segments();
+        if let Some(ll) = playlist.low_latency.as_mut() {
+            ll.skip_dateranges = dateranges;
+        }
     }
     let resp = playlist_response(playlist.render());
     if let (Some(w), Some(_)) = (woke, awaited) {
@@ -345,7 +365,6 @@ fn live_playlist(
 ) -> MediaPlaylist {
     let render = Render {
         stream,
-        clock: q.timestamps,
         discontinuity: DiscontinuityMode::Never,
         pdt: q.pdt.unwrap_or(true),
         gap_threshold_us: 0,
@@ -358,14 +377,21 @@ fn live_playlist(
         seg.discontinuity = s.discontinuity_start;
     }
     let first = segs.first().or(win.partial.as_ref());
+    // PART-TARGET: the longest part listed, rounded up to the millisecond.
+    let longest_us = win.fragments.iter().map(|f| f.meta.duration_us).max().unwrap_or(0);
+    let (target, part_target_us) = stream.live_targets(
+        MediaPlaylist::min_target_duration(&segments),
+        if win.low_latency { longest_us.div_ceil(1000).max(1) * 1000 } else { 0 },
+    );
     let mut playlist = MediaPlaylist {
-        target_duration: 0,
+        target_duration: target,
         media_sequence: first.map_or(0, |s| u64::from(s.segment)),
         discontinuity_sequence: first.map_or(0, |s| u64::from(s.discontinuity)),
         playlist_type: None,
         end_list: false,
         segments,
         low_latency: None,
+        start_at_beginning: false,
     };
     if !win.low_latency {
         return playlist;
@@ -376,10 +402,8 @@ fn live_playlist(
         duration: f64::from(f.meta.duration_us) / 1e6,
         independent: f.meta.keyframe(),
     };
-    // PART-TARGET: the longest part listed, rounded up to the millisecond.
-    let longest_us = win.fragments.iter().map(|f| f.meta.duration_us).max().unwrap_or(0);
-    let part_target = f64::from(longest_us.div_ceil(1000).max(1)) / 1000.0;
-    let target = MediaPlaylist::min_target_duration(&playlist.segments) as f64;
+    let part_target = f64::from(part_target_us) / 1e6;
+    let target = target as f64;
     // Parts are listed for the segments within three target durations of the end.
     let mut from_end: f64 = win.partial.as_ref().map_or(0.0, |p| p.duration_us as f64 / 1e6);
     for (seg, s) in playlist.segments.iter_mut().zip(segs).rev() {
@@ -392,7 +416,7 @@ fn live_playlist(
     let partial = win.partial.as_ref().map(|p| PartialSegment {
         map_uri: format!("init/{id}/{}.mp4", p.init_id),
         discontinuity: !segs.is_empty() && p.discontinuity_start,
-        program_date_time: q.pdt.unwrap_or(true).then(|| p.start(q.timestamps).to_rfc3339()),
+        program_date_time: q.pdt.unwrap_or(true).then(|| p.producer_ts.to_rfc3339()),
         parts: win.parts_of(p).iter().map(part).collect(),
     });
     playlist.low_latency = Some(LowLatency {
@@ -400,6 +424,7 @@ fn live_playlist(
         part_hold_back: part_target * hls.part_hold_back_multiplier,
         can_skip_until: 6.0 * target,
         skipped_segments: 0,
+        skip_dateranges: false,
         preload_hint: partial.as_ref().map(|_| part_uri(id, win.end)),
         partial,
     });
@@ -415,8 +440,8 @@ fn part_uri(stream_id: i64, n: Offset) -> String {
 struct RangeQuery {
     start: Option<String>,
     end: Option<String>,
-    #[serde(default)]
-    mode: Mode,
+    /// `index.m3u8`: on_demand unless given; `master.m3u8`: live unless given or a range is.
+    mode: Option<Mode>,
     #[serde(default)]
     timestamps: TimestampKind,
     #[serde(default)]
@@ -452,8 +477,8 @@ fn no_data(stream: &VideoStream, r: &ParsedRange) -> Error {
     ))
 }
 
-/// `index.m3u8`: on-demand (a static playlist of every segment in the range, no length cap) or
-/// live replay (a multivariant playlist pointing at `replay.m3u8` for this viewer's session).
+/// `index.m3u8`: on-demand (a static media playlist of every segment in the range, no length cap)
+/// or, for compatibility, live replay (the same multivariant playlist as `master.m3u8`).
 async fn index(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -465,7 +490,7 @@ async fn index(
     if q.epoch.is_some() {
         return Err(Error::invalid("epoch belongs to replay.m3u8").into());
     }
-    match q.mode {
+    match q.mode.unwrap_or_default() {
         Mode::OnDemand => {
             let segs = stream.segments_in_range(q.timestamps, range.start, range.end)?;
             if segs.is_empty() {
@@ -480,46 +505,120 @@ async fn index(
                 end_list: true,
                 segments: render.segments(&segs),
                 low_latency: None,
+                start_at_beginning: false,
             };
             Ok(playlist_response(playlist.render()))
+        }
+        Mode::LiveReplay => {
+            Ok(playlist_response(multivariant(&state, &stream, Mode::LiveReplay, &q, &range)?))
+        }
+        Mode::Live => Err(Error::invalid("mode=live belongs to master.m3u8").into()),
+    }
+}
+
+/// `master.m3u8`: the entry point to give a player, for every mode (`mode=live`, the default,
+/// `on_demand` or `live_replay`, with the range parameters of `index.m3u8`): a multivariant
+/// playlist with CODECS, RESOLUTION, FRAME-RATE, BANDWIDTH and AVERAGE-BANDWIDTH from the stored
+/// media, naming the media playlist of that mode. For a live stream with no media yet it waits
+/// like `live.m3u8` (up to `hls.idle_wait_secs`).
+async fn master(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult<Response> {
+    state.metrics.hls("master");
+    let stream = state.video.get(&stream_name(&name)?)?;
+    if q.epoch.is_some() {
+        return Err(Error::invalid("epoch belongs to replay.m3u8").into());
+    }
+    let ranged = q.start.is_some() || q.end.is_some();
+    let mode = q.mode.unwrap_or(if ranged { Mode::OnDemand } else { Mode::Live });
+    let range = parse_range(&q)?;
+    if mode == Mode::Live {
+        if range.start.is_some() || range.end.is_some() {
+            return Err(Error::invalid("mode=live takes no start or end").into());
+        }
+        let mut rx = stream.subscribe();
+        let deadline = Instant::now() + Duration::from_secs(state.config.hls.idle_wait_secs);
+        loop {
+            rx.borrow_and_update();
+            if !stream.live_segments(1)?.is_empty() {
+                break;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { break },
+                _ = stream.closed().cancelled() => break,
+                _ = state.shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    Ok(playlist_response(multivariant(&state, &stream, mode, &q, &range)?))
+}
+
+/// The multivariant playlist of one mode: one variant, described from the segments it will list.
+fn multivariant(
+    state: &ApiState,
+    stream: &VideoStream,
+    mode: Mode,
+    q: &RangeQuery,
+    range: &ParsedRange,
+) -> Result<String, Error> {
+    let query = |extra: &str| {
+        let mut uri = String::new();
+        let mut sep = '?';
+        let mut add = |k: &str, v: String| {
+            uri.push(sep);
+            uri.push_str(k);
+            uri.push('=');
+            uri.push_str(&v);
+            sep = '&';
+        };
+        if let Some(s) = range.start {
+            add("start", s.as_millis().to_string());
+        }
+        if let Some(e) = range.end {
+            add("end", e.as_millis().to_string());
+        }
+        add("timestamps", kind_str(q.timestamps).to_owned());
+        add("discontinuity", disc_str(q.discontinuity).to_owned());
+        add("pdt", q.pdt.unwrap_or(true).to_string());
+        format!("{uri}{extra}")
+    };
+    let (uri, segs) = match mode {
+        Mode::Live => {
+            let uri = match q.pdt {
+                Some(pdt) => format!("live.m3u8?pdt={pdt}"),
+                None => "live.m3u8".to_owned(),
+            };
+            let count = state.config.hls.live_window_segments;
+            (uri, stream.live_segments(count)?)
+        }
+        Mode::OnDemand => {
+            let segs = stream.segments_in_range(q.timestamps, range.start, range.end)?;
+            if segs.is_empty() {
+                return Err(no_data(stream, range));
+            }
+            (format!("index.m3u8{}", query("")), segs)
         }
         Mode::LiveReplay => {
             let start =
                 range.start.ok_or_else(|| Error::invalid("mode=live_replay needs a start"))?;
             let probe_end = range.end.unwrap_or(Timestamp::MAX).min(start.add_micros(60_000_000));
-            let probe = stream.segments_in_range(q.timestamps, Some(start), Some(probe_end))?;
-            let bandwidth = probe
-                .iter()
-                .filter(|s| s.duration_us > 0)
-                .map(|s| s.bytes * 8 * 1_000_000 / s.duration_us)
-                .max()
-                .unwrap_or(1_000_000);
-            let (codecs, resolution) = match probe.first().map(|s| stream.init(s.init_id)) {
-                Some(Ok(Some(init))) => {
-                    (Some(init.codecs_attribute()), init.video().map(|v| (v.width, v.height)))
-                }
-                _ => (None, None),
-            };
-            let mut uri = format!(
-                "replay.m3u8?start={}&timestamps={}&discontinuity={}&pdt={}&epoch={}",
-                start.as_millis(),
-                kind_str(q.timestamps),
-                disc_str(q.discontinuity),
-                q.pdt.unwrap_or(true),
-                state.video.clock().now().as_millis()
-            );
-            if let Some(end) = range.end {
-                uri.push_str(&format!("&end={}", end.as_millis()));
-            }
-            let text = render_multivariant(&[Variant {
-                uri,
-                bandwidth,
-                codecs: codecs.filter(|c| !c.is_empty()),
-                resolution,
-            }]);
-            Ok(playlist_response(text))
+            let segs = stream.segments_in_range(q.timestamps, Some(start), Some(probe_end))?;
+            let epoch = state.video.clock().now().as_millis();
+            (format!("replay.m3u8{}", query(&format!("&epoch={epoch}"))), segs)
         }
-    }
+    };
+    let facts = stream.variant_facts(&segs)?;
+    Ok(render_multivariant(&[Variant {
+        uri,
+        bandwidth: if facts.peak_bps > 0 { facts.peak_bps } else { 1_000_000 },
+        average_bandwidth: facts.average_bps,
+        codecs: (!facts.codecs.is_empty()).then(|| facts.codecs.join(",")),
+        resolution: facts.resolution,
+        frame_rate: facts.frame_rate,
+    }]))
 }
 
 fn kind_str(k: TimestampKind) -> &'static str {
@@ -538,7 +637,8 @@ fn disc_str(d: DiscontinuityMode) -> &'static str {
 }
 
 /// `replay.m3u8`: the media playlist of a live-replay session. It starts at `start` and grows in
-/// real time from `epoch` (the viewer's first request), until `end`, or following live data.
+/// real time from `epoch` (the viewer's first request), until `end`, or following live data. It
+/// only grows: see `VideoStream::replay_segments`.
 async fn replay(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -552,34 +652,22 @@ async fn replay(
         q.epoch.ok_or_else(|| Error::invalid("replay.m3u8 needs the epoch index.m3u8 gave"))?,
     );
     let elapsed = state.video.clock().now().micros_since(epoch).max(0);
-    // Serve what a real-time viewer has reached, plus one segment of lead so the player can buffer.
     let reached = start.add_micros(elapsed);
-    let finished = range.end.is_some_and(|e| reached >= e);
-    // Fragments starting up to the instant reached (inclusive); once finished, [start, end).
-    let until = match range.end {
-        Some(e) if finished => e,
-        _ => reached.add_micros(1),
-    };
-    let mut segs = stream.segments_in_range(q.timestamps, Some(start), Some(until))?;
-    if !finished {
-        // One segment of lead so the player can buffer.
-        let next = stream.segments_in_range(q.timestamps, Some(until), range.end)?;
-        if let Some(n) = next.first() {
-            segs.push(n.clone());
-        }
-    }
-    if finished && segs.is_empty() {
+    let replay = stream.replay_segments(q.timestamps, start, range.end, reached)?;
+    if replay.finished && replay.segments.is_empty() {
         return Err(no_data(&stream, &range).into());
     }
+    let segs = replay.segments;
     let render = Render::for_range(&stream, &q, &state);
     let playlist = MediaPlaylist {
         target_duration: 0,
         media_sequence: segs.first().map_or(0, |s| u64::from(s.segment)),
         discontinuity_sequence: 0,
         playlist_type: Some(PlaylistType::Event),
-        end_list: finished,
+        end_list: replay.finished,
         segments: render.segments(&segs),
         low_latency: None,
+        start_at_beginning: true,
     };
     Ok(playlist_response(playlist.render()))
 }
@@ -640,7 +728,7 @@ async fn segment(
         ))
         .into());
     }
-    let etag = format!("\"{}-{}-{}\"", stream.id, first.0, last.0);
+    let etag = media_etag(stream.id, first, last);
     let key = SegmentKey { stream_id: stream.id, first, last };
     let cache = state.video.segment_cache();
     // A cached segment is still checked against retention: deleted data is never served.
@@ -676,7 +764,7 @@ async fn part(
         .map(Offset)
         .ok_or_else(|| Error::not_found(format!("no part {file:?}: expected NUMBER.m4s")))?;
     let woke = wait_for_part(&state, &stream, n).await?;
-    let etag = format!("\"{}-{}-{}\"", stream.id, n.0, n.0);
+    let etag = media_etag(stream.id, n, n);
     let key = SegmentKey { stream_id: stream.id, first: n, last: n };
     let cache = state.video.segment_cache();
     let parts = match cache.get(&key) {
@@ -783,166 +871,9 @@ fn read_fragments(
     Ok(parts)
 }
 
-/// What a conditional, ranged GET of `total` bytes asks for (RFC 9110 §13, §14).
-pub(crate) enum RangeDecision {
-    /// Answer with this now: 304 Not Modified, or 416 with `Content-Range: bytes */total`.
-    Respond(Response),
-    /// Send bytes `[start, end)` with this status (200, or 206 for a single range).
-    Send { status: StatusCode, start: u64, end: u64 },
-}
-
-pub(crate) fn decide_range(headers: &HeaderMap, etag: &str, total: u64) -> RangeDecision {
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        let resp = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.to_owned())]).into_response();
-        return RangeDecision::Respond(resp);
-    }
-    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        None => RangeDecision::Send { status: StatusCode::OK, start: 0, end: total },
-        Some(spec) => match parse_byte_range(spec, total) {
-            Ok(Some((start, end))) => {
-                RangeDecision::Send { status: StatusCode::PARTIAL_CONTENT, start, end }
-            }
-            Ok(None) => RangeDecision::Send { status: StatusCode::OK, start: 0, end: total },
-            Err(e) => {
-                let mut resp = super::error::ApiError(e).into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                RangeDecision::Respond(resp)
-            }
-        },
-    }
-}
-
-/// A response for bytes `[start, end)` of a `total`-byte resource, with its content type, ETag,
-/// length, `Accept-Ranges` and, for 206, `Content-Range`.
-pub(crate) fn ranged_response(
-    body: Body,
-    content_type: &'static str,
-    etag: &str,
-    status: StatusCode,
-    (start, end, total): (u64, u64, u64),
-) -> Response {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{total}", end - 1))
-    {
-        h.insert(header::CONTENT_RANGE, v);
-    }
-    resp
-}
-
-/// Serves immutable bytes (one or more parts, concatenated) with ETag, conditional GET and a
-/// single byte range (RFC 9110 §14).
-pub fn serve_bytes(
-    headers: &HeaderMap,
-    content_type: &'static str,
-    etag: &str,
-    parts: Vec<Bytes>,
-) -> Response {
-    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
-    let (status, start, end) = match decide_range(headers, etag, total) {
-        RangeDecision::Respond(resp) => return resp,
-        RangeDecision::Send { status, start, end } => (status, start, end),
-    };
-    let sliced = slice_parts(parts, start, end);
-    let body = Body::from_stream(futures_util::stream::iter(
-        sliced.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
-    let mut resp = ranged_response(body, content_type, etag, status, (start, end, total));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-    resp
-}
-
-/// The bytes `[start, end)` of the concatenation of `parts`, without copying.
-fn slice_parts(parts: Vec<Bytes>, start: u64, end: u64) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    for p in parts {
-        let len = p.len() as u64;
-        let (a, b) = (start.max(pos), end.min(pos + len));
-        if a < b {
-            out.push(p.slice((a - pos) as usize..(b - pos) as usize));
-        }
-        pos += len;
-    }
-    out
-}
-
-/// Parses one `bytes=` range against a resource of `total` bytes into `[start, end)`.
-/// Multiple ranges are answered with the whole resource (`Ok(None)`), as RFC 9110 allows.
-fn parse_byte_range(spec: &str, total: u64) -> Result<Option<(u64, u64)>, Error> {
-    let unsatisfiable = || {
-        Error::new(
-            ErrorKind::RangeNotSatisfiable,
-            format!("range {spec:?} is not satisfiable for {total} bytes"),
-        )
-    };
-    let Some(set) = spec.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if set.contains(',') {
-        return Ok(None);
-    }
-    let (a, b) = set.trim().split_once('-').ok_or_else(unsatisfiable)?;
-    let range = match (a.trim(), b.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
-            if n == 0 {
-                return Err(unsatisfiable());
-            }
-            (total.saturating_sub(n), total)
-        }
-        (first, "") => (first.parse().map_err(|_| unsatisfiable())?, total),
-        (first, last) => {
-            let f: u64 = first.parse().map_err(|_| unsatisfiable())?;
-            let l: u64 = last.parse().map_err(|_| unsatisfiable())?;
-            if l < f {
-                return Err(unsatisfiable());
-            }
-            (f, (l + 1).min(total))
-        }
-    };
-    if range.0 >= total {
-        return Err(unsatisfiable());
-    }
-    Ok(Some(range))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_ranges() {
-        assert_eq!(parse_byte_range("bytes=0-99", 1000).unwrap(), Some((0, 100)));
-        assert_eq!(parse_byte_range("bytes=900-", 1000).unwrap(), Some((900, 1000)));
-        assert_eq!(parse_byte_range("bytes=-100", 1000).unwrap(), Some((900, 1000)));
-        assert_eq!(parse_byte_range("bytes=990-2000", 1000).unwrap(), Some((990, 1000)));
-        assert_eq!(parse_byte_range("bytes=0-1,5-6", 1000).unwrap(), None);
-        assert!(parse_byte_range("bytes=1000-", 1000).is_err());
-        assert!(parse_byte_range("bytes=5-1", 1000).is_err());
-        assert!(parse_byte_range("bytes=x-1", 1000).is_err());
-    }
-
-    #[test]
-    fn slices_across_parts() {
-        let parts = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg")];
-        let got: Vec<u8> = slice_parts(parts, 2, 5).concat();
-        assert_eq!(got, b"cde");
-    }
 
     fn seg(segment: u32, first: u64, count: u32) -> SegmentRef {
         SegmentRef {

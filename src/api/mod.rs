@@ -3,6 +3,7 @@
 //! JSON protocol on `POST /` ([`kinesis`]), ingest (routed to `crate::ingest`), and operations (`/healthz`, `/metrics`). Errors become responses in
 //! [`error`] only.
 
+pub mod byte_range;
 pub mod clip;
 pub mod datastream_sse;
 pub mod error;

@@ -304,7 +304,8 @@ async fn fragment_media(
         ))
     })?;
     let etag = format!("\"{}-f{n}\"", stream.id);
-    let mut resp = super::hls::serve_bytes(&headers, "video/iso.segment", &etag, vec![bytes]);
+    let mut resp =
+        super::byte_range::serve_bytes(&headers, "video/iso.segment", &etag, vec![bytes]);
     if let Ok(v) = axum::http::HeaderValue::from_str(&info.number.0.to_string()) {
         resp.headers_mut().insert("x-sluice-fragment-number", v);
     }

@@ -17,6 +17,10 @@ pub const VERSION: u8 = 7;
 /// EXT-X-VERSION of a delta update: a playlist with EXT-X-SKIP needs 9 (RFC 8216bis §7).
 pub const SKIP_VERSION: u8 = 9;
 
+/// EXT-X-VERSION of a delta update that also skips date ranges (`_HLS_skip=v2`): EXT-X-SKIP with
+/// RECENTLY-REMOVED-DATERANGES needs 10 (RFC 8216bis §7).
+pub const SKIP_DATERANGES_VERSION: u8 = 10;
+
 /// One partial segment (RFC 8216bis §4.4.4.9): one stored fragment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
@@ -40,6 +44,10 @@ pub struct LowLatency {
     /// (0: a full playlist). The skipped segments are counted by EXT-X-MEDIA-SEQUENCE but not in
     /// `MediaPlaylist::segments`.
     pub skipped_segments: u64,
+    /// The delta update was asked for with `_HLS_skip=v2`: EXT-X-SKIP carries
+    /// RECENTLY-REMOVED-DATERANGES (always empty: Sluice's playlists have no EXT-X-DATERANGE, which
+    /// is also why CAN-SKIP-DATERANGES=YES is always true).
+    pub skip_dateranges: bool,
     /// The segment still being received: its parts so far, after the last complete segment.
     pub partial: Option<PartialSegment>,
     /// EXT-X-PRELOAD-HINT TYPE=PART: the URI of the next part, while a producer is connected.
@@ -91,6 +99,9 @@ pub struct MediaPlaylist {
     pub segments: Vec<Segment>,
     /// Set for a low-latency (LL-HLS) playlist.
     pub low_latency: Option<LowLatency>,
+    /// EXT-X-START:TIME-OFFSET=0,PRECISE=YES (RFC 8216 §4.3.5.2): players start at the first
+    /// segment, not near the live edge (live replay: the viewer asked for that start).
+    pub start_at_beginning: bool,
 }
 
 impl MediaPlaylist {
@@ -128,13 +139,18 @@ impl MediaPlaylist {
         let ll = self.low_latency.as_ref();
         let skipped = ll.map_or(0, |l| l.skipped_segments);
         out.push_str("#EXTM3U\n");
-        let version = if skipped > 0 { SKIP_VERSION } else { VERSION };
+        let skip_dateranges = skipped > 0 && ll.is_some_and(|l| l.skip_dateranges);
+        let version = match (skipped > 0, skip_dateranges) {
+            (true, true) => SKIP_DATERANGES_VERSION,
+            (true, false) => SKIP_VERSION,
+            (false, _) => VERSION,
+        };
         let _ = writeln!(out, "#EXT-X-VERSION:{version}");
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
         if let Some(l) = ll {
             let _ = writeln!(
                 out,
-                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},PART-HOLD-BACK={}",
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},CAN-SKIP-DATERANGES=YES,PART-HOLD-BACK={}",
                 decimal(l.can_skip_until),
                 decimal(l.part_hold_back)
             );
@@ -150,8 +166,15 @@ impl MediaPlaylist {
             None => {}
         }
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        if self.start_at_beginning {
+            out.push_str("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES\n");
+        }
         if skipped > 0 {
-            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+            let _ = write!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+            if skip_dateranges {
+                out.push_str(",RECENTLY-REMOVED-DATERANGES=\"\"");
+            }
+            out.push('\n');
         }
         let mut map: Option<&str> = None;
         for s in &self.segments {
@@ -188,7 +211,9 @@ fn segment_head<'a>(
     if discontinuity {
         out.push_str("#EXT-X-DISCONTINUITY\n");
     }
-    if *map != Some(map_uri) {
+    // EXT-X-MAP applies until the next one (RFC 8216 §4.3.2.5), but players that restart their
+    // demuxer at a discontinuity (VLC) need the init segment named again there.
+    if *map != Some(map_uri) || discontinuity {
         let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map_uri}\"");
         *map = Some(map_uri);
     }
@@ -219,8 +244,12 @@ fn decimal(v: f64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     pub uri: String,
-    /// Peak bits per second.
+    /// Peak bits per second (the highest segment bit rate).
     pub bandwidth: u64,
+    /// AVERAGE-BANDWIDTH: bits per second over the whole range.
+    pub average_bandwidth: Option<u64>,
+    /// FRAME-RATE of the video, frames per second.
+    pub frame_rate: Option<f64>,
     /// RFC 6381 codec strings, comma separated.
     pub codecs: Option<String>,
     pub resolution: Option<(u16, u16)>,
@@ -232,6 +261,9 @@ pub fn render_multivariant(variants: &[Variant]) -> String {
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     for v in variants {
         let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth.max(1));
+        if let Some(a) = v.average_bandwidth {
+            let _ = write!(out, ",AVERAGE-BANDWIDTH={}", a.clamp(1, v.bandwidth.max(1)));
+        }
         if let Some(c) = &v.codecs {
             let _ = write!(out, ",CODECS=\"{c}\"");
         }
@@ -240,6 +272,9 @@ pub fn render_multivariant(variants: &[Variant]) -> String {
             && h > 0
         {
             let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
+        if let Some(f) = v.frame_rate.filter(|f| *f > 0.0) {
+            let _ = write!(out, ",FRAME-RATE={f:.3}");
         }
         out.push('\n');
         out.push_str(&v.uri);
@@ -287,11 +322,13 @@ mod tests {
             playlist_type: None,
             end_list: false,
             segments: segs,
+            start_at_beginning: false,
             low_latency: Some(LowLatency {
                 part_target: 0.2,
                 part_hold_back: 0.6,
                 can_skip_until: 6.0,
                 skipped_segments: 0,
+                skip_dateranges: false,
                 partial: Some(PartialSegment {
                     map_uri: "init/1/0.mp4".into(),
                     discontinuity: false,
@@ -308,7 +345,7 @@ mod tests {
         assert_eq!(
             ll_playlist().render(),
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n\
-             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,PART-HOLD-BACK=0.6\n\
+             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,CAN-SKIP-DATERANGES=YES,PART-HOLD-BACK=0.6\n\
              #EXT-X-PART-INF:PART-TARGET=0.2\n#EXT-X-MEDIA-SEQUENCE:10\n\
              #EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init/1/0.mp4\"\n\
              #EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00.000Z\n#EXTINF:0.60000,\nseg/1/0-2.m4s\n\
@@ -341,7 +378,7 @@ mod tests {
         assert_eq!(
             p.render(),
             "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n\
-             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=1,PART-HOLD-BACK=0.6\n\
+             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=1,CAN-SKIP-DATERANGES=YES,PART-HOLD-BACK=0.6\n\
              #EXT-X-PART-INF:PART-TARGET=0.2\n#EXT-X-MEDIA-SEQUENCE:10\n\
              #EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-SKIP:SKIPPED-SEGMENTS=2\n\
              #EXT-X-MAP:URI=\"init/1/0.mp4\"\n\
@@ -405,13 +442,14 @@ mod tests {
             end_list: true,
             segments: vec![seg("a.m4s", 1.0, false), seg("b.m4s", 1.4, true)],
             low_latency: None,
+            start_at_beginning: false,
         };
         assert_eq!(
             p.render(),
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:3\n\
              #EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n\
              #EXT-X-MAP:URI=\"init/1/0.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00.000Z\n\
-             #EXTINF:1.00000,\na.m4s\n#EXT-X-DISCONTINUITY\n\
+             #EXTINF:1.00000,\na.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init/1/0.mp4\"\n\
              #EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00.000Z\n#EXTINF:1.40000,\nb.m4s\n\
              #EXT-X-ENDLIST\n"
         );
@@ -429,11 +467,27 @@ mod tests {
         let text = render_multivariant(&[Variant {
             uri: "x.m3u8".into(),
             bandwidth: 2_000_000,
+            average_bandwidth: Some(1_500_000),
             codecs: Some("avc1.64001e".into()),
             resolution: Some((640, 360)),
+            frame_rate: Some(30.0),
         }]);
         assert!(text.contains(
-            "#EXT-X-STREAM-INF:BANDWIDTH=2000000,CODECS=\"avc1.64001e\",RESOLUTION=640x360\nx.m3u8\n"
+            "#EXT-X-STREAM-INF:BANDWIDTH=2000000,AVERAGE-BANDWIDTH=1500000,CODECS=\"avc1.64001e\",\
+             RESOLUTION=640x360,FRAME-RATE=30.000\nx.m3u8\n"
         ));
+    }
+
+    #[test]
+    fn delta_update_for_v2_lists_no_removed_dateranges() {
+        let mut p = ll_playlist();
+        if let Some(ll) = p.low_latency.as_mut() {
+            ll.can_skip_until = 1.0;
+            ll.skip_dateranges = true;
+        }
+        p.skip_old_segments();
+        let text = p.render();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:10\n"), "{text}");
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=2,RECENTLY-REMOVED-DATERANGES=\"\"\n"));
     }
 }

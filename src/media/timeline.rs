@@ -1,11 +1,24 @@
-//! Retiming stored fragments onto the producer-timestamp timeline.
+//! Retiming stored fragments onto the stream's served timeline.
 //!
 //! Producers' decode times restart with every session (and differ between producers), so the
-//! stored bytes alone do not form one timeline. When Sluice serves fragments (HLS segments, the
-//! live tail) it rewrites each track's `tfdt` (ISO/IEC 14496-12 §8.8.12, the track fragment's
-//! base media decode time) so that decode time = producer timestamp, in the track's timescale.
-//! Every player and `ffmpeg -c copy` then sees one continuous timeline across reconnects, with
-//! real gaps as gaps, the way Kinesis Video Streams timestamps its HLS media.
+//! stored bytes alone do not form one timeline. When Sluice serves fragments (HLS segments and
+//! parts, the live tail, fMP4 clips) it rewrites each track's `tfdt` (ISO/IEC 14496-12 §8.8.12,
+//! the track fragment's base media decode time) so that decode time = producer timestamp minus the
+//! stream's timeline epoch (the producer timestamp of its first fragment), in the track's
+//! timescale. Every player and `ffmpeg -c copy` then sees one continuous timeline across
+//! reconnects and restarts, with real gaps as gaps; wall-clock time is carried by
+//! EXT-X-PROGRAM-DATE-TIME, not by media time.
+//!
+//! Why stream-relative and not wall-clock media time: at wall-clock magnitudes (≈1.8×10⁹ s) a
+//! double has a resolution of about 0.24 µs, so a player's `tfdt / timescale` in seconds and a
+//! browser's truncation to microseconds can place a keyframe 1 µs before where the exact
+//! arithmetic puts it, and the browser drops the keyframe and its GOP. Stream-relative times stay
+//! small, where the double path never lands early ([`double_lands_early`] is the check the tests
+//! run over every served value).
+//!
+//! The shift is constant per producer session: it is computed from the session's base (producer
+//! timestamp minus the timing track's decode time, which the writer keeps exact per session) and
+//! rounded to a whole tick once, so consecutive fragments of a session stay exactly contiguous.
 //!
 //! The rewrite is zero-copy: the fragment's `Bytes` are split around each 4- or 8-byte tfdt
 //! value and the new value is spliced in, so the served length is unchanged. The stored bytes are
@@ -166,6 +179,48 @@ pub fn shifted_decode_time(
     u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
 
+/// Microseconds in `value` ticks of `timescale`, rounded down (the writer's and Chromium's rule).
+pub fn ticks_to_micros(value: u64, timescale: u32) -> i128 {
+    if timescale == 0 {
+        return 0;
+    }
+    i128::from(value) * 1_000_000 / i128::from(timescale)
+}
+
+/// A session's shift onto the stream timeline, in microseconds: where its timing track's decode
+/// time 0 lands. `producer_us` is a fragment's producer timestamp, `timing_decode` its timing
+/// track's stored decode time at `timing_scale`, `epoch_us` the stream's timeline epoch. Constant
+/// for every fragment of a session (the writer derives producer timestamps as session base +
+/// `ticks_to_micros(decode)`).
+pub fn session_shift_us(
+    producer_us: i64,
+    timing_decode: u64,
+    timing_scale: u32,
+    epoch_us: i64,
+) -> i128 {
+    i128::from(producer_us) - ticks_to_micros(timing_decode, timing_scale) - i128::from(epoch_us)
+}
+
+/// A stored decode time moved by `shift_us`, rounded to the nearest tick of `timescale` (the
+/// rounding depends only on the shift, so a session's fragments stay contiguous). Never below 0.
+pub fn served_decode_time(decode: u64, timescale: u32, shift_us: i128) -> u64 {
+    let ticks = (shift_us * i128::from(timescale) + 500_000).div_euclid(1_000_000);
+    let v = i128::from(decode) + ticks;
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+}
+
+/// Whether a player that computes `decode / timescale` in double-precision seconds and a browser
+/// that truncates that to microseconds would place `decode` earlier than the exact microsecond
+/// (`floor(decode × 10⁶ / timescale)`). A sample placed early by a microsecond can fall before the
+/// buffer start and be dropped with its GOP; served timelines must never do this.
+pub fn double_lands_early(decode: u64, timescale: u32) -> bool {
+    if timescale == 0 {
+        return false;
+    }
+    let double_us = ((decode as f64 / f64::from(timescale)) * 1e6).trunc();
+    double_us > ticks_to_micros(decode, timescale) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +289,66 @@ mod tests {
         // Consecutive fragments stay exactly one fragment apart.
         let v2 = shifted_decode_time(2 * 15360, 15360, 2 * 15360, 15360, 101_000_000);
         assert_eq!(v2 - v, 15360);
+    }
+
+    /// A session of ffmpeg-like fragments (30 fps at 15360 Hz, 1 s each) with AAC at 48 kHz,
+    /// anchored at a sub-millisecond producer timestamp: every fragment's served decode time is
+    /// exactly contiguous with the previous one, and audio lands on the same instant as video.
+    #[test]
+    fn a_session_is_contiguous_on_the_stream_timeline() {
+        let epoch_us = 1_796_605_200_015_000; // 2026-12-07T01:00:00.015Z
+        let base_us = epoch_us + 3_600_000_123; // a reconnect one hour and 123 µs later
+        let mut prev_end = None;
+        for k in 0..100u64 {
+            let (decode_v, decode_a) = (k * 15360, k * 48000);
+            let producer_us = base_us + (ticks_to_micros(decode_v, 15360) as i64);
+            let shift = session_shift_us(producer_us, decode_v, 15360, epoch_us);
+            assert_eq!(shift, 3_600_000_123);
+            let v = served_decode_time(decode_v, 15360, shift);
+            let a = served_decode_time(decode_a, 48000, shift);
+            if let Some(end) = prev_end {
+                assert_eq!(v, end, "fragment {k} is not contiguous");
+            }
+            prev_end = Some(v + 15360);
+            let (v_us, a_us) = (ticks_to_micros(v, 15360), ticks_to_micros(a, 48000));
+            assert!((v_us - a_us).abs() <= 66, "audio {a_us} µs vs video {v_us} µs");
+        }
+    }
+
+    /// The regression behind moving off wall-clock media time: at wall-clock magnitudes the
+    /// double path places some decode times a microsecond early; on the stream timeline (a year of
+    /// timeline, every common video timescale) it never does. Past 2⁵¹/D µs, with D the timescale's
+    /// denominator against microseconds (48 at 15360 Hz: about 18 months), it can again.
+    #[test]
+    fn served_decode_times_never_land_early_in_double_arithmetic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x51u64);
+        const ONE_YEAR_S: u64 = 365 * 86_400;
+        for timescale in [1000u32, 600, 12_800, 15_360, 16_000, 24_000, 30_000, 48_000, 90_000] {
+            let mut early_at_wall_clock = 0;
+            for _ in 0..20_000 {
+                let producer_us = rng.random_range(0..ONE_YEAR_S * 1_000_000) as i64;
+                let decode = rng.random_range(0..u64::from(timescale) * 3600);
+                let shift = session_shift_us(producer_us, decode, timescale, 0);
+                let served = served_decode_time(decode, timescale, shift);
+                assert!(
+                    !double_lands_early(served, timescale),
+                    "decode {served} at {timescale} Hz lands early in double arithmetic"
+                );
+                let wall = u64::try_from(
+                    (i128::from(1_796_605_200_000_000 + producer_us) * i128::from(timescale))
+                        / 1_000_000,
+                )
+                .unwrap();
+                early_at_wall_clock += usize::from(double_lands_early(wall, timescale));
+            }
+            // The check itself can fail: wall-clock decode times do land early.
+            if ![1000, 600, 16_000, 24_000, 30_000].contains(&timescale) {
+                assert!(early_at_wall_clock > 0, "{timescale} Hz: no early case at wall clock");
+            }
+        }
+        // The case from the diagnosis: the first keyframe of a push anchored at …01:00:00.015Z.
+        let shift = session_shift_us(1_796_605_200_015_000, 0, 15_360, 1_796_605_200_015_000);
+        assert_eq!(served_decode_time(0, 15_360, shift), 0);
     }
 }

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod fragment;
 pub mod playback;
 pub mod timeline;
+pub mod variant;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,13 +62,22 @@ pub struct VideoStream {
     /// The pulled source's view for `describe`, set by `ingest::pull`. std `RwLock`: swapped
     /// rarely, read on describe, never held across `.await`.
     source_view: RwLock<Option<SourceView>>,
+    /// The epoch of the served media timeline (`media::timeline`): the producer timestamp of the
+    /// stream's first fragment, kept in the catalog. `None` until the first fragment. std
+    /// `RwLock`: read on every served fragment, written once, never held across `.await`.
+    epoch: RwLock<Option<Timestamp>>,
+    catalog: Arc<Catalog>,
+    /// What live playlists have announced as target durations (they may only rise).
+    live_targets: playback::LiveTargets,
 }
 
 /// Renders a stream's pulled source (URL without credentials, state) as `describe` shows it.
 pub type SourceView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl VideoStream {
+    #[allow(clippy::too_many_arguments)]
     fn open(
+        catalog: Arc<Catalog>,
         row: VideoStreamRow,
         dir: PathBuf,
         log_config: &LogConfig,
@@ -83,6 +93,16 @@ impl VideoStream {
             Some(e) => inits.read(e.offset)?.map(|r| (offset_u32(e.offset), r.payload)),
             None => None,
         };
+        let first = fragments.stats().first.map(|e| FragmentInfo::from_entry(&e));
+        let epoch = match (catalog.timeline_epoch(row.id)?, first) {
+            (Some(e), _) => Some(e),
+            // Streams written before the epoch was kept: their first stored fragment.
+            (None, Some(f)) => {
+                catalog.set_timeline_epoch(row.id, f.producer_ts)?;
+                Some(f.producer_ts)
+            }
+            (None, None) => None,
+        };
         let stream = VideoStream {
             id: row.id,
             name: row.name.clone(),
@@ -97,6 +117,9 @@ impl VideoStream {
             metrics,
             events,
             source_view: RwLock::new(None),
+            epoch: RwLock::new(epoch),
+            catalog,
+            live_targets: playback::LiveTargets::default(),
         };
         stream.update_stored_gauges();
         // Series start at zero rather than appearing on the first deletion.
@@ -292,7 +315,8 @@ impl VideoStream {
     }
 
     fn retime(&self, info: &FragmentInfo, bytes: Bytes) -> Result<Vec<Bytes>> {
-        use crate::media::timeline::{find_tfdts, retime, shifted_decode_time};
+        use crate::media::timeline::{find_tfdts, retime, served_decode_time, session_shift_us};
+        let Some(epoch) = self.timeline_epoch() else { return Ok(vec![bytes]) };
         let Some(init) = self.init(info.meta.init_id)? else { return Ok(vec![bytes]) };
         let Some(timing) = init.video().or_else(|| init.tracks.first()) else {
             return Ok(vec![bytes]);
@@ -301,17 +325,47 @@ impl VideoStream {
         let Some(timing_site) = sites.iter().find(|s| s.track_id == timing.track_id) else {
             return Ok(vec![bytes]);
         };
-        let (timing_decode, timing_scale) = (timing_site.value, timing.timescale);
-        let producer_us = info.producer_ts.as_micros();
+        let shift_us = session_shift_us(
+            info.producer_ts.as_micros(),
+            timing_site.value,
+            timing.timescale,
+            epoch.as_micros(),
+        );
         let parts = retime(&bytes, &sites, |site| {
             let scale = init
                 .tracks
                 .iter()
                 .find(|t| t.track_id == site.track_id)
-                .map_or(timing_scale, |t| t.timescale);
-            shifted_decode_time(site.value, scale, timing_decode, timing_scale, producer_us)
+                .map_or(timing.timescale, |t| t.timescale);
+            served_decode_time(site.value, scale, shift_us)
         });
         Ok(parts.unwrap_or_else(|| vec![bytes]))
+    }
+
+    /// The live playlists' target duration (s) and part target (µs): at least these, and never
+    /// lower than announced before.
+    pub fn live_targets(&self, target_s: u64, part_target_us: u32) -> (u64, u32) {
+        self.live_targets.raise(target_s, part_target_us)
+    }
+
+    /// The epoch of the served media timeline: media time 0 is this producer timestamp.
+    pub fn timeline_epoch(&self) -> Option<Timestamp> {
+        *self.epoch.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by the writer for the stream's first fragment: fixes the timeline epoch. A stream
+    /// with no fragment may take an earlier one (nothing served depends on it yet).
+    fn start_timeline(&self, producer_ts: Timestamp) {
+        let mut epoch = self.epoch.write().unwrap_or_else(|p| p.into_inner());
+        if epoch.is_some_and(|e| e <= producer_ts) {
+            return;
+        }
+        *epoch = Some(producer_ts);
+        // Losing this write is recoverable: a restart takes the first stored fragment's timestamp,
+        // which is the same value while that fragment is retained.
+        if let Err(e) = self.catalog.set_timeline_epoch(self.id, producer_ts) {
+            tracing::warn!(stream = %self.name, error = %e, "could not store the timeline epoch");
+        }
     }
 
     pub fn fragment(&self, n: Offset) -> Result<Option<FragmentInfo>> {
@@ -517,6 +571,7 @@ impl VideoStreams {
             let dir = root.join(row.id.to_string());
             let name = row.name.clone();
             let s = VideoStream::open(
+                catalog.clone(),
                 row,
                 dir,
                 &log_config,
@@ -601,6 +656,7 @@ impl VideoStreams {
         let dir = self.root.join(row.id.to_string());
         let id = row.id;
         let stream = match VideoStream::open(
+            self.catalog.clone(),
             row,
             dir,
             &self.log_config,

@@ -3,6 +3,8 @@
 //! the live window (with its parts, for low-latency HLS). Every query is a binary search plus a
 //! walk over the k entries it returns.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use super::VideoStream;
 use super::fragment::{FragmentInfo, TimestampKind};
 use crate::clock::Timestamp;
@@ -105,6 +107,38 @@ impl LiveWindow {
     }
 }
 
+/// The live playlists' EXT-X-TARGETDURATION and PART-TARGET, as served so far. A live playlist's
+/// target duration must not change (RFC 8216 §6.2.1 and §4.3.3.1), and a part target that shrank
+/// would no longer bound parts a client already holds, so both only ever rise: to the first
+/// complete segment's, then to any longer one. Atomics: raised by concurrent playlist requests.
+#[derive(Debug, Default)]
+pub struct LiveTargets {
+    target_s: AtomicU64,
+    part_target_us: AtomicU32,
+}
+
+impl LiveTargets {
+    /// Raises the targets to at least these and returns what to serve.
+    pub fn raise(&self, target_s: u64, part_target_us: u32) -> (u64, u32) {
+        let t = self.target_s.fetch_max(target_s, Ordering::Relaxed).max(target_s);
+        let p =
+            self.part_target_us.fetch_max(part_target_us, Ordering::Relaxed).max(part_target_us);
+        (t, p)
+    }
+}
+
+/// A live-replay playlist's segments at one reload: see [`VideoStream::replay_segments`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplaySegments {
+    pub segments: Vec<SegmentRef>,
+    /// Every segment of the range is listed: the playlist ends (EXT-X-ENDLIST).
+    pub finished: bool,
+}
+
+/// How far past the instant a replay viewer has reached its segments are read, so that the
+/// segment playing then and the next one are read whole (a GOP longer than this is cut).
+const REPLAY_LOOKAHEAD_US: i64 = 120_000_000;
+
 /// A page of fragments and where the next page starts.
 #[derive(Debug, Clone)]
 pub struct FragmentPage {
@@ -199,6 +233,56 @@ impl VideoStream {
         Ok(group_segments(&frags))
     }
 
+    /// The segments of a live-replay session of `[start, end)` whose viewer has reached the
+    /// instant `reached`: every segment that starts by then, plus the next one as a lead for the
+    /// player's buffer. Segments are only ever listed whole, and a later reload lists the same
+    /// segments first, so the EVENT playlist only grows (RFC 8216 §6.2.1). Once `reached` passes
+    /// `end`, or every segment left is listed and nothing more can arrive (the range's end is
+    /// stored, or no producer is connected), the playlist is finished.
+    pub fn replay_segments(
+        &self,
+        clock: TimestampKind,
+        start: Timestamp,
+        end: Option<Timestamp>,
+        reached: Timestamp,
+    ) -> Result<ReplaySegments> {
+        if let Some(e) = end
+            && reached >= e
+        {
+            let segments = self.segments_in_range(clock, Some(start), Some(e))?;
+            return Ok(ReplaySegments { segments, finished: true });
+        }
+        let horizon = reached.add_micros(REPLAY_LOOKAHEAD_US);
+        let (to, to_is_final) = match end {
+            Some(e) if e <= horizon => (Some(e), true),
+            _ => (Some(horizon), false),
+        };
+        let mut segs = self.segments_in_range(clock, Some(start), to)?;
+        // The last segment read may be cut by the horizon, or still receiving fragments: it is
+        // whole only when the read ended at the range's end, or at the end of a stream whose
+        // producer has left.
+        let data_end = self.fragments.stats().last.map(|e| FragmentInfo::from_entry(&e));
+        let read_to_data_end =
+            data_end.is_some_and(|l| segs.last().is_some_and(|s| s.last >= l.number));
+        let last_whole = to_is_final || (read_to_data_end && !self.is_live());
+        if !last_whole {
+            segs.pop();
+        }
+        let shown = segs.iter().skip(1).take_while(|s| s.start(clock) <= reached).count() + 1;
+        // Once every segment left is listed and nothing more can arrive for the range (its end is
+        // stored already, or the producer has gone), the playlist ends: a player then plays to the
+        // end instead of stalling for a reload that only adds EXT-X-ENDLIST.
+        let data_passes_end = match (end, &data_end) {
+            (Some(e), Some(l)) => l.time(clock) >= e,
+            _ => false,
+        };
+        let nothing_more =
+            (to_is_final && data_passes_end) || (read_to_data_end && !self.is_live());
+        let finished = nothing_more && last_whole && shown + 1 >= segs.len();
+        segs.truncate((shown + 1).min(segs.len()));
+        Ok(ReplaySegments { segments: segs, finished })
+    }
+
     /// The newest `count` complete segments. The newest segment is complete when the producer has
     /// gone, or when the session's fragments each start with a keyframe (one fragment per
     /// segment); otherwise it may still be receiving parts and is left out.
@@ -259,12 +343,11 @@ impl VideoStream {
 
     fn trailing_segment_complete(&self, seg: &SegmentRef) -> Result<bool> {
         // While a producer is live, a segment of one keyframe fragment whose predecessor was also
-        // a one-fragment keyframe segment is complete: the producer fragments at keyframes.
-        if seg.fragment_count != 1 || !seg.keyframe {
+        // a one-fragment keyframe segment is complete: the producer fragments at keyframes. The
+        // first fragment of a session cannot tell yet (its next fragment may be a part of the same
+        // GOP), so its segment is complete only once that next fragment shows which.
+        if seg.fragment_count != 1 || !seg.keyframe || seg.first.0 == 0 || seg.discontinuity_start {
             return Ok(false);
-        }
-        if seg.first.0 == 0 || seg.discontinuity_start {
-            return Ok(true);
         }
         Ok(self
             .fragment(Offset(seg.first.0 - 1))?

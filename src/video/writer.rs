@@ -104,7 +104,8 @@ pub struct ProducerSession {
     init: Option<SessionInit>,
     /// The next fragment starts a discontinuity (session start, new init).
     pending_discontinuity: bool,
-    /// Relative mode: (decode time in timescale units, producer timestamp) of the anchor.
+    /// Relative mode: the anchor fragment's decode time (timescale units) and the session's base
+    /// (the producer timestamp of decode time 0).
     anchor: Option<(u64, Timestamp)>,
     last_decode_time: Option<u64>,
     cancel: CancellationToken,
@@ -304,6 +305,9 @@ impl ProducerSession {
             meta: meta.encode(),
             payload: fragment.bytes.clone(),
         };
+        if state.last.is_none() {
+            self.stream.start_timeline(producer_ts);
+        }
         let number = self.stream.fragments.append(record).map_err(|e| match e {
             LogError::TimeWentBackwards { .. } => IngestError::new(
                 IngestErrorCode::FragmentTimecodeLesserThanPrevious,
@@ -346,20 +350,22 @@ impl ProducerSession {
             TimestampMode::Absolute => Ok(Timestamp::from_micros(decode_us)),
             TimestampMode::Relative { start: Some(start) } => Ok(start.add_micros(decode_us)),
             TimestampMode::Relative { start: None } => {
-                let (anchor_decode, anchor_ts) = match self.anchor {
-                    Some(a) => a,
+                // The session's base: the anchor fragment lands exactly on the anchor timestamp,
+                // and every fragment is base + its decode time, so the shift onto the served
+                // timeline (`media::timeline::session_shift_us`) is the same for the whole session.
+                let base = match self.anchor {
+                    Some((_, base)) => base,
                     None => {
                         let after_last = self
                             .stream
                             .last_fragment()
                             .map_or(Timestamp::MIN, |l| l.producer_end());
-                        let a = (decode, self.connected_at.max(after_last));
-                        self.anchor = Some(a);
-                        a
+                        let base = self.connected_at.max(after_last).add_micros(-decode_us);
+                        self.anchor = Some((decode, base));
+                        base
                     }
                 };
-                let since = scale_to_micros(decode.saturating_sub(anchor_decode), timescale);
-                Ok(anchor_ts.add_micros(i64::try_from(since).unwrap_or(i64::MAX)))
+                Ok(base.add_micros(decode_us))
             }
         }
     }

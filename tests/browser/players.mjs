@@ -1,0 +1,69 @@
+// The browser half of the interop matrix (tests/interop.rs): plays each job of JOBS (JSON:
+// [{id, player: 'hls.js' | 'shaka' | 'native', url, rate?}]) to its end in headless Chromium and prints
+// one JSON line per job: decoded frames (getVideoPlaybackQuality), the buffered ranges, where
+// playback began, and every error the player reported. 'native' plays a source file (a path,
+// served to the page by playwright) in Chromium's own <video>, the count the others must match.
+// The Rust side judges; this script only fails when a job cannot run at all.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { baseUrl, hlsPage, repoRoot, waitFor, withBrowser } from './lib.mjs';
+
+const base = baseUrl();
+const jobs = JSON.parse(process.env.JOBS || '[]');
+const shakaJs = join(repoRoot, 'node_modules/shaka-player/dist/shaka-player.compiled.js');
+
+async function play(context, job) {
+  const page = await hlsPage(context, base);
+  if (job.player === 'shaka') await page.addScriptTag({ path: shakaJs });
+  let url = job.url;
+  if (job.player === 'native') {
+    const bytes = readFileSync(job.url);
+    url = `${base}/__source__/${job.id}.mp4`;
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: 'video/mp4', body: bytes }));
+  }
+  await page.evaluate(async ({ player, url, rate }) => {
+    const v = document.getElementById('v');
+    window.errors = [];
+    window.ended = false;
+    // Twice real time (job.rate) keeps the matrix short; decoded-frame counts do not depend on
+    // the rate. A playlist that grows in real time is played at real time (rate 1).
+    v.defaultPlaybackRate = rate;
+    v.addEventListener('playing', () => { v.playbackRate = rate; });
+    v.addEventListener('ended', () => { window.ended = true; });
+    v.addEventListener('error', () => window.errors.push({ media: v.error && v.error.message }));
+    v.addEventListener('playing', () => { if (window.firstTime === undefined) window.firstTime = v.currentTime; });
+    if (player === 'hls.js') {
+      const hls = new window.Hls();
+      hls.on(window.Hls.Events.ERROR, (_, d) => window.errors.push({ details: d.details, fatal: d.fatal, reason: d.reason || d.error?.message || '' }));
+      hls.on(window.Hls.Events.MANIFEST_PARSED, () => v.play());
+      hls.loadSource(url);
+      hls.attachMedia(v);
+    } else if (player === 'shaka') {
+      window.shaka.polyfill.installAll();
+      const p = new window.shaka.Player();
+      await p.attach(v);
+      p.addEventListener('error', (e) => window.errors.push({ shaka: e.detail.code, data: JSON.stringify(e.detail.data).slice(0, 300) }));
+      p.load(url).then(() => v.play()).catch((e) => window.errors.push({ shaka: e.code, data: JSON.stringify(e.data).slice(0, 300) }));
+    } else {
+      v.src = url;
+      v.play();
+    }
+  }, { player: job.player, url, rate: job.rate ?? 2 });
+  await waitFor(`${job.id} (${job.player}) to play to its end`, () => page.evaluate(() => window.ended || window.errors.some((e) => e.fatal || e.shaka || e.media)), 90_000, 250);
+  const out = await page.evaluate(() => {
+    const v = document.getElementById('v');
+    const b = [];
+    for (let i = 0; i < v.buffered.length; i++) b.push([v.buffered.start(i), v.buffered.end(i)]);
+    return { frames: v.getVideoPlaybackQuality().totalVideoFrames, buffered: b, firstTime: window.firstTime ?? null, errors: window.errors };
+  });
+  await page.close();
+  return out;
+}
+
+await withBrowser('players', async (context) => {
+  for (const job of jobs) {
+    const r = await play(context, job);
+    console.log(JSON.stringify({ id: job.id, player: job.player, ...r }));
+  }
+}, { timeoutMs: 20 * 60_000 });
