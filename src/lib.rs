@@ -32,7 +32,7 @@
 //! - [`log`]: the storage engine: segmented, indexed, CRC-checked, group-committed append-only logs,
 //!   generic over the record payload (used by video streams and data streams alike).
 //! - [`media`]: pure media code, no I/O: incremental fMP4 parsing, codec strings, HLS playlists,
-//!   retiming onto the producer timeline, RTP depacketizers, parameter sets and the fMP4 muxer
+//!   retiming onto the stream timeline, RTP depacketizers, parameter sets and the fMP4 muxer
 //!   for RTP sources.
 //! - [`clock`]: `Timestamp`, `TimestampKind` (which clock) and the injectable `Clock`.
 //! - [`name`]: `StreamName`, validated as Kinesis does.

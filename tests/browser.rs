@@ -5,31 +5,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::browser::*;
 use common::*;
-
-/// ffmpeg pushing `h264-parts.mp4` (looped) to `name` in real time with 200 ms fragments (GOP 2 s), for at
-/// most `secs` seconds; killed when dropped.
-fn push_live(base: &str, name: &str, secs: u32) -> Guard {
-    let url = format!("{base}/v1/streams/{name}/media");
-    // The fixture looped in real time without re-encoding: an encoder would compete with the
-    // browser and the server for the CPU, and parts arriving late make hls.js's blocking reloads
-    // time out (it waits at most max(3 parts, 0.8 target durations)).
-    let fixture = fixture_path("h264-parts.mp4");
-    let child = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
-        .arg(&fixture)
-        .args(["-t", &secs.to_string(), "-c", "copy"])
-        .args(["-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof"])
-        .args(["-frag_duration", "200000", "-method", "PUT", &url])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg");
-    Guard(child)
-}
 
 /// Waits (bounded) until the stream has at least `n` fragments.
 async fn wait_fragments(server: &TestServer, name: &str, n: u64) {
@@ -57,7 +36,7 @@ async fn web_ui_lists_plays_live_and_replays_a_range() {
     server.create_stream("archive").await;
     let acks = server.push("archive", fixture("h264.mp4"), "").await;
     assert_eq!(acks_of(&acks, "PERSISTED").len(), 6);
-    let live = push_live(&server.base, "cam1", 90);
+    let live = push_live(&server.base, "cam1", Some(90));
     wait_fragments(&server, "cam1", 5).await;
 
     let out = run_script("ui.mjs", &server.base, &[]).await;
@@ -71,7 +50,7 @@ async fn ll_hls_plays_live_in_low_latency_mode() {
     require_browser_tools();
     let server = TestServer::start().await;
     server.create_stream("ll").await;
-    let live = push_live(&server.base, "ll", 60);
+    let live = push_live(&server.base, "ll", Some(60));
     wait_fragments(&server, "ll", 5).await;
     let out = run_script("llhls.mjs", &server.base, &[("STREAM", "ll".into())]).await;
     println!("{out}");

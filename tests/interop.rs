@@ -20,7 +20,7 @@ mod validate;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::browser::{Guard, require_browser_tools, run_script};
+use common::browser::{push_live, require_browser_tools, run_script};
 use common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -412,6 +412,14 @@ fn shaka_plays_whole(r: &Value, want: u64, duration: f64) {
     }
 }
 
+/// Pushes a fixture with its producer timestamps anchored at `at`, to the microsecond.
+async fn push_at(server: &TestServer, name: &str, fixture_name: &str, at: Timestamp) -> Vec<Value> {
+    let query = format!("?producerStart={}", rfc3339_us(at));
+    let acks = server.push(name, fixture(fixture_name), &query).await;
+    assert!(!acks_of(&acks, "PERSISTED").is_empty(), "{fixture_name}: {acks:?}");
+    acks
+}
+
 /// RFC 3339 to the microsecond (the API's parser takes any precision).
 fn rfc3339_us(t: Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_micros()) * 1000)
@@ -434,16 +442,12 @@ async fn every_fixture_on_demand_in_every_player() {
         let name = format!("f{i}");
         server.create_stream(&name).await;
         let at = anchor(&mut rng);
-        let acks = server
-            .push(&name, fixture(f), &format!("?producerStart={}", at.as_micros() / 1000))
-            .await;
-        assert!(!acks_of(&acks, "PERSISTED").is_empty(), "{f}: {acks:?}");
-        let (media_path, media) =
+        push_at(&server, &name, f, at).await;
+        let (_, media) =
             validated(&server, &format!("/v1/streams/{name}/hls/master.m3u8?mode=on_demand")).await;
         assert!(media.end_list);
         let url = server.url(&format!("/v1/streams/{name}/hls/master.m3u8?mode=on_demand"));
-        assert_cli_players_match(&format!("{f} at {at}"), &url, &[fixture_file(f)]);
-        let _ = media_path;
+        assert_cli_players_match(&format!("{f} at {}", rfc3339_us(at)), &url, &[fixture_file(f)]);
         if f.starts_with("h264") {
             browser_cases.push((name.clone(), url, fixture_file(f)));
         }
@@ -478,28 +482,12 @@ async fn reconnect_and_codec_change_in_every_player() {
     // A reconnect: the same producer again 10 s later (a 4 s gap).
     server.create_stream("again").await;
     let at = anchor(&mut rng);
-    server
-        .push("again", fixture("h264.mp4"), &format!("?producerStart={}", at.as_micros() / 1000))
-        .await;
-    server
-        .push(
-            "again",
-            fixture("h264.mp4"),
-            &format!("?producerStart={}", at.as_micros() / 1000 + 10_000),
-        )
-        .await;
+    push_at(&server, "again", "h264.mp4", at).await;
+    push_at(&server, "again", "h264.mp4", at.add_micros(10_000_000)).await;
     // A codec change: H.264, then H.265 in a new session.
     server.create_stream("codec").await;
-    server
-        .push("codec", fixture("h264.mp4"), &format!("?producerStart={}", at.as_micros() / 1000))
-        .await;
-    server
-        .push(
-            "codec",
-            fixture("h265.mp4"),
-            &format!("?producerStart={}", at.as_micros() / 1000 + 6_000),
-        )
-        .await;
+    push_at(&server, "codec", "h264.mp4", at).await;
+    push_at(&server, "codec", "h265.mp4", at.add_micros(6_000_000)).await;
     let h264 = fixture_file("h264.mp4");
     for (name, sources) in [
         ("again", vec![h264.clone(), h264.clone()]),
@@ -550,13 +538,7 @@ async fn live_replay_in_every_player() {
     let server = TestServer::start().await;
     server.create_stream("replay").await;
     let at = anchor(&mut rng);
-    server
-        .push(
-            "replay",
-            fixture("h264-aac.mp4"),
-            &format!("?producerStart={}", at.as_micros() / 1000),
-        )
-        .await;
+    push_at(&server, "replay", "h264-aac.mp4", at).await;
     let master = format!(
         "/v1/streams/replay/hls/master.m3u8?mode=live_replay&start={}",
         at.as_micros() / 1000
@@ -601,24 +583,7 @@ async fn live_ll_hls_from_the_first_fragment_follows_the_rules() {
     )
     .await;
     server.create_stream("ll").await;
-    let url = server.url("/v1/streams/ll/media");
-    let push = Guard(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-re", "-i"])
-            .arg(fixture_path("h264-parts.mp4"))
-            .args([
-                "-c",
-                "copy",
-                "-f",
-                "mp4",
-                "-movflags",
-                "frag_keyframe+empty_moov+default_base_moof",
-            ])
-            .args(["-frag_duration", "200000", "-method", "PUT", &url])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg"),
-    );
+    let push = push_live(&server.base, "ll", None);
     // The first request waits for the first complete segment, so its target duration is final.
     let (_, media) = validated(&server, "/v1/streams/ll/hls/master.m3u8").await;
     assert!(!media.segments.is_empty(), "the first live playlist has a complete segment");
@@ -658,9 +623,7 @@ async fn ranges_from_random_producer_timestamps() {
     let server = TestServer::start().await;
     server.create_stream("ranges").await;
     let at = anchor(&mut rng);
-    server
-        .push("ranges", fixture("h264.mp4"), &format!("?producerStart={}", at.as_micros() / 1000))
-        .await;
+    push_at(&server, "ranges", "h264.mp4", at).await;
     let mut cases = Vec::new();
     for k in 0..3 {
         let start = at.add_micros(rng.random_range(0..4_500_000));

@@ -1,6 +1,7 @@
 // The video player: hls.js (or native HLS where hls.js is unsupported) over a <video>, in one of
-// two modes: live (live.m3u8, low-latency mode, with a latency readout from PROGRAM-DATE-TIME)
-// or replay of a recorded range (an on-demand index.m3u8?start&end playlist).
+// two modes: live (master.m3u8 naming live.m3u8, low-latency mode, with a latency readout from
+// PROGRAM-DATE-TIME) or replay of a recorded range (master.m3u8?mode=on_demand&start&end). The
+// multivariant entry point gives Safari's native HLS the CODECS it needs.
 // State for tests and diagnostics is on window.sluicePlayer.
 
 export class Player {

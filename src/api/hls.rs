@@ -538,19 +538,14 @@ async fn master(
         if range.start.is_some() || range.end.is_some() {
             return Err(Error::invalid("mode=live takes no start or end").into());
         }
-        let mut rx = stream.subscribe();
         let deadline = Instant::now() + Duration::from_secs(state.config.hls.idle_wait_secs);
-        loop {
-            rx.borrow_and_update();
-            if !stream.live_segments(1)?.is_empty() {
-                break;
+        let mut seen = stream.fragment_log().committed_end();
+        while stream.live_segments(1)?.is_empty() {
+            let end = stream.wait_for_fragments(seen, deadline).await;
+            if end == seen {
+                break; // the deadline passed, or the stream closed
             }
-            tokio::select! {
-                changed = rx.changed() => if changed.is_err() { break },
-                _ = stream.closed().cancelled() => break,
-                _ = state.shutdown.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
+            seen = end;
         }
     }
     Ok(playlist_response(multivariant(&state, &stream, mode, &q, &range)?))

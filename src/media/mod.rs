@@ -7,7 +7,8 @@
 //! - [`mp4clip`]: progressive MP4 clips (moov before mdat) built from stored fragments.
 //! - [`mux`]: the fMP4 writer for RTP sources (init segment from parameter sets, moof+mdat).
 //! - [`param_sets`]: H.264/H.265 parameter sets and the AAC AudioSpecificConfig.
-//! - [`timeline`]: moving stored fragments onto the producer-timestamp timeline when served.
+//! - [`timeline`]: moving stored fragments onto the stream timeline (producer time minus the
+//!   stream's epoch) when served.
 //!
 //! Callers: `crate::ingest` pushes producer bytes through [`fmp4::Fmp4Reader`]; `crate::video`
 //! stores the resulting fragments; `crate::api` serves them.

@@ -304,7 +304,7 @@ impl VideoStream {
     }
 
     /// Reads one fragment as it is served: with every track's decode time moved onto the
-    /// producer-timestamp timeline (see `media::timeline`). The stored bytes are unchanged; the
+    /// stream timeline (see `media::timeline`). The stored bytes are unchanged; the
     /// result is slices of them. Falls back to the stored bytes if the moof cannot be retimed.
     pub fn read_fragment_for_playback(
         &self,

@@ -29,6 +29,10 @@ pub fn require_browser_tools() {
         );
     }
     assert!(
+        repo().join("node_modules/shaka-player/dist/shaka-player.compiled.js").is_file(),
+        "node_modules/shaka-player is missing: run `scripts/setup.sh test` (npm ci of package-lock.json)"
+    );
+    assert!(
         repo().join("node_modules/playwright-core/package.json").is_file(),
         "node_modules/playwright-core is missing: run `scripts/setup.sh test` (npm ci of package-lock.json)"
     );
@@ -88,4 +92,32 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// ffmpeg pushing `h264-parts.mp4` to `name` in real time with 200 ms fragments (GOP 2 s), once,
+/// or looped for `loop_secs` seconds; killed when dropped. The fixture is copied, not re-encoded:
+/// an encoder would compete with the browser and the server for the CPU, and parts arriving late
+/// make hls.js's blocking reloads time out (it waits at most max(3 parts, 0.8 target durations)).
+pub fn push_live(base: &str, name: &str, loop_secs: Option<u32>) -> Guard {
+    let url = format!("{base}/v1/streams/{name}/media");
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error", "-re"]);
+    if loop_secs.is_some() {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i").arg(super::fixture_path("h264-parts.mp4"));
+    if let Some(secs) = loop_secs {
+        cmd.args(["-t", &secs.to_string()]);
+    }
+    cmd.args([
+        "-c",
+        "copy",
+        "-f",
+        "mp4",
+        "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof",
+    ])
+    .args(["-frag_duration", "200000", "-method", "PUT", &url])
+    .stdin(Stdio::null());
+    Guard(cmd.spawn().expect("spawn ffmpeg"))
 }
