@@ -636,8 +636,9 @@ async fn ranges_from_random_producer_timestamps() {
         let (_, media) = validated(&server, &path).await;
         // h264.mp4 has one keyframe a second: 30 frames per listed segment.
         let want = 30 * media.segments.len() as u64;
-        for p in [Cli::Ffprobe, Cli::GstHlsdemux2] {
-            let got = count(p, &server.url(&path)).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        let jobs: Vec<(Cli, String)> = CLIS.iter().map(|p| (*p, server.url(&path))).collect();
+        for ((p, _), got) in jobs.iter().zip(count_all(&jobs)) {
+            let got = got.unwrap_or_else(|e| panic!("range {k}: {p:?}: {e}"));
             assert_eq!(got, want, "range {k} [{start}, {end}): {p:?}");
         }
         cases.push((format!("range{k}"), server.url(&path), want));
