@@ -659,9 +659,6 @@ async fn ranges_from_random_producer_timestamps() {
     let mut cases = Vec::new();
     for k in 0..3 {
         let start = at.add_micros(rng.random_range(0..4_500_000));
-        // At least two segments: GStreamer 1.22's hlsdemux2 races on a one-segment VOD playlist
-        // (it reaches the end of the manifest before exposing its pad: "Can't push EOS on
-        // non-exposed pad"), 5 times in 40 on ffmpeg's own one-segment HLS as well.
         let end = start.add_micros(rng.random_range(1_500_000..3_000_000));
         let path = format!(
             "/v1/streams/ranges/hls/master.m3u8?mode=on_demand&start={}&end={}",
@@ -671,7 +668,15 @@ async fn ranges_from_random_producer_timestamps() {
         let (_, media) = validated(&server, &path).await;
         // h264.mp4 has one keyframe a second: 30 frames per listed segment.
         let want = 30 * media.segments.len() as u64;
-        let jobs: Vec<(Cli, String)> = CLIS.iter().map(|p| (*p, server.url(&path))).collect();
+        // Not hlsdemux2 on these short playlists: GStreamer 1.22's hlsdemux2 can reach the end
+        // of a short VOD manifest before it has exposed its pad and then errors ("Can't push EOS
+        // on non-exposed pad"): 5 times in 40 on ffmpeg's own one-segment HLS, about 1 in 30 on a
+        // two-segment one. It plays every longer playlist of this matrix.
+        let jobs: Vec<(Cli, String)> = CLIS
+            .iter()
+            .filter(|p| **p != Cli::GstHlsdemux2)
+            .map(|p| (*p, server.url(&path)))
+            .collect();
         for ((p, _), got) in jobs.iter().zip(count_all(&jobs)) {
             let got = got.unwrap_or_else(|e| panic!("range {k}: {p:?}: {e}"));
             assert_eq!(got, want, "range {k} [{start}, {end}): {p:?}");
