@@ -92,6 +92,16 @@ fn run(cmd: Command, secs: u64) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// GStreamer 1.22's hlsdemux2 can reach the end of a VOD playlist before it has exposed its pad
+/// and then errors, after every download has completed (its own log says so): 5 times in 40 on
+/// ffmpeg's own one-segment HLS, about 1 in 30 on two segments, rarely on longer playlists. That
+/// one message, and nothing else, is recorded instead of failing.
+const HLSDEMUX2_EOS_RACE: &str = "Can't push EOS on non-exposed pad";
+
+/// Marks a player failure that is the player's own, shown on reference content: printed, not
+/// failed.
+const RECORDED: &str = "recorded: ";
+
 /// Video frames `player` plays from `input` (a URL or a file), or what went wrong.
 fn count(player: Cli, input: &str) -> Result<u64, String> {
     let uri = if input.starts_with("http") { input.to_owned() } else { format!("file://{input}") };
@@ -122,6 +132,11 @@ fn count(player: Cli, input: &str) -> Result<u64, String> {
                 .lines()
                 .filter(|l| l.starts_with("ERROR") || l.starts_with("WARNING"))
                 .collect();
+            if !ok && player == Cli::GstHlsdemux2 && out.contains(HLSDEMUX2_EOS_RACE) {
+                return Err(format!(
+                    "{RECORDED}hlsdemux2's end-of-manifest race: {HLSDEMUX2_EOS_RACE}"
+                ));
+            }
             if !ok || !bad.is_empty() {
                 let warnings: Vec<&str> =
                     out.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
@@ -305,6 +320,12 @@ fn assert_cli_players_match(label: &str, url: &str, sources: &[String]) {
                 continue;
             }
         };
+        if let Err(e) = &results[i]
+            && e.starts_with(RECORDED)
+        {
+            println!("{label}: {p:?} {e}");
+            continue;
+        }
         let got = match (&results[i], &reference) {
             (Ok(n), _) if *n == want => *n,
             // Across sessions, a player is held to what it does with ffmpeg's packaging of the
@@ -668,16 +689,14 @@ async fn ranges_from_random_producer_timestamps() {
         let (_, media) = validated(&server, &path).await;
         // h264.mp4 has one keyframe a second: 30 frames per listed segment.
         let want = 30 * media.segments.len() as u64;
-        // Not hlsdemux2 on these short playlists: GStreamer 1.22's hlsdemux2 can reach the end
-        // of a short VOD manifest before it has exposed its pad and then errors ("Can't push EOS
-        // on non-exposed pad"): 5 times in 40 on ffmpeg's own one-segment HLS, about 1 in 30 on a
-        // two-segment one. It plays every longer playlist of this matrix.
-        let jobs: Vec<(Cli, String)> = CLIS
-            .iter()
-            .filter(|p| **p != Cli::GstHlsdemux2)
-            .map(|p| (*p, server.url(&path)))
-            .collect();
+        let jobs: Vec<(Cli, String)> = CLIS.iter().map(|p| (*p, server.url(&path))).collect();
         for ((p, _), got) in jobs.iter().zip(count_all(&jobs)) {
+            if let Err(e) = &got
+                && e.starts_with(RECORDED)
+            {
+                println!("range {k}: {p:?} {e}");
+                continue;
+            }
             let got = got.unwrap_or_else(|e| panic!("range {k}: {p:?}: {e}"));
             assert_eq!(got, want, "range {k} [{start}, {end}): {p:?}");
         }
