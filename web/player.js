@@ -67,7 +67,21 @@ export class Player {
   }
 
   onError(data) {
-    this.errors.push({ type: data.type, details: data.details, fatal: data.fatal, at: Date.now() });
+    // For diagnostics and the browser tests: stalls keep how much media was buffered ahead of
+    // the playhead and the browser's buffered ranges, which tell a starved decoder from missing
+    // media (tests/browser/lib.mjs, judgeHlsErrors).
+    const info = data.bufferInfo;
+    const det = this.hls?.latestLevelDetails;
+    const last = det?.fragments?.[det.fragments.length - 1];
+    this.errors.push({
+      type: data.type, details: data.details, fatal: data.fatal, at: Date.now(),
+      buffer: data.buffer,
+      buffered: info?.buffered ? info.buffered.map((r) => [r.start, r.end]) : undefined,
+      end: info?.end,
+      playhead: this.video.currentTime,
+      lastCompleteEnd: last?.end,
+      partialNext: !!det?.fragmentHint,
+    });
     if (this.errors.length > 50) this.errors.shift();
     if (!data.fatal) return;
     const Hls = window.Hls;

@@ -2,12 +2,10 @@
 // fragments (env STREAM), the playlist carries parts (EXT-X-PART) and blocking reload, the
 // picture advances, and hls.js reports no errors. Prints the latency it saw (not asserted).
 
-import { baseUrl, hlsPage, waitFor, withBrowser } from './lib.mjs';
+import { baseUrl, hlsPage, judgeHlsErrors, waitFor, withBrowser } from './lib.mjs';
 
 const base = baseUrl();
 const stream = process.env.STREAM || 'll';
-// Stalls are the machine's timing, never the media's; everything else fails the test.
-const BENIGN = new Set(['bufferStalledError', 'bufferNudgeOnStall']);
 
 await withBrowser('llhls', async (context) => {
   const page = await hlsPage(context, base);
@@ -15,7 +13,7 @@ await withBrowser('llhls', async (context) => {
     const v = document.getElementById('v');
     const hls = new window.Hls({ lowLatencyMode: true });
     window.errors = [];
-    hls.on(window.Hls.Events.ERROR, (_, d) => window.errors.push({ details: d.details, fatal: d.fatal, type: d.type }));
+    hls.on(window.Hls.Events.ERROR, (_, d) => window.errors.push(window.recordHlsError(d, hls)));
     hls.on(window.Hls.Events.MANIFEST_PARSED, () => v.play());
     hls.loadSource(url);
     hls.attachMedia(v);
@@ -39,10 +37,11 @@ await withBrowser('llhls', async (context) => {
       latency: Date.now() - window.hls.playingDate?.getTime(),
     };
   });
-  const bad = info.errors.filter((e) => e.fatal || !BENIGN.has(e.details));
+  // Every hls.js error fails, except a stall proven to be the browser's (judgeHlsErrors).
+  const { bad, starved } = judgeHlsErrors(info.errors);
   if (bad.length) throw new Error(`hls.js errors: ${JSON.stringify(bad)}`);
   if (!info.lowLatencyMode) throw new Error('hls.js is not in low-latency mode');
   if (!info.parts) throw new Error(`live.m3u8 carries no EXT-X-PART parts (hls.js level details: ${JSON.stringify(info)})`);
   if (!info.canBlockReload) throw new Error('live.m3u8 does not advertise CAN-BLOCK-RELOAD');
-  console.log(`ll-hls: ${info.parts} parts of ${info.partTarget} s in the playlist, blocking reload, latency ${(info.latency / 1000).toFixed(2)} s, ${info.errors.length} benign errors`);
+  console.log(`ll-hls: ${info.parts} parts of ${info.partTarget} s in the playlist, blocking reload, latency ${(info.latency / 1000).toFixed(2)} s, ${starved.filter((e) => !e.hlsjsBoundaryDefect).length} stalls with contiguous media buffered ahead (the browser starved), ${starved.filter((e) => e.hlsjsBoundaryDefect).length} from hls.js's live-edge boundary defect`);
 }, { timeoutMs: 150_000 });

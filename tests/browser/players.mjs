@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { baseUrl, hlsPage, repoRoot, waitFor, withBrowser } from './lib.mjs';
+import { baseUrl, hlsPage, judgeHlsErrors, repoRoot, waitFor, withBrowser } from './lib.mjs';
 
 const base = baseUrl();
 const jobs = JSON.parse(process.env.JOBS || '[]');
@@ -35,7 +35,7 @@ async function play(context, job) {
     v.addEventListener('playing', () => { if (window.firstTime === undefined) window.firstTime = v.currentTime; });
     if (player === 'hls.js') {
       const hls = new window.Hls();
-      hls.on(window.Hls.Events.ERROR, (_, d) => window.errors.push({ details: d.details, fatal: d.fatal, reason: d.reason || d.error?.message || '' }));
+      hls.on(window.Hls.Events.ERROR, (_, d) => window.errors.push(window.recordHlsError(d, hls)));
       hls.on(window.Hls.Events.MANIFEST_PARSED, () => v.play());
       hls.loadSource(url);
       hls.attachMedia(v);
@@ -57,6 +57,11 @@ async function play(context, job) {
     for (let i = 0; i < v.buffered.length; i++) b.push([v.buffered.start(i), v.buffered.end(i)]);
     return { frames: v.getVideoPlaybackQuality().totalVideoFrames, buffered: b, firstTime: window.firstTime ?? null, errors: window.errors };
   });
+  // hls.js's errors are judged here, by the one rule the other browser tests use: `errors` keeps
+  // every one that fails the test; `starved` the stalls proven to be the browser's.
+  const { bad, starved } = judgeHlsErrors(out.errors.filter((e) => e.details !== undefined));
+  out.errors = [...out.errors.filter((e) => e.details === undefined), ...bad];
+  out.starved = starved;
   await page.close();
   return out;
 }

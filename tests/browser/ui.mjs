@@ -5,16 +5,10 @@
 // Screenshots: list.png, stream-live.png, frame.png, stream-replay.png, stream-replay-phone.png.
 
 import { join } from 'node:path';
-import { artifactDir, baseUrl, waitFor, withBrowser } from './lib.mjs';
+import { artifactDir, baseUrl, judgeHlsErrors, waitFor, withBrowser } from './lib.mjs';
 
 const base = baseUrl();
 const shots = artifactDir();
-
-// Non-fatal notices hls.js recovers from by itself: stalls on a busy machine (while a
-// low-latency player rides the live edge), and, in replay after the UI seeks into a new range, a
-// fragment appended again over what is already buffered. Anything else is a failure.
-// Stalls are the machine's timing, never the media's; everything else fails the test.
-const BENIGN = new Set(['bufferStalledError', 'bufferNudgeOnStall']);
 
 function playerState(page) {
   return page.evaluate(() => {
@@ -24,9 +18,15 @@ function playerState(page) {
   });
 }
 
+// Every hls.js error fails, except a stall proven to be the browser's (judgeHlsErrors).
 function checkErrors(state, what) {
-  const bad = state.errors.filter((e) => e.fatal || !BENIGN.has(e.details));
+  const { bad, starved } = judgeHlsErrors(state.errors);
   if (bad.length) throw new Error(`${what}: hls.js errors ${JSON.stringify(bad)}`);
+  for (const e of starved) {
+    console.log(e.hlsjsBoundaryDefect
+      ? `${what}: ${e.details} at ${e.playhead.toFixed(3)} s, just before segment end ${e.lastCompleteEnd.toFixed(3)} s: hls.js's live-edge boundary defect (lib.mjs)`
+      : `${what}: ${e.details} with ${e.buffer.toFixed(2)} s of contiguous media buffered ahead (the browser, not the media)`);
+  }
 }
 
 /** Waits until the player in `mode` has played `secs` seconds of media. */
