@@ -20,11 +20,21 @@ use crate::events::sink::{DataStreamWriter, QueueSink};
 use crate::events::store::MetadataStore;
 use crate::metrics::Metrics;
 use crate::name::StreamName;
+use crate::services::Services;
 use crate::video::VideoStreams;
+
+/// A built server, ready to [`run`].
+pub struct Server {
+    /// What every surface serves from.
+    pub services: Arc<Services>,
+    /// The RTSP publish listener's address, when `[rtsp] enabled`.
+    pub rtsp_addr: Option<SocketAddr>,
+    background: Background,
+}
 
 /// Opens everything the server needs under `config.server.data_dir`. `shutdown` ends long-lived
 /// requests and background tasks when cancelled.
-pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) -> Result<ApiState> {
+pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) -> Result<Server> {
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite"))?);
@@ -52,9 +62,13 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         metrics.clone(),
         &config,
         Duration::from_millis(config.ingest.part_duration_ms),
-        shutdown.clone(),
     )?;
-    let whip = crate::ingest::whip::WhipSessions::new();
+    let whip = crate::ingest::whip::WhipSessions::new(
+        config.webrtc.clone(),
+        metrics.clone(),
+        video.clock().clone(),
+        Duration::from_millis(config.ingest.part_duration_ms),
+    );
 
     let metadata_stream = StreamName::new(config.events.metadata_stream.clone())?;
     let lookup = video.clone();
@@ -73,7 +87,6 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         Arc::new(crate::imagegen::source::FramesSource(frames.clone())),
         metrics.clone(),
         &config.image_generation,
-        shutdown.clone(),
     )?;
     imagegen.start()?;
     // RTSP publish: bound here so its address (port 0 in tests) is known before `run` serves it.
@@ -87,13 +100,9 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     } else {
         None
     };
-    let background = Arc::new(Background {
-        events_stop,
-        events_task: std::sync::Mutex::new(Some(events_task)),
-        rtsp_addr: rtsp.as_ref().map(|l| l.local_addr()),
-        rtsp: std::sync::Mutex::new(rtsp),
-    });
-    Ok(ApiState {
+    let rtsp_addr = rtsp.as_ref().map(|l| l.local_addr());
+    let background = Background { events_stop, events_task, rtsp };
+    let services = Arc::new(Services {
         config: Arc::new(config),
         video,
         metrics,
@@ -103,33 +112,19 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         imagegen,
         pulls,
         whip,
-        background,
         shutdown,
-    })
+    });
+    Ok(Server { services, rtsp_addr, background })
 }
 
 /// Background work that outlives request handling and must finish before the final sync.
-pub struct Background {
+struct Background {
     /// Cancelled after the server has drained, so the events of sessions that shutdown ended
     /// (ProducerDisconnected) are still written.
     events_stop: CancellationToken,
-    /// std `Mutex` around an `Option` so `run` can take the handle once.
-    events_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The RTSP publish listener's address, when `[rtsp] enabled`.
-    pub rtsp_addr: Option<SocketAddr>,
-    /// The bound RTSP listener until `run` serves it (std `Mutex` around an `Option`: taken once).
-    rtsp: std::sync::Mutex<Option<crate::ingest::rtsp::RtspListener>>,
-}
-
-impl Background {
-    /// Lets the event writer drain its queue and waits for it.
-    pub async fn finish(&self) {
-        self.events_stop.cancel();
-        let task = self.events_task.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = task {
-            let _ = t.await;
-        }
-    }
+    events_task: tokio::task::JoinHandle<()>,
+    /// The bound RTSP publish listener, served by `run`.
+    rtsp: Option<crate::ingest::rtsp::RtspListener>,
 }
 
 /// The whole HTTP surface.
@@ -137,12 +132,12 @@ pub fn router(state: ApiState) -> Router {
     api::router(state.clone()).merge(crate::web::routes())
 }
 
-/// Serves on `listener` until `state.shutdown` is cancelled, then drains and syncs.
-pub async fn run(listener: TcpListener, state: ApiState) -> Result<()> {
+/// Serves on `listener` until `services.shutdown` is cancelled, then drains and syncs.
+pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
+    let Server { services: state, background, .. } = server;
     let retention = tokio::spawn(retention_loop(state.clone()));
     // RTSP publish: ends at shutdown after its sessions have flushed and released their streams.
-    let rtsp_listener = state.background.rtsp.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let rtsp = rtsp_listener.map(|l| {
+    let rtsp = background.rtsp.map(|l| {
         let ctx = Arc::new(crate::ingest::rtsp::RtspContext {
             video: state.video.clone(),
             clock: state.video.clock().clone(),
@@ -173,7 +168,9 @@ pub async fn run(listener: TcpListener, state: ApiState) -> Result<()> {
     state.whip.stop_all().await;
     // Generators save their cursors; their last ImageGenerated events are queued before events stop.
     state.imagegen.stop().await;
-    state.background.finish().await;
+    // The event writer drains its queue last, so the events of everything above are written.
+    background.events_stop.cancel();
+    let _ = background.events_task.await;
     let video = state.video.clone();
     let _ = tokio::task::spawn_blocking(move || video.sync_all()).await;
     let data = state.data.clone();

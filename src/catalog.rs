@@ -31,6 +31,9 @@ pub struct VideoStreamRow {
 /// short synchronous transaction that never holds the lock across an `.await`.
 pub struct Catalog {
     conn: Mutex<Connection>,
+    /// Tables of other modules keyed by a video stream's id (`stream_id`): their rows go in the
+    /// same transaction as the stream's own (see [`Catalog::ensure_stream_table`]).
+    stream_tables: Mutex<Vec<&'static str>>,
 }
 
 const SCHEMA: &str = "
@@ -58,7 +61,7 @@ impl Catalog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Catalog { conn: Mutex::new(conn) })
+        Ok(Catalog { conn: Mutex::new(conn), stream_tables: Mutex::new(Vec::new()) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -70,6 +73,18 @@ impl Catalog {
     /// Creates tables owned by another module (idempotent DDL: `CREATE TABLE IF NOT EXISTS`).
     pub fn ensure_schema(&self, ddl: &str) -> Result<()> {
         self.conn().execute_batch(ddl)?;
+        Ok(())
+    }
+
+    /// Creates a table owned by another module whose rows belong to one video stream (a
+    /// `stream_id INTEGER` column): deleting the stream deletes them in the same transaction, so
+    /// a stream's configuration goes with it or not at all.
+    pub fn ensure_stream_table(&self, ddl: &str, table: &'static str) -> Result<()> {
+        self.ensure_schema(ddl)?;
+        let mut tables = self.stream_tables.lock().unwrap_or_else(|p| p.into_inner());
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
         Ok(())
     }
 
@@ -136,11 +151,17 @@ impl Catalog {
         Ok(version)
     }
 
+    /// Deletes a video stream's row and every row keyed by it, in one transaction.
     pub fn delete_video_stream(&self, id: i64) -> Result<()> {
-        let conn = self.conn();
-        conn.execute("DELETE FROM video_timelines WHERE stream_id = ?1", [id])?;
-        conn.execute("DELETE FROM video_streams WHERE id = ?1", [id])?;
-        Ok(())
+        let tables = self.stream_tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.transaction(|tx| {
+            tx.execute("DELETE FROM video_timelines WHERE stream_id = ?1", [id])?;
+            for table in tables {
+                tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [id])?;
+            }
+            tx.execute("DELETE FROM video_streams WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     /// The epoch of a video stream's served timeline, if it has been set.

@@ -16,8 +16,12 @@ pub enum ErrorKind {
     NotFound,
     /// The resource exists already, or is busy (a second producer) (409).
     Conflict,
+    /// The method is not supported on this resource (405).
+    MethodNotAllowed,
     /// The request or one of its parts is larger than allowed (413).
     TooLarge,
+    /// The body is not of a media type this resource takes (415).
+    UnsupportedMediaType,
     /// The requested range is not satisfiable (416).
     RangeNotSatisfiable,
     /// The server cannot take this now (shutting down, disk full) (503).

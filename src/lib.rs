@@ -7,11 +7,15 @@
 //!
 //! - [`frames_cli`]: `sluice frames export`, a client of the images endpoint that writes an ML
 //!   dataset (images + `manifest.jsonl`), resumable.
-//! - [`app`]: wiring: builds the services from the config, `router(state)`, `run(listener, shutdown)`.
+//! - [`app`]: wiring: builds the services from the config (`build` → `Server`), the router, and
+//!   `run(listener, server)` with the ordered shutdown.
 //! - [`web`]: the browser UI (`web/`, embedded), served at `/`.
-//! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, metrics); thin adapters over
-//!   the services, with one place that maps errors to statuses.
-//! - [`ingest`]: one module per ingest protocol; each turns bytes from a producer into fragments
+//! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, the HTTP ingests, Kinesis,
+//!   metrics); thin adapters over the services, with one place that maps errors to statuses.
+//! - [`services`]: the services one server runs, in one struct every surface shares, and the
+//!   stream lifecycle across them (a stream described with its attachments, changed together).
+//! - [`ingest`]: one module per ingest protocol, no HTTP framework in it; each turns bytes from a
+//!   producer into fragments
 //!   handed to the stream's writer (HTTP fMP4 push; RTSP pull from cameras, `ingest::pull`;
 //!   WebRTC/WHIP, `ingest::whip`; RTSP publish, `ingest::rtsp`), the RTP ones through the shared
 //!   RTP → fMP4 path `ingest::rtp`.
@@ -53,5 +57,6 @@ pub mod log;
 pub mod media;
 pub mod metrics;
 pub mod name;
+pub mod services;
 pub mod video;
 pub mod web;

@@ -97,10 +97,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     let data_dir = cfg.server.data_dir.clone();
-    let state = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())
+    let server = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "sluice is serving");
-    let rtsp = match state.background.rtsp_addr {
+    let rtsp = match server.rtsp_addr {
         Some(rtsp) => format!(
             "  RTSP publish: ffmpeg -re -i in.mp4 -c copy -f rtsp -rtsp_transport tcp rtsp://{rtsp}/NAME\n"
         ),
@@ -110,7 +110,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         "\n  Sluice is running.\n  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n{rtsp}  WHIP:        http://{addr}/v1/streams/NAME/whip\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
     );
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    sluice::app::run(listener, state).await?;
+    sluice::app::run(listener, server).await?;
     Ok(())
 }
 

@@ -427,3 +427,64 @@ async fn a_restart_resumes_without_duplicates() {
     assert_eq!(instants.len(), 12, "{instants:?}");
     s.stop().await;
 }
+
+/// A stream's attachments (image generation, a pulled source) are part of it: every view shows
+/// them the same way, and deleting the stream takes them along, across a restart too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_stream_takes_its_attachments_along() {
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(data.path(), |_| {}, Arc::new(SystemClock)).await;
+    let created = s.create_stream("cam").await;
+    assert_eq!(created["imageGeneration"], Value::Null, "create shows the field: {created}");
+    // A camera that is not there: the source stays in backoff, which is all this test needs.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (status, body) = patch(
+        &s,
+        "cam",
+        json!({
+            "imageGeneration": {
+                "intervalMs": 1000, "width": 64,
+                "destination": { "kind": "directory", "path": out.path() }
+            },
+            "source": { "rtspUrl": format!("rtsp://127.0.0.1:{port}/cam") },
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let described = s.get_json("/v1/streams/cam").await;
+    let listed = s.get_json("/v1/streams").await["streams"][0].clone();
+    for view in [&body, &described, &listed] {
+        assert_eq!(view["imageGeneration"]["intervalMs"], 1000, "{view}");
+        assert_eq!(view["source"]["rtspUrl"], format!("rtsp://127.0.0.1:{port}/cam"), "{view}");
+    }
+
+    let resp = s.http.delete(s.url("/v1/streams/cam")).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    // The source's supervisor stopped with the stream: its series are gone.
+    eventually("the source's metrics to go", async || {
+        let (_, text) = s.get_text("/metrics").await;
+        (!text.contains("sluice_source_state{stream=\"cam\"")).then_some(())
+    })
+    .await;
+    let again = s.create_stream("cam").await;
+    assert_eq!(again["imageGeneration"], Value::Null, "{again}");
+    assert!(again.get("source").is_none(), "{again}");
+    s.stop().await;
+    // The attachments' rows went in the stream's own catalog transaction (not at the next start).
+    let db = rusqlite::Connection::open(data.path().join("catalog.sqlite")).unwrap();
+    for table in ["rtsp_sources", "image_generation"] {
+        let n: i64 =
+            db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "{table} keeps rows of a deleted stream");
+    }
+    drop(db);
+
+    let s = TestServer::start_in(data.path(), |_| {}, Arc::new(SystemClock)).await;
+    let d = s.get_json("/v1/streams/cam").await;
+    assert_eq!(d["imageGeneration"], Value::Null, "nothing comes back after a restart: {d}");
+    assert!(d.get("source").is_none(), "{d}");
+    s.stop().await;
+}

@@ -164,7 +164,7 @@ struct Raw {
 
 impl Raw {
     async fn connect(server: &TestServer) -> Raw {
-        let addr = server.state.background.rtsp_addr.expect("rtsp enabled");
+        let addr = server.rtsp_addr.expect("rtsp enabled");
         Raw { socket: TcpStream::connect(addr).await.expect("connect"), cseq: 0, session: None }
     }
 
@@ -302,7 +302,7 @@ async fn garbage_and_vanishing_publishers_leave_the_server_serving() {
     drop(a); // vanishes
     wait_released(&server, "robust").await;
     // Garbage that is not RTSP at all: 400 and the connection is closed.
-    let mut g = TcpStream::connect(server.state.background.rtsp_addr.unwrap()).await.unwrap();
+    let mut g = TcpStream::connect(server.rtsp_addr.unwrap()).await.unwrap();
     g.write_all(b"\x01\x02 not rtsp at all\r\n\r\n").await.unwrap();
     let mut resp = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), g.read_to_end(&mut resp)).await;

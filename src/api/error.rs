@@ -28,7 +28,11 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, "InvalidArgument"),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "ResourceNotFound"),
         ErrorKind::Conflict => (StatusCode::CONFLICT, "ResourceInUse"),
+        ErrorKind::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
         ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+        ErrorKind::UnsupportedMediaType => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
+        }
         ErrorKind::RangeNotSatisfiable => {
             (StatusCode::RANGE_NOT_SATISFIABLE, "RangeNotSatisfiable")
         }

@@ -1,7 +1,9 @@
 //! The HTTP surfaces, as thin adapters over the services: the native REST API under `/v1/`
 //! ([`streams`]), HLS ([`hls`]), the live fMP4 tail ([`media`]), the AWS Kinesis Data Streams
-//! JSON protocol on `POST /` ([`kinesis`]), ingest (routed to `crate::ingest`), and operations (`/healthz`, `/metrics`). Errors become responses in
-//! [`error`] only.
+//! JSON protocol on `POST /` ([`kinesis`]), the HTTP ingests ([`push`] for fMP4, [`whip`] for
+//! WebRTC; their protocol state machines are `crate::ingest`), and operations (`/healthz`,
+//! `/metrics`). A stream named in a path is looked up once, by [`path::StreamPath`]. Errors
+//! become responses in [`error`] only.
 
 pub mod byte_range;
 pub mod clip;
@@ -11,9 +13,12 @@ pub mod frames;
 pub mod hls;
 pub mod kinesis;
 pub mod media;
+pub mod path;
+pub mod push;
 pub mod stream_events;
 pub mod streams;
 pub mod timeline;
+pub mod whip;
 
 use std::sync::Arc;
 
@@ -22,39 +27,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::Config;
-use crate::datastream::DataStreams;
 use crate::error::Error;
-use crate::metrics::Metrics;
 use crate::name::StreamName;
-use crate::video::VideoStreams;
+use crate::services::Services;
 
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct ApiState {
-    pub config: Arc<Config>,
-    pub video: Arc<VideoStreams>,
-    pub metrics: Arc<Metrics>,
-    /// The Kinesis-compatible data streams (`crate::datastream`).
-    pub data: Arc<DataStreams>,
-    /// Producers' metadata on the video timeline (`crate::events::store`).
-    pub metadata: Arc<crate::events::store::MetadataStore>,
-    /// The frame decode service (`crate::frames`): exact frames and image sets.
-    pub frames: Arc<crate::frames::Frames>,
-    /// Continuous image generation per stream (`crate::imagegen`).
-    pub imagegen: Arc<crate::imagegen::ImageGeneration>,
-    /// Pulled RTSP sources (`crate::ingest::pull`).
-    pub pulls: Arc<crate::ingest::pull::PullManager>,
-    /// Open WHIP sessions (`crate::ingest::whip`).
-    pub whip: Arc<crate::ingest::whip::WhipSessions>,
-    /// Background work that must finish before the final sync (the event writer).
-    pub background: Arc<crate::app::Background>,
-    /// Cancelled at shutdown: long-lived responses (ingest, live tails, blocking playlists) end.
-    pub shutdown: CancellationToken,
-}
+/// What every handler can reach: the server's services. Cheap to clone.
+pub type ApiState = Arc<Services>;
 
 /// Largest JSON request body, in bytes.
 const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -85,8 +65,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(clip::routes())
         .merge(frames::routes())
         .merge(media::routes())
-        .merge(crate::ingest::http_fmp4::routes())
-        .merge(crate::ingest::whip::routes())
+        .merge(push::routes())
+        .merge(whip::routes())
         .merge(kinesis::routes())
         .merge(stream_events::routes())
         .merge(timeline::routes())

@@ -11,11 +11,14 @@ use axum::routing::get;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::{ApiJson, ApiQuery, ApiResult};
+use super::path::StreamPath;
 use super::{ApiState, stream_name};
 use crate::clock::Timestamp;
 use crate::error::Error;
+use crate::imagegen::spec::ImageGenerationSpec;
 use crate::log::Offset;
 use crate::name::StreamName;
+use crate::services::StreamChange;
 use crate::video::fragment::{FragmentInfo, TimestampKind};
 use crate::video::{NewStream, StreamUpdate};
 
@@ -69,7 +72,7 @@ async fn create(
         media_type: body.media_type,
         tags: body.tags,
     })?;
-    Ok((StatusCode::CREATED, axum::Json(stream.describe())))
+    Ok((StatusCode::CREATED, axum::Json(state.describe(&stream))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,16 +96,15 @@ async fn list(
     } else {
         None
     };
-    let streams: Vec<_> = page.iter().map(|s| s.describe()).collect();
+    let streams: Vec<_> = page.iter().map(|s| state.describe(s)).collect();
     Ok(axum::Json(serde_json::json!({ "streams": streams, "next": next })))
 }
 
 async fn describe(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
 ) -> ApiResult<impl IntoResponse> {
-    let stream = state.video.get(&stream_name(&name)?)?;
-    Ok(axum::Json(describe_json(&state, &stream)))
+    Ok(axum::Json(state.describe(&stream)))
 }
 
 /// `Some(None)` when the field is present and null, `None` when absent.
@@ -141,54 +143,27 @@ async fn update(
         .transpose()?;
     let image_generation = body
         .image_generation
-        .map(|g| {
-            g.map(|v| {
-                crate::imagegen::spec::ImageGenerationSpec::from_json(v, state.imagegen.limits())
-            })
-            .transpose()
-        })
+        .map(|g| g.map(|v| ImageGenerationSpec::from_json(v, state.imagegen.limits())).transpose())
         .transpose()?;
-    if let Some(Some(g)) = &image_generation {
-        let n = stream_name(&name)?;
-        state.video.get(&n)?;
-        state.imagegen.check_destination(&n, g).await?;
-    }
-    let stream = state.video.update(
-        &stream_name(&name)?,
-        StreamUpdate {
+    let change = StreamChange {
+        update: StreamUpdate {
             retention_hours: body.retention_hours,
             retention_bytes: body.retention_bytes,
             tags: body.tags,
         },
-    )?;
-    if let Some(source) = source {
-        state.pulls.set(&stream, source).await?;
-    }
-    if let Some(g) = image_generation {
-        state.imagegen.configure(&stream, g).await?;
-    }
-    Ok(axum::Json(describe_json(&state, &stream)))
-}
-
-/// A stream's description with its `imageGeneration` (configuration and status, or `null`).
-fn describe_json(state: &ApiState, stream: &crate::video::VideoStream) -> serde_json::Value {
-    let mut v = serde_json::to_value(stream.describe()).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("imageGeneration".into(), state.imagegen.describe(stream));
-    }
-    v
+        source,
+        image_generation,
+    };
+    let stream = state.update_stream(&stream_name(&name)?, change).await?;
+    Ok(axum::Json(state.describe(&stream)))
 }
 
 async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let name = stream_name(&name)?;
-    // Its pulled source and image generation go with it (stopped, removed from the catalog).
-    let stream = state.video.get(&name)?;
-    state.pulls.set(&stream, None).await?;
-    state.imagegen.configure(&stream, None).await?;
-    state.video.delete(&name)?;
+    // Its pulled source and image generation go with it (see `crate::services`).
+    state.video.delete(&stream_name(&name)?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -272,11 +247,9 @@ pub fn parse_range(
 }
 
 async fn fragments(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
     ApiQuery(q): ApiQuery<FragmentsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let stream = state.video.get(&stream_name(&name)?)?;
     let (start, end) = parse_range(&q.start, &q.end)?;
     let limit = parse_limit(q.limit, 1000)?;
     let after = parse_next::<u64>(q.next.as_deref())?.map(Offset);
@@ -290,11 +263,10 @@ async fn fragments(
 
 /// One stored fragment (moof+mdat) exactly as the producer sent it, CRC-checked.
 async fn fragment_media(
-    State(state): State<ApiState>,
+    StreamPath(stream): StreamPath,
     Path((name, number)): Path<(String, String)>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
-    let stream = state.video.get(&stream_name(&name)?)?;
     let n: u64 = number
         .parse()
         .map_err(|_| Error::invalid(format!("{number:?} is not a fragment number")))?;

@@ -22,16 +22,15 @@ pub mod status;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::clock::SharedClock;
 use crate::config::ImageGenerationConfig;
 use crate::error::Result;
 use crate::metrics::Metrics;
+use crate::video::tasks::PerStream;
 use crate::video::{VideoStream, VideoStreams};
 use destination::{DirectoryDestination, WebhookDestination, WebhookShared};
 use generator::{Generator, Sink};
@@ -40,13 +39,18 @@ use spec::{Destination, ImageGenerationSpec};
 use status::Status;
 use store::{Cursor, Store};
 
-/// A generator that is running.
-struct Running {
+/// A generator that is running: its configuration and what it has done.
+pub struct Generating {
     spec: ImageGenerationSpec,
     status: Arc<Status>,
-    /// Cancelling it stops the generator and its webhook delivery task.
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+}
+
+/// The `imageGeneration` object of a stream's description.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageGenerationView {
+    #[serde(flatten)]
+    pub spec: ImageGenerationSpec,
+    pub status: status::StatusView,
 }
 
 /// The image-generation service: one generator task per configured stream.
@@ -58,13 +62,11 @@ pub struct ImageGeneration {
     clock: SharedClock,
     config: ImageGenerationConfig,
     webhook: Arc<WebhookShared>,
-    /// Stream id → its running generator. std `Mutex`: short map updates, never held across an
-    /// `.await` (tasks are awaited after removal).
-    running: Mutex<HashMap<i64, Running>>,
+    /// Stream id → its running generator (and, with it, its webhook delivery task).
+    running: PerStream<i64, Generating>,
     /// Serialises reconfiguration of streams (a tokio `Mutex` because it is held while the old
     /// generator finishes), so two PATCHes cannot interleave.
     admin: tokio::sync::Mutex<()>,
-    shutdown: CancellationToken,
 }
 
 impl ImageGeneration {
@@ -75,7 +77,6 @@ impl ImageGeneration {
         source: Arc<dyn ImageSource>,
         metrics: Arc<Metrics>,
         config: &ImageGenerationConfig,
-        shutdown: CancellationToken,
     ) -> Result<Arc<ImageGeneration>> {
         let clock = video.clock().clone();
         Ok(Arc::new(ImageGeneration {
@@ -86,9 +87,8 @@ impl ImageGeneration {
             clock,
             config: config.clone(),
             webhook: Arc::new(WebhookShared::new(config)),
-            running: Mutex::new(HashMap::new()),
+            running: PerStream::new(),
             admin: tokio::sync::Mutex::new(()),
-            shutdown,
         }))
     }
 
@@ -135,17 +135,15 @@ impl ImageGeneration {
 
     /// Sets (`Some`) or removes (`None`) a stream's image generation. A new configuration starts
     /// from the stream's current end; a changed one keeps its cursor if the clock is unchanged.
+    /// Deleting the stream removes it too (its row goes in the stream's catalog transaction, the
+    /// generator stops with the stream's `closed()` token).
     pub async fn configure(
         self: &Arc<Self>,
         stream: &Arc<VideoStream>,
         spec: Option<ImageGenerationSpec>,
     ) -> Result<()> {
         let _admin = self.admin.lock().await;
-        let old = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream.id);
-        if let Some(old) = old {
-            old.stop.cancel();
-            let _ = old.task.await;
-        }
+        self.running.remove(&stream.id).await;
         let store = self.store.clone();
         let id = stream.id;
         let previous = tokio::task::spawn_blocking(move || {
@@ -187,92 +185,58 @@ impl ImageGeneration {
         spec: ImageGenerationSpec,
         cursor: Cursor,
     ) {
-        let id = stream.id;
-        let stop = self.shutdown.child_token();
         let status = Arc::new(Status::new(self.clock.clone()));
         let label = Metrics::stream(stream.name.as_str());
         // Every series exists from the start, at 0, so dashboards see the stream at once.
         for f in self.metrics.imagegen.all() {
             f.get_or_create(&label).inc_by(0);
         }
-        let sink = match &spec.destination {
-            Destination::Directory { path } => {
-                Sink::Directory(DirectoryDestination::new(path, stream.name.as_str()))
-            }
-            Destination::Webhook { url } => Sink::Webhook(WebhookDestination::start(
-                url.clone(),
-                self.webhook.clone(),
-                self.metrics.clone(),
-                status.clone(),
-                stop.clone(),
-            )),
-        };
-        let generator = Generator {
-            stream: stream.clone(),
-            spec: spec.clone(),
-            cursor,
-            source: self.source.clone(),
-            store: self.store.clone(),
-            sink,
-            metrics: self.metrics.clone(),
-            status: status.clone(),
-            events: self.video.events().clone(),
-            max_lag: Duration::from_millis(self.config.max_lag_ms),
-            clock: self.clock.clone(),
-            stop: stop.clone(),
-        };
-        // Ends when `stop` is cancelled (reconfiguration, shutdown) or the stream closes.
-        let this = Arc::downgrade(self);
-        let task = tokio::spawn(async move {
-            generator.run().await;
-            // A deleted stream (closed, while the server goes on) takes its configuration along.
-            if stream.closed().is_cancelled()
-                && let Some(this) = this.upgrade()
-                && !this.shutdown.is_cancelled()
-            {
-                let _ = this.store.delete(stream.id);
-                this.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream.id);
-            }
+        let generating = Arc::new(Generating { spec: spec.clone(), status: status.clone() });
+        let this = self.clone();
+        let s = stream.clone();
+        // Ends when its configuration is replaced or removed, the stream is deleted, or the
+        // server shuts down (`video::tasks`); the webhook delivery task shares its token.
+        self.running.insert(stream.id, &stream, generating, move |stop| {
+            let sink = match &spec.destination {
+                Destination::Directory { path } => {
+                    Sink::Directory(DirectoryDestination::new(path, s.name.as_str()))
+                }
+                Destination::Webhook { url } => Sink::Webhook(WebhookDestination::start(
+                    url.clone(),
+                    this.webhook.clone(),
+                    this.metrics.clone(),
+                    status.clone(),
+                    stop.clone(),
+                )),
+            };
+            let generator = Generator {
+                stream: s,
+                spec,
+                cursor,
+                source: this.source.clone(),
+                store: this.store.clone(),
+                sink,
+                metrics: this.metrics.clone(),
+                status,
+                events: this.video.events().clone(),
+                max_lag: Duration::from_millis(this.config.max_lag_ms),
+                clock: this.clock.clone(),
+                stop,
+            };
+            generator.run()
         });
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Running { spec, status, stop, task });
     }
 
     /// The `imageGeneration` object of a stream's description: its configuration and status, or
-    /// `null` when not configured.
-    pub fn describe(&self, stream: &VideoStream) -> serde_json::Value {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        match running.get(&stream.id) {
-            Some(r) => {
-                let mut v = serde_json::to_value(&r.spec).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "status".into(),
-                        serde_json::to_value(r.status.view()).unwrap_or_default(),
-                    );
-                }
-                v
-            }
-            None => serde_json::Value::Null,
-        }
+    /// `None` when not configured.
+    pub fn describe(&self, stream_id: i64) -> Option<ImageGenerationView> {
+        self.running
+            .get(&stream_id)
+            .map(|g| ImageGenerationView { spec: g.spec.clone(), status: g.status.view() })
     }
 
     /// Stops every generator and waits for them (they save their cursors). At shutdown.
     pub async fn stop(&self) {
-        let all: Vec<Running> = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
-        for r in &all {
-            r.stop.cancel();
-        }
-        for r in all {
-            let _ = r.task.await;
-        }
+        self.running.stop_all().await;
     }
 }

@@ -46,7 +46,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(catalog: Arc<Catalog>) -> Result<Store> {
-        catalog.ensure_schema(SCHEMA)?;
+        catalog.ensure_stream_table(SCHEMA, "image_generation")?;
         Ok(Store { catalog })
     }
 

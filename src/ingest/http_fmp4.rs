@@ -1,4 +1,6 @@
-//! Fragmented MP4 pushed over HTTP: `PUT` (or `POST`) `/v1/streams/{name}/media`.
+//! Fragmented MP4 pushed over HTTP: `PUT` (or `POST`) `/v1/streams/{name}/media`. The HTTP
+//! adapter (query, `Expect: 100-continue`, the streamed response) is `crate::api::push`; this
+//! module reads the body and acknowledges.
 //!
 //! The request body is an fMP4 byte stream (ftyp+moov, then moof+mdat pairs) of any length,
 //! chunked or not, for as long as the producer likes. The response (200, `application/x-ndjson`)
@@ -10,24 +12,13 @@
 //! the session goes on; unparseable bytes end the session with ERROR 4006 at their byte offset.
 //! A producer that disconnects mid-fragment loses only that partial fragment.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::put;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::acks::{self, Ack, AckSender, EventType};
-use crate::api::error::{ApiError, ApiResult};
-use crate::api::{ApiState, stream_name};
+use super::acks::{Ack, AckSender, EventType};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::IngestConfig;
 use crate::error::Error;
@@ -37,121 +28,45 @@ use crate::video::writer::{
     Appended, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
 };
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/v1/streams/{name}/media", put(push).post(push))
+/// The body of a push: byte chunks, or the error that ended the connection.
+pub type BodyStream = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>,
+            > + Send,
+    >,
+>;
+
+/// A push whose producer slot is claimed, before its body is read.
+pub struct Push {
+    ctx: SessionContext,
+    session: ProducerSession,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PushQuery {
-    #[serde(default)]
-    timestamps: TimestampsParam,
-    producer_start: Option<String>,
-    acks: Option<AckDelivery>,
-}
-
-/// When acknowledgements are sent.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum AckDelivery {
-    /// As they happen, while the upload goes on (the default).
-    Stream,
-    /// The response (status line included) only after the body ends. The default for ffmpeg
-    /// (`User-Agent: Lavf/…`), which never reads the response while it uploads: if it closes the
-    /// socket with unread response bytes, the kernel resets the connection and the end of its
-    /// own upload, still queued on our side, is discarded.
-    End,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum TimestampsParam {
-    #[default]
-    Relative,
-    Absolute,
-}
-
-async fn push(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> ApiResult<Response> {
-    let query = req.uri().query().unwrap_or("");
-    let q: PushQuery = serde_urlencoded_query(query)?;
-    let mode = match (q.timestamps, q.producer_start.as_deref()) {
-        (TimestampsParam::Absolute, Some(_)) => {
-            return Err(Error::invalid("producerStart only applies to timestamps=relative").into());
-        }
-        (TimestampsParam::Absolute, None) => TimestampMode::Absolute,
-        (TimestampsParam::Relative, start) => TimestampMode::Relative {
-            start: start
-                .map(|s| {
-                    Timestamp::parse_api(s)
-                        .map_err(|e| Error::invalid(format!("producerStart: {e}")))
-                })
-                .transpose()?,
-        },
-    };
-    let delivery = q.acks.unwrap_or_else(|| {
-        let ua = req.headers().get(header::USER_AGENT).map(|v| v.as_bytes()).unwrap_or_default();
-        if ua.starts_with(b"Lavf/") { AckDelivery::End } else { AckDelivery::Stream }
-    });
-    let stream = state.video.get(&stream_name(&name)?)?;
-    let remote_addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
-    let clock = state.video.clock().clone();
-    let connected_at = clock.now();
-    let session = stream.claim_producer(
-        ProducerInfo { protocol: "http-fmp4", remote_addr: remote_addr.clone(), connected_at },
-        mode,
-    )?;
-    tracing::info!(stream = %name, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
-
-    // A client that sent `Expect: 100-continue` (curl -T does) waits for "100 Continue" before
-    // sending the body; hyper sends it when the body is first polled, which must happen before
-    // our 200 goes out, so read the first chunk here.
-    let expects_continue = req
-        .headers()
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let mut data = req.into_body().into_data_stream();
-    let first = if expects_continue { data.next().await } else { None };
-    let data: BodyStream = Box::pin(futures_util::stream::iter(first).chain(data));
-
-    let (ack_tx, ack_rx) = acks::channel(
-        state.config.ingest.ack_queue,
-        delivery == AckDelivery::End,
-        state.metrics.clone(),
-    );
-    let ctx = SessionContext { config: state.config.ingest.clone(), clock, stream: stream.clone() };
-    // The session task owns the producer session; it ends when the body ends, the producer goes
-    // away, the stream is deleted or the server shuts down (all of which end its loop).
-    let session_task = tokio::spawn(run_session(ctx, session, data, ack_tx));
-    if delivery == AckDelivery::End {
-        // Nothing, not even the status line, goes out before the body has been read: a client
-        // that does not read while it uploads must find its receive buffer empty when it closes.
-        let _ = session_task.await;
+impl Push {
+    /// Claims `stream`'s single-writer slot for a producer at `remote_addr` (409 when taken).
+    pub fn claim(
+        stream: Arc<VideoStream>,
+        clock: SharedClock,
+        config: IngestConfig,
+        mode: TimestampMode,
+        remote_addr: Option<String>,
+    ) -> Result<Push, Error> {
+        let connected_at = clock.now();
+        let session = stream.claim_producer(
+            ProducerInfo { protocol: "http-fmp4", remote_addr: remote_addr.clone(), connected_at },
+            mode,
+        )?;
+        tracing::info!(stream = %stream.name, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
+        Ok(Push { ctx: SessionContext { config, clock, stream }, session })
     }
 
-    let body = Body::from_stream(futures_util::stream::unfold(ack_rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok::<_, std::convert::Infallible>(line), rx))
-    }));
-    let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    /// Reads `body` in a task of its own, sending acknowledgements into `acks`. The task ends when
+    /// the body ends, the producer goes away, the stream is deleted or the server shuts down.
+    pub fn start(self, body: BodyStream, acks: AckSender) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run_session(self.ctx, self.session, body, acks))
+    }
 }
-
-fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ApiError> {
-    let uri: axum::http::Uri =
-        format!("/?{q}").parse().map_err(|_| ApiError(Error::invalid("invalid query string")))?;
-    axum::extract::Query::<T>::try_from_uri(&uri)
-        .map(|axum::extract::Query(v)| v)
-        .map_err(|e| ApiError(Error::invalid(format!("invalid query string: {}", e.body_text()))))
-}
-
-type BodyStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, axum::Error>> + Send>>;
 
 struct SessionContext {
     config: IngestConfig,
@@ -251,8 +166,7 @@ async fn read_body(
                 };
             }
             Ok(Some(Err(e))) => {
-                let cause =
-                    std::error::Error::source(&e).map(|s| format!(": {s:?}")).unwrap_or_default();
+                let cause = e.source().map(|s| format!(": {s:?}")).unwrap_or_default();
                 return End::Disconnected(format!("{e}{cause}"));
             }
             Ok(Some(Ok(chunk))) => chunk,

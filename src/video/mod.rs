@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod fragment;
 pub mod playback;
+pub mod tasks;
 pub mod timeline;
 pub mod variant;
 pub mod writer;
@@ -59,9 +60,6 @@ pub struct VideoStream {
     closed: CancellationToken,
     metrics: Arc<Metrics>,
     events: Arc<Emitter>,
-    /// The pulled source's view for `describe`, set by `ingest::pull`. std `RwLock`: swapped
-    /// rarely, read on describe, never held across `.await`.
-    source_view: RwLock<Option<SourceView>>,
     /// The epoch of the served media timeline (`media::timeline`): the producer timestamp of the
     /// stream's first fragment, kept in the catalog. `None` until the first fragment. std
     /// `RwLock`: read on every served fragment, written once, never held across `.await`.
@@ -70,9 +68,6 @@ pub struct VideoStream {
     /// What live playlists have announced as target durations (they may only rise).
     live_targets: playback::LiveTargets,
 }
-
-/// Renders a stream's pulled source (URL without credentials, state) as `describe` shows it.
-pub type SourceView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl VideoStream {
     #[allow(clippy::too_many_arguments)]
@@ -116,7 +111,6 @@ impl VideoStream {
             closed,
             metrics,
             events,
-            source_view: RwLock::new(None),
             epoch: RwLock::new(epoch),
             catalog,
             live_targets: playback::LiveTargets::default(),
@@ -212,11 +206,6 @@ impl VideoStream {
 
     pub fn producer(&self) -> Option<ProducerInfo> {
         self.producer.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Sets or clears what `describe` shows as `source` (`ingest::pull`).
-    pub fn set_source_view(&self, view: Option<SourceView>) {
-        *self.source_view.write().unwrap_or_else(|p| p.into_inner()) = view;
     }
 
     pub fn is_live(&self) -> bool {
@@ -397,12 +386,6 @@ impl VideoStream {
             latest_producer_timestamp: last.map(|f| f.producer_ts),
             earliest_server_timestamp: first.map(|f| f.server_ts),
             latest_server_timestamp: last.map(|f| f.server_ts),
-            source: self
-                .source_view
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .map(|v| v()),
         }
     }
 
@@ -506,9 +489,6 @@ pub struct StreamDescription {
     pub latest_producer_timestamp: Option<Timestamp>,
     pub earliest_server_timestamp: Option<Timestamp>,
     pub latest_server_timestamp: Option<Timestamp>,
-    /// The pulled RTSP source, if the stream has one (`ingest::pull`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<serde_json::Value>,
 }
 
 /// What a client may set at creation.

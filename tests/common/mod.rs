@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestServer {
     pub base: String,
     pub state: ApiState,
+    /// The RTSP publish listener's address, when `[rtsp] enabled`.
+    pub rtsp_addr: Option<std::net::SocketAddr>,
     pub shutdown: CancellationToken,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -56,14 +58,15 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let state = sluice::app::build(config, clock, shutdown.clone()).expect("build");
-        let st = state.clone();
+        let server = sluice::app::build(config, clock, shutdown.clone()).expect("build");
+        let (state, rtsp_addr) = (server.services.clone(), server.rtsp_addr);
         let task = tokio::spawn(async move {
-            sluice::app::run(listener, st).await.expect("server run");
+            sluice::app::run(listener, server).await.expect("server run");
         });
         TestServer {
             base: format!("http://{addr}"),
             state,
+            rtsp_addr,
             shutdown,
             dir: dir.to_owned(),
             _tmp: None,
@@ -77,7 +80,7 @@ impl TestServer {
 
     /// `rtsp://127.0.0.1:<port>/<path>` of the server's RTSP publish listener.
     pub fn rtsp_url(&self, path: &str) -> String {
-        let addr = self.state.background.rtsp_addr.expect("[rtsp] enabled in this test server");
+        let addr = self.rtsp_addr.expect("[rtsp] enabled in this test server");
         format!("rtsp://{addr}/{path}")
     }
 

@@ -13,13 +13,10 @@
 pub mod session;
 pub mod source;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::clock::{SharedClock, Timestamp};
@@ -27,6 +24,7 @@ use crate::config::{Config, RtspPullConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::name::StreamName;
+use crate::video::tasks::PerStream;
 use crate::video::{NewStream, VideoStream, VideoStreams};
 
 pub use source::{PullTransport, SourceBody, SourceConfig, redact};
@@ -154,11 +152,10 @@ pub struct SourceDescription {
     pub status: SourceStatus,
 }
 
-struct Running {
+/// A running source: what it pulls and where its supervisor is.
+pub struct Pulled {
     source: SourceConfig,
     status: Arc<StatusCell>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
 }
 
 /// Settings every supervisor uses.
@@ -175,12 +172,10 @@ pub struct PullManager {
     video: Arc<VideoStreams>,
     metrics: Arc<Metrics>,
     settings: PullSettings,
-    /// Stream id → its running supervisor. std `Mutex`: held only to swap entries, never across
-    /// `.await`; a stopped supervisor is awaited after its entry is removed.
-    running: Mutex<HashMap<i64, Running>>,
+    /// Stream id → its running supervisor.
+    running: PerStream<i64, Pulled>,
     /// Serialises `set` calls (tokio `Mutex`: held across the old supervisor's shutdown).
     admin: tokio::sync::Mutex<()>,
-    shutdown: CancellationToken,
 }
 
 impl PullManager {
@@ -192,17 +187,15 @@ impl PullManager {
         metrics: Arc<Metrics>,
         config: &Config,
         part_duration: Duration,
-        shutdown: CancellationToken,
     ) -> Result<Arc<PullManager>> {
-        catalog.ensure_schema(SCHEMA)?;
+        catalog.ensure_stream_table(SCHEMA, "rtsp_sources")?;
         let manager = Arc::new(PullManager {
             catalog,
             video,
             metrics,
             settings: PullSettings { pull: config.rtsp_pull.clone(), part_duration },
-            running: Mutex::new(HashMap::new()),
+            running: PerStream::new(),
             admin: tokio::sync::Mutex::new(()),
-            shutdown,
         });
         for entry in &config.sources {
             let name = StreamName::new(entry.stream.clone())?;
@@ -230,7 +223,7 @@ impl PullManager {
         for (id, source) in rows {
             match streams.iter().find(|s| s.id == id) {
                 Some(stream) => manager.spawn(stream, source),
-                // The stream was deleted: its source goes with it.
+                // Written before a stream's rows went with it in one transaction.
                 None => manager.store(id, None)?,
             }
         }
@@ -238,45 +231,31 @@ impl PullManager {
     }
 
     /// Sets (`Some`) or removes (`None`) a stream's source. A running supervisor is stopped first
-    /// (its session flushed and its lease released), then the new one starts.
+    /// (its session flushed and its lease released), then the new one starts. Deleting the stream
+    /// removes its source too (the catalog row goes in the stream's transaction; the supervisor
+    /// stops with the stream's `closed()` token).
     pub async fn set(&self, stream: &Arc<VideoStream>, source: Option<SourceConfig>) -> Result<()> {
         let _admin = self.admin.lock().await;
         self.store(stream.id, source.as_ref())?;
-        let old = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream.id);
-        if let Some(old) = old {
-            stop(old).await;
-        }
+        self.running.remove(&stream.id).await;
         match source {
             Some(source) => {
                 tracing::info!(stream = %stream.name, url = %source.url, transport = source.transport.as_str(), "RTSP source set");
                 self.spawn(stream, source);
             }
-            None => {
-                stream.set_source_view(None);
-                tracing::info!(stream = %stream.name, "RTSP source removed");
-            }
+            None => tracing::info!(stream = %stream.name, "RTSP source removed"),
         }
         Ok(())
     }
 
     /// The stream's source as describe shows it.
     pub fn describe(&self, stream_id: i64) -> Option<SourceDescription> {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.get(&stream_id).map(|r| describe(&r.source, &r.status))
+        self.running.get(&stream_id).map(|p| describe(&p.source, &p.status))
     }
 
     /// Stops every supervisor (server shutdown): sessions are flushed and leases released.
     pub async fn stop_all(&self) {
-        let all: Vec<Running> = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
-        for r in all {
-            stop(r).await;
-        }
+        self.running.stop_all().await;
     }
 
     fn spawn(&self, stream: &Arc<VideoStream>, source: SourceConfig) {
@@ -285,27 +264,15 @@ impl PullManager {
             self.video.clock().clone(),
             self.metrics.clone(),
         ));
-        // Cancelled by `set`/`stop_all`, and with the stream (deleted) or the server (shutdown).
-        let stop = stream.closed().child_token();
-        let view_source = source.clone();
-        let view_status = status.clone();
-        stream.set_source_view(Some(Arc::new(move || {
-            serde_json::to_value(describe(&view_source, &view_status)).unwrap_or_default()
-        })));
-        // The supervisor task: ends when `stop` is cancelled (source replaced or removed, stream
-        // deleted, server shutting down); `stop()` awaits it.
-        let task = tokio::spawn(session::supervise(
-            stream.clone(),
-            source.clone(),
-            status.clone(),
-            self.settings.clone(),
-            stop.clone(),
-        ));
-        let _ = &self.shutdown;
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(stream.id, Running { source, status, stop, task });
+        let pulled = Arc::new(Pulled { source: source.clone(), status: status.clone() });
+        let settings = self.settings.clone();
+        let s = stream.clone();
+        // The supervisor: ends when its source is replaced or removed, the stream is deleted, or
+        // the server shuts down (`video::tasks`); its metrics series go with it.
+        self.running.insert(stream.id, stream, pulled, move |stop| async move {
+            session::supervise(s, source, status.clone(), settings, stop).await;
+            status.forget();
+        });
     }
 
     fn store(&self, stream_id: i64, source: Option<&SourceConfig>) -> Result<()> {
@@ -365,10 +332,4 @@ fn describe(source: &SourceConfig, status: &StatusCell) -> SourceDescription {
         password_set: source.password.is_some(),
         status: status.get(),
     }
-}
-
-async fn stop(r: Running) {
-    r.stop.cancel();
-    let _ = r.task.await;
-    r.status.forget();
 }

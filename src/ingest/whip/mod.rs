@@ -1,6 +1,6 @@
 //! WebRTC ingest over WHIP (RFC 9725): `POST /v1/streams/{name}/whip` with an SDP offer creates a
 //! session (201, the SDP answer, `Location: /v1/streams/{name}/whip/{id}`); `DELETE` on the
-//! Location ends it.
+//! Location ends it. The HTTP adapter is `crate::api::whip`; this module has no HTTP in it.
 //!
 //! Each session is one webrtc 0.21 peer connection with recvonly transceivers, bound to the
 //! configured UDP addresses (`[webrtc]`), answering without trickle ICE (the answer carries every
@@ -14,18 +14,11 @@
 
 pub mod offer;
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use tokio::sync::mpsc;
@@ -39,254 +32,190 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
-use crate::api::error::ApiResult;
-use crate::api::{ApiState, stream_name};
+use crate::clock::SharedClock;
 use crate::config::WebRtcConfig;
 use crate::error::{Error, ErrorKind};
 use crate::ingest::rtp::{Codec, RtpIngest, TrackSpec};
 use crate::media::rtp::{Depacketizer, RtpPacket, Sequence, Unit};
 use crate::metrics::{KindLabel, Metrics};
+use crate::name::StreamName;
 use crate::video::VideoStream;
+use crate::video::tasks::PerStream;
 
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/v1/streams/{name}/whip", post(create))
-        .route("/v1/streams/{name}/whip/{session}", delete(end).patch(trickle))
-}
-
-/// The open WHIP sessions of this server.
-#[derive(Default)]
+/// The open WHIP sessions of this server, and what a new one needs.
 pub struct WhipSessions {
-    /// Session id → handle. std `Mutex`: inserts and removals only, never held across `.await`.
-    sessions: Mutex<HashMap<String, SessionHandle>>,
+    /// Session id → the session's task, which holds the peer connection and the stream's lease.
+    sessions: PerStream<String, WhipSession>,
     /// Next port to try in `[udp_port_min, udp_port_max]`, so sessions spread over the range.
     next_port: AtomicU16,
+    config: WebRtcConfig,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+    /// LL-HLS part duration for fragments muxed from RTP.
+    part_duration: Duration,
 }
 
-struct SessionHandle {
-    stream: String,
-    stop: CancellationToken,
-    /// Resolves when the session has flushed and released the stream.
-    done: tokio::sync::watch::Receiver<bool>,
+/// An open session, as its registry entry describes it.
+pub struct WhipSession {
+    /// The stream it records into.
+    pub stream: StreamName,
+}
+
+/// A session that was set up: its id (the last segment of its resource URL) and the SDP answer.
+pub struct Opened {
+    pub id: String,
+    pub answer: String,
 }
 
 impl WhipSessions {
-    pub fn new() -> Arc<WhipSessions> {
-        Arc::new(WhipSessions::default())
+    pub fn new(
+        config: WebRtcConfig,
+        metrics: Arc<Metrics>,
+        clock: SharedClock,
+        part_duration: Duration,
+    ) -> Arc<WhipSessions> {
+        Arc::new(WhipSessions {
+            sessions: PerStream::new(),
+            next_port: AtomicU16::new(0),
+            config,
+            metrics,
+            clock,
+            part_duration,
+        })
     }
 
-    fn len(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+    /// The ICE servers a client may use (RFC 9725 §4.6), as configured.
+    pub fn ice_servers(&self) -> &[crate::config::IceServerConfig] {
+        &self.config.ice_servers
     }
 
     /// Ends every session and waits (bounded) until each has flushed its media and released its
     /// stream, so their ProducerDisconnected events are written before the event writer stops.
     pub async fn stop_all(&self) {
-        let open: Vec<_> = {
-            let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.values().map(|s| (s.stop.clone(), s.done.clone())).collect()
-        };
-        for (stop, _) in &open {
-            stop.cancel();
-        }
-        for (_, mut done) in open {
-            let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
-        }
+        self.sessions.stop_all().await;
     }
-}
 
-fn rejected(metrics: &Metrics, why: &str) {
-    metrics.sources.whip_rejected.get_or_create(&KindLabel { kind: why.to_owned() }).inc();
-}
-
-async fn create(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> ApiResult<Response> {
-    let metrics = state.metrics.clone();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    if content_type.as_deref() != Some("application/sdp") {
-        rejected(&metrics, "unsupported_media_type");
-        let body = serde_json::json!({ "error": {
-            "code": "UnsupportedMediaType",
-            "message": "a WHIP offer is an SDP document: send it with Content-Type: application/sdp",
-        }});
-        return Ok((StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(body)).into_response());
+    fn rejected(&self, why: &str) {
+        self.metrics.sources.whip_rejected.get_or_create(&KindLabel { kind: why.to_owned() }).inc();
     }
-    let stream = state.video.get(&stream_name(&name)?)?;
-    let remote_addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
-    let body =
-        axum::body::to_bytes(req.into_body(), offer::MAX_OFFER_BYTES).await.map_err(|_| {
-            Error::new(
-                ErrorKind::TooLarge,
-                format!("the SDP offer is larger than {} bytes", offer::MAX_OFFER_BYTES),
-            )
+
+    /// Sets up a session recording `stream` from an SDP offer sent with `content_type`; its task
+    /// runs until [`WhipSessions::end`], ICE failure, a connect timeout, stream deletion or
+    /// shutdown. Every refusal is counted by kind.
+    pub async fn open(
+        &self,
+        stream: &Arc<VideoStream>,
+        content_type: Option<&str>,
+        offer_sdp: &[u8],
+        remote_addr: Option<String>,
+    ) -> Result<Opened, Error> {
+        let media_type =
+            content_type.map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        if media_type.as_deref() != Some("application/sdp") {
+            self.rejected("unsupported_media_type");
+            return Err(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                "a WHIP offer is an SDP document: send it with Content-Type: application/sdp",
+            ));
+        }
+        let media = offer::check(offer_sdp).inspect_err(|e| {
+            self.rejected(if e.message.contains("codec") { "unsupported_codec" } else { "bad_sdp" })
         })?;
-    let media = offer::check(&body).inspect_err(|e| {
-        rejected(
-            &metrics,
-            if e.message.contains("codec") { "unsupported_codec" } else { "bad_sdp" },
+        let name = &stream.name;
+        if let Some(p) = stream.producer() {
+            self.rejected("conflict");
+            return Err(Error::conflict(format!(
+                "stream {name} already has a producer ({} from {}, connected at {}); one producer at a time",
+                p.protocol,
+                p.remote_addr.as_deref().unwrap_or("unknown address"),
+                p.connected_at
+            )));
+        }
+        if self.sessions.len() >= self.config.max_sessions {
+            self.rejected("limit");
+            return Err(Error::unavailable(format!(
+                "this server already has {} WHIP sessions (webrtc.max_sessions)",
+                self.config.max_sessions
+            )));
+        }
+
+        let mut tracks =
+            vec![TrackSpec { codec: Codec::H264, clock_rate: 90_000, params: Vec::new() }];
+        if let Some(channels) = media.opus_channels {
+            tracks.push(TrackSpec {
+                codec: Codec::Opus { channels },
+                clock_rate: 48_000,
+                params: Vec::new(),
+            });
+        }
+        let ingest = RtpIngest::start(
+            stream.clone(),
+            self.clock.clone(),
+            "whip",
+            remote_addr,
+            tracks,
+            self.part_duration,
         )
-    })?;
-    if let Some(p) = stream.producer() {
-        rejected(&metrics, "conflict");
-        return Err(Error::conflict(format!(
-            "stream {name} already has a producer ({} from {}, connected at {}); one producer at a time",
-            p.protocol,
-            p.remote_addr.as_deref().unwrap_or("unknown address"),
-            p.connected_at
-        ))
-        .into());
-    }
-    if state.whip.len() >= state.config.webrtc.max_sessions {
-        rejected(&metrics, "limit");
-        return Err(Error::unavailable(format!(
-            "this server already has {} WHIP sessions (webrtc.max_sessions)",
-            state.config.webrtc.max_sessions
-        ))
-        .into());
-    }
+        .inspect_err(|e| {
+            self.rejected(if e.kind == ErrorKind::Conflict { "conflict" } else { "failed" })
+        })?;
 
-    let mut tracks = vec![TrackSpec { codec: Codec::H264, clock_rate: 90_000, params: Vec::new() }];
-    if let Some(channels) = media.opus_channels {
-        tracks.push(TrackSpec {
-            codec: Codec::Opus { channels },
-            clock_rate: 48_000,
-            params: Vec::new(),
-        });
-    }
-    let clock = state.video.clock().clone();
-    let part_duration = Duration::from_millis(state.config.ingest.part_duration_ms);
-    let ingest =
-        RtpIngest::start(stream.clone(), clock, "whip", remote_addr, tracks, part_duration)
-            .inspect_err(|e| {
-                rejected(
-                    &metrics,
-                    if e.kind == ErrorKind::Conflict { "conflict" } else { "failed" },
-                )
-            })?;
-
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let (gathered_tx, gathered_rx) = tokio::sync::oneshot::channel();
-    let handler = Handler { tx: events_tx, gathered: Mutex::new(Some(gathered_tx)) };
-    let pc =
-        match build_peer(&state.config.webrtc, &state.whip, media.opus_channels.is_some(), handler)
-            .await
-        {
-            Ok(pc) => pc,
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (gathered_tx, gathered_rx) = tokio::sync::oneshot::channel();
+        let handler = Handler { tx: events_tx, gathered: Mutex::new(Some(gathered_tx)) };
+        let pc =
+            match build_peer(&self.config, &self.next_port, media.opus_channels.is_some(), handler)
+                .await
+            {
+                Ok(pc) => pc,
+                Err(e) => {
+                    ingest.finish("the WebRTC session could not be set up").await;
+                    self.rejected("failed");
+                    return Err(e);
+                }
+            };
+        let answer = match negotiate(&pc, offer_sdp, gathered_rx).await {
+            Ok(a) => a,
             Err(e) => {
-                ingest.finish("the WebRTC session could not be set up").await;
-                rejected(&metrics, "failed");
-                return Err(e.into());
+                let _ = pc.close().await;
+                ingest.finish("the offer could not be negotiated").await;
+                self.rejected(if e.kind == ErrorKind::InvalidArgument {
+                    "bad_sdp"
+                } else {
+                    "failed"
+                });
+                return Err(e);
             }
         };
-    let answer = match negotiate(&pc, &body, gathered_rx).await {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = pc.close().await;
-            ingest.finish("the offer could not be negotiated").await;
-            rejected(
-                &metrics,
-                if e.kind == ErrorKind::InvalidArgument { "bad_sdp" } else { "failed" },
-            );
-            return Err(e.into());
+
+        let id = session_id();
+        let metrics = self.metrics.clone();
+        metrics.sources.whip_started.inc();
+        metrics.sources.whip_active.inc();
+        let (sid, s, config) = (id.clone(), stream.clone(), self.config.clone());
+        let info = Arc::new(WhipSession { stream: name.clone() });
+        // The session task owns the peer connection and the ingest (`video::tasks` rule).
+        self.sessions.insert(id.clone(), stream, info, move |stop| async move {
+            let session = Session { id: sid, stream: s, pc, ingest, config, stop };
+            session.run(events_rx).await;
+            metrics.sources.whip_active.dec();
+        });
+        tracing::info!(stream = %name, session = %id, "WHIP session started");
+        Ok(Opened { id, answer })
+    }
+
+    /// Ends session `id` of `stream` (DELETE on its resource) and waits (bounded) until its open
+    /// fragment is flushed and the lease released.
+    pub async fn end(&self, stream: &str, id: &str) -> Result<(), Error> {
+        let id = id.to_owned();
+        let ours = self.sessions.get(&id).is_some_and(|s| s.stream.as_str() == stream);
+        if !ours || self.sessions.remove(&id).await.is_none() {
+            return Err(Error::not_found(format!("stream {stream} has no WHIP session {id}")));
         }
-    };
-
-    let id = session_id();
-    let stop = stream.closed().child_token();
-    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-    state.whip.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(
-        id.clone(),
-        SessionHandle { stream: name.clone(), stop: stop.clone(), done: done_rx },
-    );
-    metrics.sources.whip_started.inc();
-    metrics.sources.whip_active.inc();
-    let session = Session {
-        id: id.clone(),
-        stream: stream.clone(),
-        pc,
-        ingest,
-        config: state.config.webrtc.clone(),
-        stop,
-    };
-    let sessions = state.whip.clone();
-    // The session task owns the peer connection and the ingest; it ends on DELETE, ICE failure,
-    // connect timeout, stream deletion or shutdown, and removes its own entry.
-    tokio::spawn(async move {
-        let id = session.id.clone();
-        session.run(events_rx).await;
-        sessions.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        metrics.sources.whip_active.dec();
-        let _ = done_tx.send(true);
-    });
-    tracing::info!(stream = %name, session = %id, "WHIP session started");
-
-    let location = format!("/v1/streams/{name}/whip/{id}");
-    let mut resp = (StatusCode::CREATED, answer).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
+        Ok(())
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{id}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    for server in &state.config.webrtc.ice_servers {
-        for url in &server.urls {
-            // RFC 9725 §4.6: ICE servers the client may use.
-            let mut link = format!("<{url}>; rel=\"ice-server\"");
-            if !server.username.is_empty() {
-                link.push_str(&format!(
-                    "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
-                    server.username, server.credential
-                ));
-            }
-            if let Ok(v) = HeaderValue::from_str(&link) {
-                h.append(header::LINK, v);
-            }
-        }
-    }
-    Ok(resp)
-}
-
-async fn end(
-    State(state): State<ApiState>,
-    Path((name, id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    let found = {
-        let sessions = state.whip.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.get(&id).filter(|s| s.stream == name).map(|s| (s.stop.clone(), s.done.clone()))
-    };
-    let Some((stop, mut done)) = found else {
-        return Err(Error::not_found(format!("stream {name} has no WHIP session {id}")).into());
-    };
-    stop.cancel();
-    // The session flushes its open fragment before the lease is released; wait (bounded).
-    let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
-    Ok(StatusCode::OK)
-}
-
-/// Trickle ICE and ICE restarts (RFC 9725 §4.3) are not supported: the answer is complete.
-async fn trickle(headers: HeaderMap) -> Response {
-    let _ = headers;
-    let mut resp = (
-        StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(serde_json::json!({ "error": {
-            "code": "MethodNotAllowed",
-            "message": "trickle ICE and ICE restarts are not supported; the answer carries every candidate",
-        }})),
-    )
-        .into_response();
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("DELETE"));
-    resp
 }
 
 fn session_id() -> String {
@@ -350,7 +279,7 @@ fn h264_codec(pt: u8, profile: &str) -> RTCRtpCodecParameters {
 
 async fn build_peer(
     config: &WebRtcConfig,
-    sessions: &WhipSessions,
+    next_port: &AtomicU16,
     audio: bool,
     handler: Handler,
 ) -> Result<Peer, Error> {
@@ -396,7 +325,7 @@ async fn build_peer(
             Some(Duration::from_secs(2)),
         )
         .build();
-    let addrs = udp_addrs(config, sessions)?;
+    let addrs = udp_addrs(config, next_port)?;
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
         .with_media_engine(media)
@@ -424,7 +353,7 @@ async fn build_peer(
 }
 
 /// The configured addresses, with port 0 replaced by a free port of the configured range.
-fn udp_addrs(config: &WebRtcConfig, sessions: &WhipSessions) -> Result<Vec<SocketAddr>, Error> {
+fn udp_addrs(config: &WebRtcConfig, next_port: &AtomicU16) -> Result<Vec<SocketAddr>, Error> {
     let mut out = Vec::new();
     for a in &config.udp_addrs {
         let mut addr: SocketAddr =
@@ -432,7 +361,7 @@ fn udp_addrs(config: &WebRtcConfig, sessions: &WhipSessions) -> Result<Vec<Socke
         if addr.port() == 0 && config.udp_port_min > 0 {
             let (min, max) = (config.udp_port_min, config.udp_port_max.max(config.udp_port_min));
             let span = u32::from(max - min) + 1;
-            let start = u32::from(sessions.next_port.fetch_add(1, Ordering::Relaxed));
+            let start = u32::from(next_port.fetch_add(1, Ordering::Relaxed));
             let mut found = None;
             for i in 0..span {
                 let port = min + ((start + i) % span) as u16;

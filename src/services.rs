@@ -1,0 +1,102 @@
+//! The services one server runs, built once by `app` and shared by every surface (`api` today;
+//! the RTSP listener, and later more protocols, reach the same objects). Holding them in one
+//! struct keeps the wiring in one place and keeps protocol adapters free of lifecycle decisions.
+//!
+//! The stream lifecycle across services lives here and in `video`: creating, updating and
+//! describing a stream with its attachments (pulled source, image generation) is
+//! [`Services::update_stream`] and [`Services::describe`]; deleting is `VideoStreams::delete`
+//! alone, because every attachment keeps its catalog rows in tables the catalog deletes with the
+//! stream, and runs as a `video::tasks::PerStream` task that stops with it.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::datastream::DataStreams;
+use crate::error::Result;
+use crate::events::store::MetadataStore;
+use crate::frames::Frames;
+use crate::imagegen::spec::ImageGenerationSpec;
+use crate::imagegen::{ImageGeneration, ImageGenerationView};
+use crate::ingest::pull::{PullManager, SourceConfig, SourceDescription};
+use crate::ingest::whip::WhipSessions;
+use crate::metrics::Metrics;
+use crate::name::StreamName;
+use crate::video::{StreamDescription, StreamUpdate, VideoStream, VideoStreams};
+
+/// Everything a request handler can reach.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub video: Arc<VideoStreams>,
+    pub metrics: Arc<Metrics>,
+    /// The Kinesis-compatible data streams (`crate::datastream`).
+    pub data: Arc<DataStreams>,
+    /// Producers' metadata on the video timeline (`crate::events::store`).
+    pub metadata: Arc<MetadataStore>,
+    /// The frame decode service (`crate::frames`): exact frames and image sets.
+    pub frames: Arc<Frames>,
+    /// Continuous image generation per stream (`crate::imagegen`).
+    pub imagegen: Arc<ImageGeneration>,
+    /// Pulled RTSP sources (`crate::ingest::pull`).
+    pub pulls: Arc<PullManager>,
+    /// Open WHIP sessions (`crate::ingest::whip`).
+    pub whip: Arc<WhipSessions>,
+    /// Cancelled at shutdown: long-lived responses (ingest, live tails, blocking playlists) end.
+    pub shutdown: CancellationToken,
+}
+
+/// A video stream as every API shows it (list, create, describe, update): the stream and its
+/// attachments.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamView {
+    #[serde(flatten)]
+    pub stream: StreamDescription,
+    /// The pulled RTSP source, if the stream has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceDescription>,
+    /// Continuous image generation: configuration and status, or `null`.
+    pub image_generation: Option<ImageGenerationView>,
+}
+
+/// A change to a stream and its attachments; `None` leaves a part as it is, `Some(None)`
+/// removes an attachment.
+#[derive(Default)]
+pub struct StreamChange {
+    pub update: StreamUpdate,
+    pub source: Option<Option<SourceConfig>>,
+    pub image_generation: Option<Option<ImageGenerationSpec>>,
+}
+
+impl Services {
+    pub fn describe(&self, stream: &VideoStream) -> StreamView {
+        StreamView {
+            stream: stream.describe(),
+            source: self.pulls.describe(stream.id),
+            image_generation: self.imagegen.describe(stream.id),
+        }
+    }
+
+    /// Applies `change`: what can be checked before anything changes is checked first (the image
+    /// destination can be created), then the stream's own fields, then its attachments.
+    pub async fn update_stream(
+        &self,
+        name: &StreamName,
+        change: StreamChange,
+    ) -> Result<Arc<VideoStream>> {
+        if let Some(Some(g)) = &change.image_generation {
+            self.video.get(name)?;
+            self.imagegen.check_destination(name, g).await?;
+        }
+        let stream = self.video.update(name, change.update)?;
+        if let Some(source) = change.source {
+            self.pulls.set(&stream, source).await?;
+        }
+        if let Some(g) = change.image_generation {
+            self.imagegen.configure(&stream, g).await?;
+        }
+        Ok(stream)
+    }
+}
