@@ -12,16 +12,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::ApiState;
 use super::error::{ApiQuery, ApiResult};
-use super::streams::parse_time;
-use super::{ApiState, stream_name};
+use super::params::{Bounds, TimeRange};
+use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::log::Offset;
@@ -78,18 +78,11 @@ impl Part {
 }
 
 async fn clip(
-    State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ClipQuery>,
 ) -> ApiResult<Response> {
-    let stream = state.video.get(&stream_name(&name)?)?;
-    let start =
-        parse_time("start", &q.start)?.ok_or_else(|| Error::invalid("start is required"))?;
-    let end = parse_time("end", &q.end)?.ok_or_else(|| Error::invalid("end is required"))?;
-    if end <= start {
-        return Err(Error::invalid("end must be after start").into());
-    }
+    let (start, end) = TimeRange::parse(&q.start, &q.end, Bounds::HalfOpen)?.required()?;
     let segs = stream.segments_in_range(q.timestamps, Some(start), Some(end))?;
     let no_media = || {
         Error::not_found(format!(
@@ -124,6 +117,7 @@ async fn clip(
             first = p.first;
         }
     }
+    let name = &stream.name;
     let init_bytes = stream
         .init_bytes(init_id)?
         .ok_or_else(|| Error::internal(format!("stream {name}: init segment {init_id} missing")))?;

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,8 +21,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::ApiState;
 use super::error::{ApiQuery, ApiResult};
-use super::{ApiState, stream_name};
+use super::path::StreamPath;
 use crate::clock::{Timestamp, TimestampKind};
 use crate::error::Error;
 use crate::frames::{FrameError, Image, ImageFormat, ImageOptions};
@@ -107,27 +108,26 @@ fn image_headers(headers: &mut HeaderMap, img: &Image) {
 
 async fn frame_jpg(
     state: State<ApiState>,
-    name: Path<String>,
+    stream: StreamPath,
     q: ApiQuery<FrameQuery>,
 ) -> ApiResult<Response> {
-    frame(state, name, q, ImageFormat::Jpeg).await
+    frame(state, stream, q, ImageFormat::Jpeg).await
 }
 
 async fn frame_png(
     state: State<ApiState>,
-    name: Path<String>,
+    stream: StreamPath,
     q: ApiQuery<FrameQuery>,
 ) -> ApiResult<Response> {
-    frame(state, name, q, ImageFormat::Png).await
+    frame(state, stream, q, ImageFormat::Png).await
 }
 
 async fn frame(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
     ApiQuery(q): ApiQuery<FrameQuery>,
     format: ImageFormat,
 ) -> ApiResult<Response> {
-    let stream = state.video.get(&stream_name(&name)?)?;
     let opts = options(format, q.width, q.height, q.quality, state.frames.default_quality())?;
     let result = match q.at.as_deref().map(str::trim) {
         None | Some("latest") => state.frames.latest(&stream, &opts).await,
@@ -196,11 +196,10 @@ fn delivery(headers: &HeaderMap) -> Delivery {
 
 async fn images(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ImagesQuery>,
 ) -> ApiResult<Response> {
-    let stream = state.video.get(&stream_name(&name)?)?;
     let format = match q.format {
         FormatParam::Jpeg | FormatParam::Jpg => ImageFormat::Jpeg,
         FormatParam::Png => ImageFormat::Png,
@@ -257,7 +256,8 @@ async fn images(
                 .map_err(|e| Error::internal(e.to_string()))?;
         if at_start.is_none() {
             return Ok(frame_error(FrameError::NoMedia(format!(
-                "stream {name} has no media between {start} and {end} ({} clock)",
+                "stream {} has no media between {start} and {end} ({} clock)",
+                stream.name,
                 match clock {
                     TimestampKind::Producer => "producer",
                     TimestampKind::Server => "server",

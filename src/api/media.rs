@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,13 +16,15 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use super::ApiState;
 use super::error::{ApiQuery, ApiResult};
-use super::{ApiState, stream_name};
+use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::log::Offset;
 use crate::video::VideoStream;
 use crate::video::fragment::{FragmentInfo, TimestampKind};
+use crate::video::serve::Wake;
 
 pub fn routes() -> Router<ApiState> {
     // GET only: PUT/POST on the same path are ingest (crate::ingest::http_fmp4).
@@ -73,22 +75,22 @@ fn parse_start(s: &str) -> Result<Start, Error> {
 
 async fn tail(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
     ApiQuery(q): ApiQuery<TailQuery>,
 ) -> ApiResult<Response> {
-    let stream = state.video.get(&stream_name(&name)?)?;
     let start = parse_start(&q.start)?;
-    let log = stream.fragment_log();
+    let (first, end) = (stream.first_retained(), stream.committed_end());
     let (cursor, wait_for_keyframe) = match start {
-        Start::Now => (log.committed_end(), true),
-        Start::Earliest => (log.start(), true),
+        Start::Now => (end, true),
+        Start::Earliest => (first, true),
         Start::Fragment(n) => {
-            if n < log.start() || n >= log.committed_end() {
+            if n < first || n >= end {
                 return Err(Error::not_found(format!(
-                    "stream {name} has no fragment {} (stored: {} to {})",
+                    "stream {} has no fragment {} (stored: {} to {})",
+                    stream.name,
                     n.0,
-                    log.start().0,
-                    log.committed_end().0.saturating_sub(1)
+                    first.0,
+                    end.0.saturating_sub(1)
                 ))
                 .into());
             }
@@ -96,7 +98,7 @@ async fn tail(
         }
         Start::At(t) => match stream.segments_in_range(q.timestamps, Some(t), None)?.first() {
             Some(s) => (s.first, false),
-            None => (log.committed_end(), true),
+            None => (end, true),
         },
     };
     let tail = Tail {
@@ -141,31 +143,26 @@ impl Tail {
                 return Ok(Some(b));
             }
             if self.pending.is_empty() {
-                let end = self.stream.fragment_log().committed_end();
-                if self.cursor < self.stream.fragment_log().start() {
+                let end = self.stream.committed_end();
+                let first = self.stream.first_retained();
+                if self.cursor < first {
                     // Retention overtook a slow reader: skip ahead to what still exists.
-                    self.cursor = self.stream.fragment_log().start();
+                    self.cursor = first;
                     self.wait_for_keyframe = true;
                 }
                 if self.cursor >= end {
                     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-                    tokio::select! {
-                        _ = self.stream.wait_for_fragments(self.cursor, far) => {}
+                    let wake = tokio::select! {
+                        w = self.stream.wait_for_media(self.cursor, far, false) => w,
                         _ = self.stop.cancelled() => return Ok(None),
-                    }
-                    if self.stream.closed().is_cancelled() {
+                    };
+                    if wake == Wake::Closed {
                         return Ok(None);
                     }
                     continue;
                 }
-                self.pending = self
-                    .stream
-                    .fragment_log()
-                    .entries(self.cursor, end, 64)?
-                    .iter()
-                    .rev()
-                    .map(FragmentInfo::from_entry)
-                    .collect();
+                self.pending = self.stream.infos(self.cursor, end, 64)?;
+                self.pending.reverse();
                 if self.pending.is_empty() {
                     self.cursor = end;
                     continue;

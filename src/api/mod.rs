@@ -13,6 +13,7 @@ pub mod frames;
 pub mod hls;
 pub mod kinesis;
 pub mod media;
+pub mod params;
 pub mod path;
 pub mod push;
 pub mod stream_events;
@@ -29,8 +30,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::error::Error;
-use crate::name::StreamName;
 use crate::services::Services;
 
 /// What every handler can reach: the server's services. Cheap to clone.
@@ -88,9 +87,4 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
-}
-
-/// Validates a stream name taken from a URL path.
-pub fn stream_name(raw: &str) -> Result<StreamName, Error> {
-    Ok(StreamName::new(raw)?)
 }

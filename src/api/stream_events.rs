@@ -7,16 +7,17 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::ApiState;
 use super::error::{ApiJson, ApiQuery, ApiResult};
-use super::streams::{parse_limit, parse_next, parse_time};
-use super::{ApiState, stream_name};
+use super::params::{Bounds, TimeRange, parse_limit, parse_next};
+use super::path::StreamPath;
 use crate::error::Error;
 use crate::events::metadata::{self, EventsBody, StoredEvent};
 use crate::events::store::{FoundEvent, MetadataQuery};
@@ -29,10 +30,9 @@ pub fn routes() -> Router<ApiState> {
 
 async fn post(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(video): StreamPath,
     ApiJson(body): ApiJson<EventsBody>,
 ) -> ApiResult<Response> {
-    let video = state.video.get(&stream_name(&name)?)?;
     let docs = metadata::validate(video.name.as_str(), body.into_vec(), state.video.clock().now())?;
     let stored = state.metadata.put(video.id, docs).await?;
     let events: Vec<_> = stored
@@ -69,13 +69,11 @@ fn event_json(f: &FoundEvent) -> serde_json::Value {
 
 async fn read(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(video): StreamPath,
     ApiQuery(q): ApiQuery<ReadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let video = state.video.get(&stream_name(&name)?)?;
-    let start = parse_time("start", &q.start)?;
-    let end = parse_time("end", &q.end)?;
+    let TimeRange { start, end } = TimeRange::parse(&q.start, &q.end, Bounds::Closed)?;
     let limit = parse_limit(q.limit, 1000)?;
     let after = parse_next::<i64>(q.next.as_deref())?;
     let wants_sse = headers

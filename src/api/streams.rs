@@ -10,9 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ApiState;
 use super::error::{ApiJson, ApiQuery, ApiResult};
+use super::params::{Bounds, TimeRange, parse_limit, parse_next};
 use super::path::StreamPath;
-use super::{ApiState, stream_name};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::imagegen::spec::ImageGenerationSpec;
@@ -154,7 +155,7 @@ async fn update(
         source,
         image_generation,
     };
-    let stream = state.update_stream(&stream_name(&name)?, change).await?;
+    let stream = state.update_stream(&StreamName::new(name)?, change).await?;
     Ok(axum::Json(state.describe(&stream)))
 }
 
@@ -163,7 +164,7 @@ async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     // Its pulled source and image generation go with it (see `crate::services`).
-    state.video.delete(&stream_name(&name)?)?;
+    state.video.delete(&StreamName::new(name)?)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,53 +208,14 @@ impl From<&FragmentInfo> for FragmentJson {
     }
 }
 
-/// A page size: `limit` or `default`, within 1–10,000.
-pub fn parse_limit(limit: Option<usize>, default: usize) -> Result<usize, Error> {
-    let limit = limit.unwrap_or(default);
-    if limit == 0 || limit > 10_000 {
-        return Err(Error::invalid("limit must be between 1 and 10000"));
-    }
-    Ok(limit)
-}
-
-/// A `next` token from a previous page (a decimal position).
-pub fn parse_next<T: std::str::FromStr>(next: Option<&str>) -> Result<Option<T>, Error> {
-    next.map(|n| {
-        n.parse::<T>()
-            .map_err(|_| Error::invalid(format!("next: {n:?} is not a token from a previous page")))
-    })
-    .transpose()
-}
-
-pub fn parse_time(what: &str, v: &Option<String>) -> Result<Option<Timestamp>, Error> {
-    v.as_deref()
-        .map(|s| Timestamp::parse_api(s).map_err(|e| Error::invalid(format!("{what}: {e}"))))
-        .transpose()
-}
-
-/// Optional `start` and `end` query times, `end` not before `start`.
-pub fn parse_range(
-    start: &Option<String>,
-    end: &Option<String>,
-) -> Result<(Option<Timestamp>, Option<Timestamp>), Error> {
-    let start = parse_time("start", start)?;
-    let end = parse_time("end", end)?;
-    if let (Some(s), Some(e)) = (start, end)
-        && e < s
-    {
-        return Err(Error::invalid("end is before start"));
-    }
-    Ok((start, end))
-}
-
 async fn fragments(
     StreamPath(stream): StreamPath,
     ApiQuery(q): ApiQuery<FragmentsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let (start, end) = parse_range(&q.start, &q.end)?;
+    let range = TimeRange::parse(&q.start, &q.end, Bounds::Closed)?;
     let limit = parse_limit(q.limit, 1000)?;
     let after = parse_next::<u64>(q.next.as_deref())?.map(Offset);
-    let page = stream.list_fragments(q.timestamps, start, end, after, limit)?;
+    let page = stream.list_fragments(q.timestamps, range.start, range.end, after, limit)?;
     let fragments: Vec<FragmentJson> = page.fragments.iter().map(FragmentJson::from).collect();
     Ok(axum::Json(serde_json::json!({
         "fragments": fragments,

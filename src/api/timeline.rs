@@ -3,14 +3,15 @@
 //! The work is `video::timeline`; this is the HTTP shape (docs/api.md).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
+use super::ApiState;
 use super::error::{ApiQuery, ApiResult};
-use super::streams::parse_range;
-use super::{ApiState, stream_name};
+use super::params::{Bounds, TimeRange};
+use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::video::fragment::TimestampKind;
@@ -125,11 +126,10 @@ fn to_json(stream: String, clock: TimestampKind, gap_ms: u64, t: &Timeline) -> T
 
 async fn timeline(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    StreamPath(stream): StreamPath,
     ApiQuery(q): ApiQuery<TimelineParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let stream = state.video.get(&stream_name(&name)?)?;
-    let (start, end) = parse_range(&q.start, &q.end)?;
+    let TimeRange { start, end } = TimeRange::parse(&q.start, &q.end, Bounds::Closed)?;
     let buckets = q.buckets.unwrap_or(DEFAULT_BUCKETS);
     if buckets == 0 || buckets > MAX_BUCKETS {
         return Err(Error::invalid(format!("buckets must be between 1 and {MAX_BUCKETS}")).into());

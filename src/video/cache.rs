@@ -2,7 +2,7 @@
 //! streams. Live viewers all fetch the newest few segments, so most segment requests are for the
 //! same bytes: a hit skips the log read, its CRC check and the retiming. Segments are immutable
 //! for their key (stream id, first and last fragment), so there is nothing to invalidate except
-//! by retention, which callers check on every hit (`first >= log start`).
+//! by retention, which `VideoStream::segment` checks on every hit (`first >= log start`).
 //!
 //! Eviction is least-recently-used by a scan for the oldest entry: the cache holds tens of
 //! segments (its byte budget over segment sizes of about a megabyte), so a scan is cheaper than a

@@ -9,6 +9,8 @@
 pub mod cache;
 pub mod fragment;
 pub mod playback;
+pub mod playlist;
+pub mod serve;
 pub mod tasks;
 pub mod timeline;
 pub mod variant;
@@ -67,6 +69,8 @@ pub struct VideoStream {
     catalog: Arc<Catalog>,
     /// What live playlists have announced as target durations (they may only rise).
     live_targets: playback::LiveTargets,
+    /// Recently served segments, shared by every stream (see [`serve`]).
+    cache: Arc<cache::SegmentCache>,
 }
 
 impl VideoStream {
@@ -80,6 +84,7 @@ impl VideoStream {
         closed: CancellationToken,
         metrics: Arc<Metrics>,
         events: Arc<Emitter>,
+        cache: Arc<cache::SegmentCache>,
     ) -> Result<VideoStream> {
         let fragments = Log::open(&dir.join("fragments"), log_config.clone(), clock.clone())?;
         let inits = Log::open(&dir.join("inits"), log_config.clone(), clock.clone())?;
@@ -114,6 +119,7 @@ impl VideoStream {
             epoch: RwLock::new(epoch),
             catalog,
             live_targets: playback::LiveTargets::default(),
+            cache,
         };
         stream.update_stored_gauges();
         // Series start at zero rather than appearing on the first deletion.
@@ -517,7 +523,7 @@ pub struct VideoStreams {
     clock: SharedClock,
     metrics: Arc<Metrics>,
     default_retention_hours: u32,
-    segment_cache: cache::SegmentCache,
+    segment_cache: Arc<cache::SegmentCache>,
     events: Arc<Emitter>,
     /// `storage.min_free_bytes`; 0 disables the free-disk floor.
     min_free_bytes: u64,
@@ -546,6 +552,7 @@ impl VideoStreams {
         let root = config.server.data_dir.join("video");
         std::fs::create_dir_all(&root)?;
         let events = Arc::new(Emitter::new(clock.clone()));
+        let segment_cache = Arc::new(cache::SegmentCache::new(config.hls.segment_cache_bytes));
         let mut streams = BTreeMap::new();
         for row in catalog.video_streams()? {
             let dir = root.join(row.id.to_string());
@@ -559,6 +566,7 @@ impl VideoStreams {
                 shutdown.child_token(),
                 metrics.clone(),
                 events.clone(),
+                segment_cache.clone(),
             )?;
             streams.insert(name, Arc::new(s));
         }
@@ -578,7 +586,7 @@ impl VideoStreams {
             clock,
             metrics,
             default_retention_hours,
-            segment_cache: cache::SegmentCache::new(config.hls.segment_cache_bytes),
+            segment_cache,
             events,
             min_free_bytes: config.storage.min_free_bytes,
             disk: RwLock::new(Arc::new(FilesystemSpace(config.server.data_dir.clone()))),
@@ -599,11 +607,6 @@ impl VideoStreams {
     /// The event emitter of every stream; `app` installs its sink.
     pub fn events(&self) -> &Arc<Emitter> {
         &self.events
-    }
-
-    /// Recently served segments, shared by all streams.
-    pub fn segment_cache(&self) -> &cache::SegmentCache {
-        &self.segment_cache
     }
 
     pub fn get(&self, name: &StreamName) -> Result<Arc<VideoStream>> {
@@ -644,6 +647,7 @@ impl VideoStreams {
             self.shutdown.child_token(),
             self.metrics.clone(),
             self.events.clone(),
+            self.segment_cache.clone(),
         ) {
             Ok(s) => Arc::new(s),
             Err(e) => {

@@ -147,7 +147,8 @@ pub struct FragmentPage {
 }
 
 impl VideoStream {
-    fn infos(&self, from: Offset, to: Offset, limit: usize) -> Result<Vec<FragmentInfo>> {
+    /// The index entries of fragments `from..to`, at most `limit`.
+    pub fn infos(&self, from: Offset, to: Offset, limit: usize) -> Result<Vec<FragmentInfo>> {
         Ok(self.fragments.entries(from, to, limit)?.iter().map(FragmentInfo::from_entry).collect())
     }
 
@@ -352,23 +353,6 @@ impl VideoStream {
         Ok(self
             .fragment(Offset(seg.first.0 - 1))?
             .is_none_or(|prev| prev.meta.segment_start() && prev.meta.keyframe()))
-    }
-
-    /// Waits until the fragment log's committed end moves past `seen`, the stream closes, or the
-    /// deadline passes. Returns the new end.
-    pub async fn wait_for_fragments(&self, seen: Offset, deadline: tokio::time::Instant) -> Offset {
-        let mut rx = self.subscribe();
-        loop {
-            let now_end = *rx.borrow_and_update();
-            if now_end > seen {
-                return now_end;
-            }
-            tokio::select! {
-                changed = rx.changed() => if changed.is_err() { return now_end },
-                _ = self.closed.cancelled() => return now_end,
-                _ = tokio::time::sleep_until(deadline) => return now_end,
-            }
-        }
     }
 }
 

@@ -1,0 +1,130 @@
+//! What playback surfaces read from a stream, behind one facade: served segments and parts
+//! ([`VideoStream::segment`], cached, retention-checked, read off the async workers), the
+//! stream's committed extent, and the one wait for new media ([`VideoStream::wait_for_media`])
+//! that live playlists, blocking part requests and live tails share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::VideoStream;
+use super::cache::SegmentKey;
+use crate::error::{Error, Result};
+use crate::log::Offset;
+
+/// The version of the served media format, in the ETag of every segment and part: bumped when
+/// the bytes served under an unchanged URL change (2: decode times on the stream timeline).
+const MEDIA_FORMAT: u32 = 2;
+
+/// Longest run of fragments one segment may span.
+pub const MAX_SEGMENT_FRAGMENTS: u64 = 10_000;
+
+/// How often a wait that watches the producer checks that it is still there.
+const PRODUCER_CHECK: Duration = Duration::from_millis(250);
+
+/// What ended a [`VideoStream::wait_for_media`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// New fragments are committed; the new end.
+    Media(Offset),
+    /// The producer left (only when asked to watch it): the segment in progress is complete.
+    ProducerLeft,
+    /// The stream was deleted or the server is shutting down.
+    Closed,
+    /// The deadline passed.
+    Deadline,
+}
+
+impl VideoStream {
+    /// One past the newest committed fragment.
+    pub fn committed_end(&self) -> Offset {
+        self.fragments.committed_end()
+    }
+
+    /// The oldest fragment retention has not deleted.
+    pub fn first_retained(&self) -> Offset {
+        self.fragments.start()
+    }
+
+    /// The ETag of fragments `first..=last` as served: stable for the stream's life, versioned
+    /// by the media format.
+    pub fn segment_etag(&self, first: Offset, last: Offset) -> String {
+        format!("\"m{MEDIA_FORMAT}-{}-{}-{}\"", self.id, first.0, last.0)
+    }
+
+    /// Fragments `first..=last` as served (retimed onto the stream timeline), from the shared
+    /// segment cache or the log. Deleted data is never served: a cached segment is checked
+    /// against retention, and a missing fragment is a 404. Log reads run on the blocking pool.
+    pub async fn segment(self: &Arc<Self>, first: Offset, last: Offset) -> Result<Vec<Bytes>> {
+        if last < first {
+            return Err(Error::not_found("a segment's last fragment is before its first"));
+        }
+        if last.0 - first.0 >= MAX_SEGMENT_FRAGMENTS {
+            return Err(Error::invalid(format!(
+                "a segment spans at most {MAX_SEGMENT_FRAGMENTS} fragments"
+            )));
+        }
+        let key = SegmentKey { stream_id: self.id, first, last };
+        if let Some(parts) = self.cache.get(&key)
+            && first >= self.first_retained()
+        {
+            self.metrics.segment_cache_hits.inc();
+            return Ok(parts);
+        }
+        self.metrics.segment_cache_misses.inc();
+        let stream = self.clone();
+        let parts = tokio::task::spawn_blocking(move || stream.read_served(first, last))
+            .await
+            .map_err(|e| Error::internal(format!("segment read task: {e}")))??;
+        self.cache.insert(key, parts.clone());
+        Ok(parts)
+    }
+
+    /// Reads fragments `first..=last` as served; 404 if any is missing (never stored, or deleted
+    /// by retention).
+    fn read_served(&self, first: Offset, last: Offset) -> Result<Vec<Bytes>> {
+        let mut parts = Vec::with_capacity(usize::try_from(last.0 - first.0 + 1).unwrap_or(0) * 3);
+        for n in first.0..=last.0 {
+            match self.read_fragment_for_playback(Offset(n))? {
+                Some((_, bytes)) => parts.extend(bytes),
+                None => {
+                    return Err(Error::not_found(format!(
+                        "stream {} has no fragment {n} (not yet written, or deleted by retention)",
+                        self.name
+                    )));
+                }
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Waits until the committed end moves past `seen`, the stream closes, `deadline` passes, or
+    /// (with `watch_producer`) the stream has no producer. Woken by the log's committed-end
+    /// watch, not by polling; only the producer check is periodic.
+    pub async fn wait_for_media(
+        &self,
+        seen: Offset,
+        deadline: Instant,
+        watch_producer: bool,
+    ) -> Wake {
+        let mut rx = self.subscribe();
+        let mut check = tokio::time::interval(PRODUCER_CHECK);
+        loop {
+            let end = *rx.borrow_and_update();
+            if end > seen {
+                return Wake::Media(end);
+            }
+            if watch_producer && !self.is_live() {
+                return Wake::ProducerLeft;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return Wake::Closed },
+                _ = check.tick(), if watch_producer => {}
+                _ = self.closed.cancelled() => return Wake::Closed,
+                _ = tokio::time::sleep_until(deadline) => return Wake::Deadline,
+            }
+        }
+    }
+}
