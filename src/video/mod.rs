@@ -1,5 +1,8 @@
 //! Video streams: the registry of streams, each stream's fragment store on the log engine, its
-//! single writer ([`writer`]), playback queries ([`playback`]) and retention.
+//! single writer ([`writer`]), playback queries ([`playback`]), what playback surfaces are
+//! served through ([`serve`]: segments, the wait for new media; [`playlist`]: which entries an
+//! HLS playlist lists), [`retention`] and the free-disk floor, and the registry of per-stream
+//! tasks ([`tasks`]).
 //!
 //! On disk a stream with catalog id N lives in `<data_dir>/video/N/`: `fragments/` is the log of
 //! fragments (one record = one moof+mdat, indexed by producer and server timestamps, with
@@ -10,16 +13,18 @@ pub mod cache;
 pub mod fragment;
 pub mod playback;
 pub mod playlist;
+pub mod retention;
 pub mod serve;
 pub mod tasks;
 pub mod timeline;
 pub mod variant;
 pub mod writer;
 
+pub use retention::{DiskSpace, FilesystemSpace};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -32,7 +37,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::EventDetails;
 use crate::events::sink::Emitter;
-use crate::log::{DeletedRange, Log, LogConfig, NewRecord, Offset, Retention};
+use crate::log::{Log, LogConfig, NewRecord, Offset};
 use crate::media::fmp4::{Fmp4Reader, InitSegment, Item, Limits};
 use crate::metrics::Metrics;
 use crate::name::StreamName;
@@ -298,45 +303,6 @@ impl VideoStream {
         Ok(self.fragments.read(n)?.map(|r| (FragmentInfo::from_entry(&r.entry), r.payload)))
     }
 
-    /// Reads one fragment as it is served: with every track's decode time moved onto the
-    /// stream timeline (see `media::timeline`). The stored bytes are unchanged; the
-    /// result is slices of them. Falls back to the stored bytes if the moof cannot be retimed.
-    pub fn read_fragment_for_playback(
-        &self,
-        n: Offset,
-    ) -> Result<Option<(FragmentInfo, Vec<Bytes>)>> {
-        let Some((info, bytes)) = self.read_fragment(n)? else { return Ok(None) };
-        Ok(Some((info, self.retime(&info, bytes)?)))
-    }
-
-    fn retime(&self, info: &FragmentInfo, bytes: Bytes) -> Result<Vec<Bytes>> {
-        use crate::media::timeline::{find_tfdts, retime, served_decode_time, session_shift_us};
-        let Some(epoch) = self.timeline_epoch() else { return Ok(vec![bytes]) };
-        let Some(init) = self.init(info.meta.init_id)? else { return Ok(vec![bytes]) };
-        let Some(timing) = init.video().or_else(|| init.tracks.first()) else {
-            return Ok(vec![bytes]);
-        };
-        let Ok(sites) = find_tfdts(&bytes) else { return Ok(vec![bytes]) };
-        let Some(timing_site) = sites.iter().find(|s| s.track_id == timing.track_id) else {
-            return Ok(vec![bytes]);
-        };
-        let shift_us = session_shift_us(
-            info.producer_ts.as_micros(),
-            timing_site.value,
-            timing.timescale,
-            epoch.as_micros(),
-        );
-        let parts = retime(&bytes, &sites, |site| {
-            let scale = init
-                .tracks
-                .iter()
-                .find(|t| t.track_id == site.track_id)
-                .map_or(timing.timescale, |t| t.timescale);
-            served_decode_time(site.value, scale, shift_us)
-        });
-        Ok(parts.unwrap_or_else(|| vec![bytes]))
-    }
-
     /// The live playlists' target duration (s) and part target (µs): at least these, and never
     /// lower than announced before.
     pub fn live_targets(&self, target_s: u64, part_target_us: u32) -> (u64, u32) {
@@ -393,60 +359,6 @@ impl VideoStream {
             earliest_server_timestamp: first.map(|f| f.server_ts),
             latest_server_timestamp: last.map(|f| f.server_ts),
         }
-    }
-
-    fn retention(&self) -> Retention {
-        let row = self.row();
-        Retention {
-            max_age: (row.retention_hours > 0)
-                .then(|| Duration::from_secs(u64::from(row.retention_hours) * 3600)),
-            max_bytes: row.retention_bytes,
-        }
-    }
-
-    /// Deletes whole segments past the stream's retention; returns what went.
-    pub fn enforce_retention(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
-        self.delete_by(&self.retention(), now, "retention")
-    }
-
-    /// Deletes the stream's oldest log segment (never its newest), for the free-disk floor.
-    fn delete_oldest_segment(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
-        let stats = self.fragments.stats();
-        if stats.segments < 2 {
-            return Ok(Vec::new());
-        }
-        let r = Retention { max_age: None, max_bytes: Some(stats.bytes.saturating_sub(1)) };
-        self.delete_by(&r, now, "free_disk_floor")
-    }
-
-    fn delete_by(
-        &self,
-        r: &Retention,
-        now: Timestamp,
-        reason: &'static str,
-    ) -> Result<Vec<DeletedRange>> {
-        let deleted = self.fragments.enforce_retention(r, now)?;
-        if !deleted.is_empty() {
-            let label = Metrics::stream(self.name.as_str());
-            for d in &deleted {
-                self.metrics.retention_deleted_fragments.get_or_create(&label).inc_by(d.records);
-                self.metrics.retention_deleted_bytes.get_or_create(&label).inc_by(d.bytes);
-                self.events.emit(
-                    self.name.as_str(),
-                    EventDetails::RetentionDeleted {
-                        first_fragment_number: d.first.offset.0.to_string(),
-                        last_fragment_number: d.last.offset.0.to_string(),
-                        fragments: d.records,
-                        bytes: d.bytes,
-                        first_producer_timestamp: d.first.time,
-                        last_producer_timestamp: d.last.time,
-                        reason,
-                    },
-                );
-            }
-        }
-        self.update_stored_gauges();
-        Ok(deleted)
     }
 
     pub(crate) fn update_stored_gauges(&self) {
@@ -734,87 +646,6 @@ impl VideoStreams {
         Ok(())
     }
 
-    /// One retention pass over every stream.
-    pub fn enforce_retention(&self) -> Vec<(StreamName, DeletedRange)> {
-        let now = self.clock.now();
-        let mut out = Vec::new();
-        for s in self.all() {
-            match s.enforce_retention(now) {
-                Ok(deleted) => out.extend(deleted.into_iter().map(|d| (s.name.clone(), d))),
-                Err(e) => tracing::error!(stream = %s.name, error = %e, "retention pass failed"),
-            }
-        }
-        out
-    }
-
-    /// Replaces how free disk space is measured (tests simulate a filling disk).
-    pub fn set_disk_space(&self, probe: Arc<dyn DiskSpace>) {
-        *self.disk.write().unwrap_or_else(|p| p.into_inner()) = probe;
-    }
-
-    /// The free-disk floor: while the data directory's filesystem has less than
-    /// `storage.min_free_bytes` available, deletes the oldest log segment across all video
-    /// streams (by the arrival of its first fragment), one at a time, ahead of retention. A
-    /// stream's newest segment is never deleted. Returns what went; logs a warning for each.
-    pub fn enforce_disk_floor(&self) -> Vec<(StreamName, DeletedRange)> {
-        let floor = self.min_free_bytes;
-        if floor == 0 {
-            return Vec::new();
-        }
-        let probe = self.disk.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut out = Vec::new();
-        // Bounded: each round deletes one segment or stops.
-        for _ in 0..100_000 {
-            let free = match probe.available_bytes() {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot measure free disk space");
-                    break;
-                }
-            };
-            if free >= floor {
-                break;
-            }
-            let oldest = self
-                .all()
-                .into_iter()
-                .filter_map(|s| {
-                    let st = s.fragments.stats();
-                    (st.segments >= 2).then(|| st.first.map(|e| (e.arrival, s.clone()))).flatten()
-                })
-                .min_by_key(|(arrival, _)| *arrival);
-            let Some((_, stream)) = oldest else {
-                tracing::warn!(
-                    free,
-                    floor,
-                    "free disk space is below the floor and no video can be deleted"
-                );
-                break;
-            };
-            match stream.delete_oldest_segment(self.clock.now()) {
-                Ok(deleted) if !deleted.is_empty() => {
-                    for d in deleted {
-                        tracing::warn!(
-                            stream = %stream.name,
-                            fragments = d.records,
-                            bytes = d.bytes,
-                            free,
-                            floor,
-                            "free disk space below the floor: deleted the oldest video"
-                        );
-                        out.push((stream.name.clone(), d));
-                    }
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::error!(stream = %stream.name, error = %e, "free-disk deletion failed");
-                    break;
-                }
-            }
-        }
-        out
-    }
-
     /// Flushes every stream (shutdown).
     pub fn sync_all(&self) {
         for s in self.all() {
@@ -822,21 +653,6 @@ impl VideoStreams {
                 tracing::error!(stream = %s.name, error = %e, "final sync failed");
             }
         }
-    }
-}
-
-/// Bytes available to Sluice on the filesystem holding its data.
-pub trait DiskSpace: Send + Sync {
-    fn available_bytes(&self) -> std::io::Result<u64>;
-}
-
-/// The real measure: `statvfs(2)` of the data directory (blocks available to unprivileged users).
-pub struct FilesystemSpace(pub PathBuf);
-
-impl DiskSpace for FilesystemSpace {
-    fn available_bytes(&self) -> std::io::Result<u64> {
-        let s = rustix::fs::statvfs(&self.0).map_err(std::io::Error::from)?;
-        Ok(s.f_bavail.saturating_mul(s.f_frsize))
     }
 }
 

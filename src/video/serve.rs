@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::VideoStream;
 use super::cache::SegmentKey;
+use super::fragment::FragmentInfo;
 use crate::error::{Error, Result};
 use crate::log::Offset;
 
@@ -126,5 +127,44 @@ impl VideoStream {
                 _ = tokio::time::sleep_until(deadline) => return Wake::Deadline,
             }
         }
+    }
+
+    /// Reads one fragment as it is served: with every track's decode time moved onto the
+    /// stream timeline (see `media::timeline`). The stored bytes are unchanged; the
+    /// result is slices of them. Falls back to the stored bytes if the moof cannot be retimed.
+    pub fn read_fragment_for_playback(
+        &self,
+        n: Offset,
+    ) -> Result<Option<(FragmentInfo, Vec<Bytes>)>> {
+        let Some((info, bytes)) = self.read_fragment(n)? else { return Ok(None) };
+        Ok(Some((info, self.retime(&info, bytes)?)))
+    }
+
+    fn retime(&self, info: &FragmentInfo, bytes: Bytes) -> Result<Vec<Bytes>> {
+        use crate::media::timeline::{find_tfdts, retime, served_decode_time, session_shift_us};
+        let Some(epoch) = self.timeline_epoch() else { return Ok(vec![bytes]) };
+        let Some(init) = self.init(info.meta.init_id)? else { return Ok(vec![bytes]) };
+        let Some(timing) = init.video().or_else(|| init.tracks.first()) else {
+            return Ok(vec![bytes]);
+        };
+        let Ok(sites) = find_tfdts(&bytes) else { return Ok(vec![bytes]) };
+        let Some(timing_site) = sites.iter().find(|s| s.track_id == timing.track_id) else {
+            return Ok(vec![bytes]);
+        };
+        let shift_us = session_shift_us(
+            info.producer_ts.as_micros(),
+            timing_site.value,
+            timing.timescale,
+            epoch.as_micros(),
+        );
+        let parts = retime(&bytes, &sites, |site| {
+            let scale = init
+                .tracks
+                .iter()
+                .find(|t| t.track_id == site.track_id)
+                .map_or(timing.timescale, |t| t.timescale);
+            served_decode_time(site.value, scale, shift_us)
+        });
+        Ok(parts.unwrap_or_else(|| vec![bytes]))
     }
 }

@@ -1,0 +1,169 @@
+//! The AWS Kinesis Data Streams wire protocol (JSON 1.1): `POST /` with
+//! `X-Amz-Target: Kinesis_20131202.<Operation>`, a JSON body with the API reference's PascalCase
+//! members, blobs in base64 and timestamps in epoch seconds. Any `Authorization` (SigV4) header
+//! is accepted and ignored. Errors are HTTP 400 `{"__type":"<Exception>","message":"…"}`
+//! (500 `InternalFailure` for faults); an unknown target is `UnknownOperationException`.
+//!
+//! A thin adapter: this module is the wire (routing by target, body limits, error bodies, member
+//! decoding helpers); [`ops`] has one function per operation, which decodes its members, calls
+//! one `DataStreams` method (which checks every constraint) and encodes the answer. The semantics
+//! live in `crate::datastream`; docs/kinesis.md describes the surface.
+
+mod ops;
+#[cfg(test)]
+mod tests;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::ApiState;
+use crate::datastream::{DataStreams, DsError};
+use ops::*;
+
+/// The `X-Amz-Target` prefix of Kinesis Data Streams operations.
+pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
+/// Largest request body: a 5 MiB PutRecords in base64 (≈ 6.7 MiB) plus JSON framing.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/", post(handle))
+}
+
+async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (status, out) = if content_type.starts_with("application/x-amz-cbor") {
+        error_body(&DsError::Serialization(
+            "CBOR is not supported; use JSON (for the Java SDK and KCL set AWS_CBOR_DISABLE=1)"
+                .to_owned(),
+        ))
+    } else {
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => dispatch(&state.data, target, &bytes).await,
+            Err(_) => error_body(&DsError::Serialization(format!(
+                "The request body is unreadable or larger than {MAX_BODY} bytes."
+            ))),
+        }
+    };
+    let mut resp = (status, out).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-requestid", id);
+    }
+    resp
+}
+
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs one request: `target` is the `X-Amz-Target` header, `body` the JSON. Returns the status
+/// and the JSON response body. Never panics on client input.
+pub async fn dispatch(
+    ds: &DataStreams,
+    target: Option<&str>,
+    body: &[u8],
+) -> (StatusCode, Vec<u8>) {
+    let Some(op) = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)) else {
+        return unknown_operation(target);
+    };
+    let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
+    let result = match op {
+        "CreateStream" => create_stream(ds, body),
+        "DeleteStream" => delete_stream(ds, body),
+        "DescribeStream" => describe_stream(ds, body),
+        "DescribeStreamSummary" => describe_stream_summary(ds, body),
+        "ListStreams" => list_streams(ds, body),
+        "ListShards" => list_shards(ds, body),
+        "PutRecord" => put_record(ds, body).await,
+        "PutRecords" => put_records(ds, body).await,
+        "GetShardIterator" => get_shard_iterator(ds, body),
+        "GetRecords" => {
+            return match get_records(ds, body) {
+                Ok(bytes) => (StatusCode::OK, bytes),
+                Err(e) => error_body(&e),
+            };
+        }
+        "IncreaseStreamRetentionPeriod" => retention(ds, body, true),
+        "DecreaseStreamRetentionPeriod" => retention(ds, body, false),
+        "AddTagsToStream" => add_tags(ds, body),
+        "RemoveTagsFromStream" => remove_tags(ds, body),
+        "ListTagsForStream" => list_tags(ds, body),
+        "SplitShard" => split_shard(ds, body),
+        "MergeShards" => merge_shards(ds, body),
+        "UpdateShardCount" => update_shard_count(ds, body),
+        "UpdateStreamMode" => update_stream_mode(ds, body),
+        "RegisterStreamConsumer" => register_consumer(ds, body),
+        "DeregisterStreamConsumer" => deregister_consumer(ds, body),
+        "ListStreamConsumers" => list_consumers(ds, body),
+        "DescribeStreamConsumer" => describe_consumer(ds, body),
+        "DescribeLimits" => Ok(describe_limits(ds)),
+        _ => return unknown_operation(target),
+    };
+    match result {
+        Ok(v) => (StatusCode::OK, serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec())),
+        Err(e) => error_body(&e),
+    }
+}
+
+fn unknown_operation(target: Option<&str>) -> (StatusCode, Vec<u8>) {
+    let body = json!({
+        "__type": "UnknownOperationException",
+        "message": format!("Unknown operation {:?}", target.unwrap_or("")),
+    });
+    (StatusCode::BAD_REQUEST, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn error_body(e: &DsError) -> (StatusCode, Vec<u8>) {
+    let status = if e.is_server_fault() {
+        tracing::error!(error = %e, "kinesis request failed");
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let body = json!({ "__type": e.type_name(), "message": e.message() });
+    (status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+// ---- decoding ---------------------------------------------------------------------------------
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, DsError> {
+    parse_borrowed(body)
+}
+
+/// Like [`parse`], for request types that borrow strings from the body.
+fn parse_borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DsError> {
+    serde_json::from_slice(body)
+        .map_err(|e| DsError::Serialization(format!("Invalid request body: {e}")))
+}
+
+/// A required member: `ValidationException` naming it (camelCase, as Kinesis does) when absent.
+fn required<T>(v: Option<T>, member: &str) -> Result<T, DsError> {
+    v.ok_or_else(|| {
+        DsError::Validation(format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+fn blob(s: &str, member: &str) -> Result<Bytes, DsError> {
+    STANDARD
+        .decode(s.as_bytes())
+        .map(Bytes::from)
+        .map_err(|_| DsError::Serialization(format!("{member} is not valid base64")))
+}

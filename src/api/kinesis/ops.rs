@@ -1,0 +1,639 @@
+//! The Kinesis Data Streams operations: one function per `X-Amz-Target`, from request members
+//! to the answer's JSON.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{blob, parse, parse_borrowed, required};
+use crate::datastream::reshard::ListShardsRequest;
+use crate::datastream::{
+    Capacity, ChildShard, ConsumerDescription, DataStreams, DsError, GetRecordsOutput,
+    HashKeyRange, IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter,
+    StreamDescription, StreamMode, StreamSel,
+};
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct StreamMembers {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+}
+
+impl StreamMembers {
+    fn sel(&self) -> StreamSel<'_> {
+        StreamSel { name: self.stream_name.as_deref(), arn: self.stream_arn.as_deref() }
+    }
+}
+
+#[derive(Deserialize)]
+struct ModeDetails {
+    #[serde(rename = "StreamMode")]
+    stream_mode: Option<String>,
+}
+
+fn stream_mode(d: ModeDetails) -> Result<StreamMode, DsError> {
+    let m = required(d.stream_mode, "streamModeDetails.streamMode")?;
+    StreamMode::parse(&m).ok_or_else(|| {
+        crate::datastream::validate::violation(
+            &m,
+            "streamModeDetails.streamMode",
+            "Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]",
+        )
+    })
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+pub(super) fn range_json(r: &HashKeyRange) -> Value {
+    json!({ "StartingHashKey": r.start.to_string(), "EndingHashKey": r.end.to_string() })
+}
+
+pub(super) fn shard_json(s: &ShardDescription) -> Value {
+    let mut v = json!({
+        "ShardId": s.shard_id.to_string(),
+        "HashKeyRange": range_json(&s.range),
+        "SequenceNumberRange": { "StartingSequenceNumber": s.starting.to_string() },
+    });
+    if let Some(p) = s.parent {
+        v["ParentShardId"] = json!(p.to_string());
+    }
+    if let Some(p) = s.adjacent_parent {
+        v["AdjacentParentShardId"] = json!(p.to_string());
+    }
+    if let Some(e) = s.ending {
+        v["SequenceNumberRange"]["EndingSequenceNumber"] = json!(e.to_string());
+    }
+    v
+}
+
+pub(super) fn child_json(c: &ChildShard) -> Value {
+    json!({
+        "ShardId": c.shard_id.to_string(),
+        "ParentShards": c.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "HashKeyRange": range_json(&c.range),
+    })
+}
+
+pub(super) fn mode_json(m: StreamMode) -> Value {
+    json!({ "StreamMode": m.as_str() })
+}
+
+pub(super) fn summary_json(d: &StreamDescription) -> Value {
+    json!({
+        "StreamName": d.name,
+        "StreamARN": d.arn,
+        "StreamStatus": d.status,
+        "StreamModeDetails": mode_json(d.mode),
+        "RetentionPeriodHours": d.retention_hours,
+        "StreamCreationTimestamp": d.created_at.as_secs_f64(),
+        "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
+        "EncryptionType": "NONE",
+        "OpenShardCount": d.open_shard_count,
+        "ConsumerCount": d.consumer_count,
+    })
+}
+
+pub(super) fn consumer_json(c: &ConsumerDescription) -> Value {
+    json!({
+        "ConsumerName": c.name,
+        "ConsumerARN": c.arn,
+        "ConsumerStatus": c.status,
+        "ConsumerCreationTimestamp": c.created_at.as_secs_f64(),
+    })
+}
+
+// ---- operations -------------------------------------------------------------------------------
+
+pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        stream_name: Option<String>,
+        shard_count: Option<i64>,
+        stream_mode_details: Option<ModeDetails>,
+        tags: Option<BTreeMap<String, String>>,
+    }
+    let r: In = parse(body)?;
+    let name = required(r.stream_name, "streamName")?;
+    let mode = match r.stream_mode_details {
+        Some(d) => stream_mode(d)?,
+        None => StreamMode::Provisioned,
+    };
+    let capacity = match (mode, r.shard_count) {
+        (StreamMode::OnDemand, None) => Capacity::OnDemand,
+        (StreamMode::OnDemand, Some(_)) => {
+            return Err(DsError::InvalidArgument(
+                "ShardCount must not be given for an ON_DEMAND stream.".to_owned(),
+            ));
+        }
+        (StreamMode::Provisioned, None) => {
+            return Err(DsError::InvalidArgument(
+                "ShardCount is required for a PROVISIONED stream.".to_owned(),
+            ));
+        }
+        (StreamMode::Provisioned, Some(n)) => {
+            crate::datastream::validate::range(n, "shardCount", 1, 100_000)?;
+            Capacity::Provisioned { shard_count: n as u32 }
+        }
+    };
+    ds.create_stream(&name, capacity, r.tags.unwrap_or_default())?;
+    Ok(json!({}))
+}
+
+pub(super) fn delete_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        enforce_consumer_deletion: Option<bool>,
+    }
+    let r: In = parse(body)?;
+    ds.delete_stream(r.stream.sel(), r.enforce_consumer_deletion.unwrap_or(false))?;
+    Ok(json!({}))
+}
+
+pub(super) fn describe_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        limit: Option<i64>,
+        exclusive_start_shard_id: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let (d, shards, more) =
+        ds.describe_stream(r.stream.sel(), r.limit, r.exclusive_start_shard_id.as_deref())?;
+    Ok(json!({ "StreamDescription": {
+        "StreamName": d.name,
+        "StreamARN": d.arn,
+        "StreamStatus": d.status,
+        "StreamModeDetails": mode_json(d.mode),
+        "Shards": shards.iter().map(shard_json).collect::<Vec<_>>(),
+        "HasMoreShards": more,
+        "RetentionPeriodHours": d.retention_hours,
+        "StreamCreationTimestamp": d.created_at.as_secs_f64(),
+        "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
+        "EncryptionType": "NONE",
+    }}))
+}
+
+pub(super) fn describe_stream_summary(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: StreamMembers = parse(body)?;
+    let d = ds.describe_stream_summary(r.sel())?;
+    Ok(json!({ "StreamDescriptionSummary": summary_json(&d) }))
+}
+
+pub(super) fn list_streams(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        limit: Option<i64>,
+        exclusive_start_stream_name: Option<String>,
+        next_token: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let (streams, more, token) = ds.list_streams(
+        r.limit,
+        r.exclusive_start_stream_name.as_deref(),
+        r.next_token.as_deref(),
+    )?;
+    let mut v = json!({
+        "StreamNames": streams.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "HasMoreStreams": more,
+        "StreamSummaries": streams.iter().map(|s| json!({
+            "StreamName": s.name,
+            "StreamARN": s.arn,
+            "StreamStatus": s.status,
+            "StreamModeDetails": mode_json(s.mode),
+            "StreamCreationTimestamp": s.created_at.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(t) = token {
+        v["NextToken"] = json!(t);
+    }
+    Ok(v)
+}
+
+pub(super) fn list_shards(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Filter {
+        #[serde(rename = "Type")]
+        kind: Option<String>,
+        shard_id: Option<String>,
+        timestamp: Option<f64>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        next_token: Option<String>,
+        exclusive_start_shard_id: Option<String>,
+        max_results: Option<i64>,
+        shard_filter: Option<Filter>,
+    }
+    let r: In = parse(body)?;
+    let filter = match r.shard_filter {
+        Some(f) => {
+            let kind = required(f.kind, "shardFilter.type")?;
+            let ts = match f.timestamp {
+                Some(t) => Some(crate::datastream::read::timestamp_from_secs(t, "Timestamp")?),
+                None => None,
+            };
+            Some(ShardFilter::from_wire(&kind, f.shard_id.as_deref(), ts)?)
+        }
+        None => None,
+    };
+    let (shards, token) = ds.list_shards(ListShardsRequest {
+        stream: r.stream.sel(),
+        next_token: r.next_token.as_deref(),
+        exclusive_start_shard_id: r.exclusive_start_shard_id.as_deref(),
+        max_results: r.max_results,
+        filter,
+    })?;
+    let mut v = json!({ "Shards": shards.iter().map(shard_json).collect::<Vec<_>>() });
+    if let Some(t) = token {
+        v["NextToken"] = json!(t);
+    }
+    Ok(v)
+}
+
+/// One record of PutRecord(s). `Data` is borrowed from the request body (base64 never contains
+/// JSON escapes), so it is decoded straight from the request bytes without an intermediate copy.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordIn<'a> {
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+}
+
+impl RecordIn<'_> {
+    fn entry(self, prefix: &str) -> Result<PutEntry, DsError> {
+        let data = required(self.data, &format!("{prefix}data"))?;
+        let partition_key = required(self.partition_key, &format!("{prefix}partitionKey"))?;
+        Ok(PutEntry {
+            partition_key,
+            explicit_hash_key: self.explicit_hash_key,
+            data: blob(&data, "Data")?,
+        })
+    }
+}
+
+// PutRecord, PutRecords and GetRecords carry the data: their request members are spelled out
+// rather than `#[serde(flatten)]`ed, which would buffer the whole request (every record's data)
+// in an intermediate map before building the struct.
+
+pub(super) async fn put_record(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In<'a> {
+        stream_name: Option<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        #[serde(borrow)]
+        data: Option<Cow<'a, str>>,
+        partition_key: Option<String>,
+        explicit_hash_key: Option<String>,
+        sequence_number_for_ordering: Option<String>,
+    }
+    let r: In<'_> = parse_borrowed(body)?;
+    let stream = StreamMembers { stream_name: r.stream_name, stream_arn: r.stream_arn };
+    let record = RecordIn {
+        data: r.data,
+        partition_key: r.partition_key,
+        explicit_hash_key: r.explicit_hash_key,
+    };
+    let entry = record.entry("")?;
+    let (shard, seq) =
+        ds.put_record(stream.sel(), entry, r.sequence_number_for_ordering.as_deref()).await?;
+    Ok(json!({
+        "ShardId": shard.to_string(),
+        "SequenceNumber": seq.to_string(),
+        "EncryptionType": "NONE",
+    }))
+}
+
+pub(super) async fn put_records(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In<'a> {
+        stream_name: Option<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        #[serde(borrow)]
+        records: Option<Vec<RecordIn<'a>>>,
+    }
+    let r: In<'_> = parse_borrowed(body)?;
+    let stream = StreamMembers { stream_name: r.stream_name, stream_arn: r.stream_arn };
+    let records = required(r.records, "records")?;
+    let entries = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, rec)| rec.entry(&format!("records.{}.member.", i + 1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcomes = ds.put_records(stream.sel(), entries).await?;
+    let failed = outcomes.iter().filter(|o| matches!(o, PutOutcome::Failed { .. })).count();
+    let records: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match o {
+            PutOutcome::Ok { shard_id, sequence_number } => json!({
+                "SequenceNumber": sequence_number.to_string(),
+                "ShardId": shard_id.to_string(),
+            }),
+            PutOutcome::Failed { code, message } => {
+                json!({ "ErrorCode": code, "ErrorMessage": message })
+            }
+        })
+        .collect();
+    Ok(json!({ "FailedRecordCount": failed, "Records": records, "EncryptionType": "NONE" }))
+}
+
+pub(super) fn get_shard_iterator(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        shard_id: Option<String>,
+        shard_iterator_type: Option<String>,
+        starting_sequence_number: Option<String>,
+        timestamp: Option<f64>,
+    }
+    let r: In = parse(body)?;
+    let shard_id = required(r.shard_id, "shardId")?;
+    let kind = required(r.shard_iterator_type, "shardIteratorType")?;
+    let start =
+        IteratorStart::from_wire(&kind, r.starting_sequence_number.as_deref(), r.timestamp)?;
+    let it = ds.get_shard_iterator(r.stream.sel(), &shard_id, start)?;
+    Ok(json!({ "ShardIterator": it }))
+}
+
+/// GetRecords, written straight into the response buffer: the records' data is base64-encoded
+/// into place (base64 and decimal numbers never need JSON escaping), without building a JSON tree
+/// and escape-scanning megabytes of base64.
+pub(super) fn get_records(ds: &DataStreams, body: &[u8]) -> Result<Vec<u8>, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        shard_iterator: Option<String>,
+        limit: Option<i64>,
+        #[serde(rename = "StreamARN")]
+        _stream_arn: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let it = required(r.shard_iterator, "shardIterator")?;
+    let out = ds.get_records(&it, r.limit)?;
+    Ok(get_records_body(&out))
+}
+
+pub(super) fn get_records_body(out: &GetRecordsOutput) -> Vec<u8> {
+    let json_err = |_| ();
+    let cap = 128
+        + out
+            .records
+            .iter()
+            .map(|r| {
+                base64::encoded_len(r.data.len(), true).unwrap_or(0) + r.partition_key.len() + 128
+            })
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(cap);
+    buf.extend_from_slice(b"{\"Records\":[");
+    for (i, r) in out.records.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"SequenceNumber\":\"");
+        buf.extend_from_slice(r.sequence_number.to_string().as_bytes());
+        buf.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
+        let _ = serde_json::to_writer(&mut buf, &(r.arrival.as_millis() as f64 / 1000.0))
+            .map_err(json_err);
+        buf.extend_from_slice(b",\"Data\":\"");
+        let at = buf.len();
+        buf.resize(at + base64::encoded_len(r.data.len(), true).unwrap_or(0), 0);
+        let written = STANDARD.encode_slice(&r.data, &mut buf[at..]).unwrap_or(0);
+        buf.truncate(at + written);
+        buf.extend_from_slice(b"\",\"PartitionKey\":");
+        let _ = serde_json::to_writer(&mut buf, &r.partition_key).map_err(json_err);
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"],\"MillisBehindLatest\":");
+    let _ = serde_json::to_writer(&mut buf, &out.millis_behind_latest).map_err(json_err);
+    buf.extend_from_slice(b",\"NextShardIterator\":");
+    let _ = serde_json::to_writer(&mut buf, &out.next_shard_iterator).map_err(json_err);
+    if let Some(children) = &out.child_shards {
+        buf.extend_from_slice(b",\"ChildShards\":");
+        let list: Vec<Value> = children.iter().map(child_json).collect();
+        let _ = serde_json::to_writer(&mut buf, &list).map_err(json_err);
+    }
+    buf.push(b'}');
+    buf
+}
+
+pub(super) fn retention(ds: &DataStreams, body: &[u8], increase: bool) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        retention_period_hours: Option<i64>,
+    }
+    let r: In = parse(body)?;
+    let hours = required(r.retention_period_hours, "retentionPeriodHours")?;
+    ds.set_retention_period(r.stream.sel(), hours, increase)?;
+    Ok(json!({}))
+}
+
+pub(super) fn add_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        tags: Option<BTreeMap<String, String>>,
+    }
+    let r: In = parse(body)?;
+    ds.add_tags(r.stream.sel(), required(r.tags, "tags")?)?;
+    Ok(json!({}))
+}
+
+pub(super) fn remove_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        tag_keys: Option<Vec<String>>,
+    }
+    let r: In = parse(body)?;
+    ds.remove_tags(r.stream.sel(), &required(r.tag_keys, "tagKeys")?)?;
+    Ok(json!({}))
+}
+
+pub(super) fn list_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        exclusive_start_tag_key: Option<String>,
+        limit: Option<i64>,
+    }
+    let r: In = parse(body)?;
+    let (tags, more) =
+        ds.list_tags(r.stream.sel(), r.exclusive_start_tag_key.as_deref(), r.limit)?;
+    Ok(json!({
+        "Tags": tags.iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect::<Vec<_>>(),
+        "HasMoreTags": more,
+    }))
+}
+
+pub(super) fn split_shard(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        shard_to_split: Option<String>,
+        new_starting_hash_key: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let shard = required(r.shard_to_split, "shardToSplit")?;
+    let key = required(r.new_starting_hash_key, "newStartingHashKey")?;
+    ds.split_shard(r.stream.sel(), &shard, &key)?;
+    Ok(json!({}))
+}
+
+pub(super) fn merge_shards(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        shard_to_merge: Option<String>,
+        adjacent_shard_to_merge: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let a = required(r.shard_to_merge, "shardToMerge")?;
+    let b = required(r.adjacent_shard_to_merge, "adjacentShardToMerge")?;
+    ds.merge_shards(r.stream.sel(), &a, &b)?;
+    Ok(json!({}))
+}
+
+pub(super) fn update_shard_count(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        target_shard_count: Option<i64>,
+        scaling_type: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let target = required(r.target_shard_count, "targetShardCount")?;
+    let scaling = required(r.scaling_type, "scalingType")?;
+    let (current, target) = ds.update_shard_count(r.stream.sel(), target, &scaling)?;
+    let d = ds.describe_stream_summary(r.stream.sel())?;
+    Ok(json!({
+        "StreamName": d.name,
+        "StreamARN": d.arn,
+        "CurrentShardCount": current,
+        "TargetShardCount": target,
+    }))
+}
+
+pub(super) fn update_stream_mode(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        stream_mode_details: Option<ModeDetails>,
+    }
+    let r: In = parse(body)?;
+    let arn = required(r.stream_arn, "streamARN")?;
+    let mode = stream_mode(required(r.stream_mode_details, "streamModeDetails")?)?;
+    ds.update_stream_mode(&arn, mode)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConsumerMembers {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    consumer_name: Option<String>,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: Option<String>,
+}
+
+pub(super) fn register_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: ConsumerMembers = parse(body)?;
+    let arn = required(r.stream_arn, "streamARN")?;
+    let name = required(r.consumer_name, "consumerName")?;
+    let c = ds.register_consumer(&arn, &name)?;
+    Ok(json!({ "Consumer": consumer_json(&c) }))
+}
+
+pub(super) fn deregister_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: ConsumerMembers = parse(body)?;
+    ds.deregister_consumer(
+        r.stream_arn.as_deref(),
+        r.consumer_name.as_deref(),
+        r.consumer_arn.as_deref(),
+    )?;
+    Ok(json!({}))
+}
+
+pub(super) fn describe_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: ConsumerMembers = parse(body)?;
+    let c = ds.describe_consumer(
+        r.stream_arn.as_deref(),
+        r.consumer_name.as_deref(),
+        r.consumer_arn.as_deref(),
+    )?;
+    let mut v = consumer_json(&c);
+    v["StreamARN"] = json!(c.stream_arn);
+    Ok(json!({ "ConsumerDescription": v }))
+}
+
+pub(super) fn list_consumers(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(rename = "StreamARN")]
+        stream_arn: Option<String>,
+        next_token: Option<String>,
+        max_results: Option<i64>,
+        #[serde(rename = "StreamCreationTimestamp")]
+        _stream_creation_timestamp: Option<f64>,
+    }
+    let r: In = parse(body)?;
+    let arn = required(r.stream_arn, "streamARN")?;
+    let (consumers, token) = ds.list_consumers(&arn, r.next_token.as_deref(), r.max_results)?;
+    let mut v = json!({ "Consumers": consumers.iter().map(consumer_json).collect::<Vec<_>>() });
+    if let Some(t) = token {
+        v["NextToken"] = json!(t);
+    }
+    Ok(v)
+}
+
+pub(super) fn describe_limits(ds: &DataStreams) -> Value {
+    let l = ds.describe_limits();
+    json!({
+        "ShardLimit": l.shard_limit,
+        "OpenShardCount": l.open_shard_count,
+        "OnDemandStreamCount": l.on_demand_stream_count,
+        "OnDemandStreamCountLimit": l.on_demand_stream_count_limit,
+    })
+}

@@ -1,0 +1,85 @@
+//! `[server]`, `[storage]` and `[streams]`: where Sluice listens, where and how it stores.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTP listener (API, HLS, web UI). Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory holding the catalog and every stream's log. Default `./data`.
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for open requests to finish, in seconds. Default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Acknowledge only after fdatasync; concurrent appends share one sync (group commit).
+    Always,
+    /// Sync every `sync_interval_ms`; acknowledge after the write.
+    Interval,
+    /// Never sync explicitly (the OS writes back); acknowledge after the write.
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Durability policy: `always` (default), `interval` or `never`.
+    pub sync: SyncMode,
+    /// Sync period for `sync = "interval"`, in milliseconds. Default 200.
+    pub sync_interval_ms: u64,
+    /// A log segment file is sealed and a new one started at this size, in bytes. Default 256 MiB.
+    pub segment_max_bytes: u64,
+    /// ... or when its first record is this old, in seconds. Default 3600. Retention deletes whole
+    /// segments, so this is also the granularity of age-based retention.
+    pub segment_max_age_secs: u64,
+    /// How often the background retention pass runs, in seconds. Default 30.
+    pub retention_interval_secs: u64,
+    /// The free-disk floor, in bytes: while the data directory's filesystem has less available,
+    /// each retention pass deletes the oldest video (whole log segments, oldest first across all
+    /// video streams, never a stream's newest segment) ahead of retention, so recording goes on.
+    /// Data streams keep their own retention. 0 disables it. Default 1 GiB.
+    pub min_free_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sync: SyncMode::Always,
+            sync_interval_ms: 200,
+            segment_max_bytes: 256 * 1024 * 1024,
+            segment_max_age_secs: 3600,
+            retention_interval_secs: 30,
+            min_free_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamDefaults {
+    /// Retention of a stream created without `retentionHours`, in hours. Default 24.
+    pub default_retention_hours: u32,
+}
+
+impl Default for StreamDefaults {
+    fn default() -> Self {
+        StreamDefaults { default_retention_hours: 24 }
+    }
+}

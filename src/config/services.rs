@@ -1,0 +1,187 @@
+//! The service sections: `[data_streams]`, `[events]`, `[frames]`, `[image_generation]`.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The Kinesis-compatible data streams (`[data_streams]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataStreamsConfig {
+    /// Region named in stream and consumer ARNs. Default `us-east-1`.
+    pub region: String,
+    /// 12-digit account id named in ARNs. Default `000000000000`.
+    pub account_id: String,
+    /// Shortest retention `DecreaseStreamRetentionPeriod` accepts, in hours (1–24). Default 24
+    /// (Kinesis's minimum); lower it for tests.
+    pub min_retention_hours: u32,
+    /// Most open shards across all data streams (DescribeLimits `ShardLimit`). Default 500.
+    pub shard_limit: u32,
+    /// Most on-demand streams. Default 50.
+    pub on_demand_stream_limit: u32,
+    /// Shards of a stream created in ON_DEMAND mode. Default 4.
+    pub on_demand_shard_count: u32,
+    /// Enforce the per-shard throughput limits below (provisioned streams for writes, every
+    /// stream for reads). Default true.
+    pub throughput_limits: bool,
+    /// Per-shard write limit, in bytes of data + partition key per second. Default 1048576.
+    pub write_bytes_per_sec: u64,
+    /// Per-shard write limit, in records per second. Default 1000.
+    pub write_records_per_sec: u64,
+    /// Per-shard read limit, in bytes per second. Default 2097152.
+    pub read_bytes_per_sec: u64,
+    /// Per-shard read limit, in GetRecords calls per second. Default 5.
+    pub read_calls_per_sec: u64,
+}
+
+impl Default for DataStreamsConfig {
+    fn default() -> Self {
+        DataStreamsConfig {
+            region: String::from("us-east-1"),
+            account_id: String::from("000000000000"),
+            min_retention_hours: 24,
+            shard_limit: 500,
+            on_demand_stream_limit: 50,
+            on_demand_shard_count: 4,
+            throughput_limits: true,
+            write_bytes_per_sec: 1024 * 1024,
+            write_records_per_sec: 1000,
+            read_bytes_per_sec: 2 * 1024 * 1024,
+            read_calls_per_sec: 5,
+        }
+    }
+}
+
+/// Where events go (`[events]` in the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Data stream for Sluice's lifecycle events, created at start-up if missing. Default
+    /// `sluice-events`.
+    pub events_stream: String,
+    /// Its shard count when created. Default 1.
+    pub events_shards: u32,
+    /// Data stream for producers' metadata (`POST /v1/streams/{name}/events`), created at
+    /// start-up if missing. Default `sluice-metadata`.
+    pub metadata_stream: String,
+    /// Its shard count when created. Default 1.
+    pub metadata_shards: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            events_stream: String::from("sluice-events"),
+            events_shards: 1,
+            metadata_stream: String::from("sluice-metadata"),
+            metadata_shards: 1,
+        }
+    }
+}
+
+/// The frame decode service (`[frames]`): exact frames and image sets (`crate::frames`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FramesConfig {
+    /// Decode worker threads; 0 means one per CPU core. Default 0.
+    pub workers: usize,
+    /// Decode jobs that may wait for a worker; when the queue is full, frame requests get 503
+    /// with Retry-After. Default 32.
+    pub queue_depth: usize,
+    /// Build an H.264 decoder in this many workers at start-up, so the first request does not pay
+    /// the first-pipeline cost (0 = none, larger than `workers` = all). Default 2.
+    pub warm_decoders: usize,
+    /// JPEG quality used when a request gives none (1–100). Default 85.
+    pub default_quality: u8,
+    /// Most images a JSON image-set page holds when the request gives no `maxResults`. Default 25.
+    pub default_page_size: usize,
+}
+
+impl Default for FramesConfig {
+    fn default() -> Self {
+        FramesConfig {
+            workers: 0,
+            queue_depth: 32,
+            warm_decoders: 2,
+            default_quality: 85,
+            default_page_size: 25,
+        }
+    }
+}
+
+/// Continuous image generation per stream (`[image_generation]`, `crate::imagegen`): bounds on
+/// what a stream's `imageGeneration` may ask for, and how webhook deliveries are queued and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageGenerationConfig {
+    /// Shortest `intervalMs` a stream may configure, in milliseconds. Default 100.
+    pub min_interval_ms: u64,
+    /// Longest `intervalMs` a stream may configure, in milliseconds. Default 86400000 (a day).
+    pub max_interval_ms: u64,
+    /// Images waiting for a stream's webhook, at most; beyond this new images are dropped and
+    /// counted (`sluice_imagegen_dropped_total`), never slowing generation or ingest. Default 64.
+    pub webhook_queue: usize,
+    /// Webhook requests in flight across all streams, at most. Default 8.
+    pub max_concurrent_webhooks: usize,
+    /// Time limit of one webhook request (connect, send, response), in milliseconds. Default 10000.
+    pub webhook_timeout_ms: u64,
+    /// Attempts per image (the first try included) before it is dropped. Default 5.
+    pub webhook_max_attempts: u32,
+    /// Backoff before the first retry, in milliseconds; it doubles per retry, with full jitter.
+    /// Default 200.
+    pub webhook_initial_backoff_ms: u64,
+    /// Longest backoff between retries, in milliseconds. Default 10000.
+    pub webhook_max_backoff_ms: u64,
+    /// How far generation may fall behind, in milliseconds: when the media of the next instant
+    /// arrived longer ago than this (wall time, so a fast upload of recorded video is not behind),
+    /// generation skips ahead to the live edge (skipped instants are counted in
+    /// `sluice_imagegen_skipped_total`). Default 60000.
+    pub max_lag_ms: u64,
+}
+
+impl Default for ImageGenerationConfig {
+    fn default() -> Self {
+        ImageGenerationConfig {
+            min_interval_ms: 100,
+            max_interval_ms: 86_400_000,
+            webhook_queue: 64,
+            max_concurrent_webhooks: 8,
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 5,
+            webhook_initial_backoff_ms: 200,
+            webhook_max_backoff_ms: 10_000,
+            max_lag_ms: 60_000,
+        }
+    }
+}
+
+impl ImageGenerationConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| Err(ConfigError::Value { key, message: message.to_owned() });
+        if self.min_interval_ms == 0 || self.min_interval_ms > self.max_interval_ms {
+            return bad(
+                "image_generation.min_interval_ms",
+                "must be at least 1 and at most max_interval_ms",
+            );
+        }
+        if self.webhook_queue == 0 {
+            return bad("image_generation.webhook_queue", "must be at least 1");
+        }
+        if self.max_concurrent_webhooks == 0 {
+            return bad("image_generation.max_concurrent_webhooks", "must be at least 1");
+        }
+        if self.webhook_timeout_ms == 0 {
+            return bad("image_generation.webhook_timeout_ms", "must be at least 1");
+        }
+        if !(1..=100).contains(&self.webhook_max_attempts) {
+            return bad("image_generation.webhook_max_attempts", "must be between 1 and 100");
+        }
+        if self.webhook_initial_backoff_ms > self.webhook_max_backoff_ms {
+            return bad(
+                "image_generation.webhook_initial_backoff_ms",
+                "must be at most webhook_max_backoff_ms",
+            );
+        }
+        Ok(())
+    }
+}

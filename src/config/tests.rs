@@ -1,0 +1,94 @@
+//! Parsing, validation and overrides of the configuration.
+
+use super::*;
+
+#[test]
+fn unknown_key_names_its_path() {
+    let err = Config::from_toml("[storage]\nsegment_max_byte = 5\n", Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("storage.segment_max_byte"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_its_path() {
+    let err = Config::from_toml("[hls]\nlive_window_segments = \"five\"\n", Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hls.live_window_segments"), "{err}");
+}
+
+#[test]
+fn example_config_parses_and_matches_defaults() {
+    let text = include_str!("../../sluice.example.toml");
+    let c = Config::from_toml(text, Path::new("sluice.example.toml")).unwrap();
+    let d = Config::default();
+    assert_eq!(c.server.listen, d.server.listen);
+    assert_eq!(c.storage.segment_max_bytes, d.storage.segment_max_bytes);
+    assert_eq!(c.ingest.max_fragment_bytes, d.ingest.max_fragment_bytes);
+    assert_eq!(c.hls.live_window_segments, d.hls.live_window_segments);
+    assert_eq!(c.streams.default_retention_hours, d.streams.default_retention_hours);
+    assert_eq!(c.events.events_stream, d.events.events_stream);
+    assert_eq!(c.events.metadata_shards, d.events.metadata_shards);
+    let (p, q) = (&c.rtsp_pull, &d.rtsp_pull);
+    assert_eq!(
+        (p.backoff_initial_ms, p.backoff_max_ms, p.connect_timeout_secs, p.stall_timeout_secs),
+        (q.backoff_initial_ms, q.backoff_max_ms, q.connect_timeout_secs, q.stall_timeout_secs)
+    );
+    assert!(c.sources.is_empty());
+    let (w, x) = (&c.webrtc, &d.webrtc);
+    assert_eq!(
+        (&w.udp_addrs, w.udp_port_min, w.udp_port_max),
+        (&x.udp_addrs, x.udp_port_min, x.udp_port_max)
+    );
+    assert_eq!(
+        (
+            w.pli_interval_ms,
+            w.connect_timeout_secs,
+            w.ice_disconnected_timeout_secs,
+            w.ice_failed_timeout_secs,
+            w.max_sessions
+        ),
+        (
+            x.pli_interval_ms,
+            x.connect_timeout_secs,
+            x.ice_disconnected_timeout_secs,
+            x.ice_failed_timeout_secs,
+            x.max_sessions
+        )
+    );
+    let (g, h) = (&c.image_generation, &d.image_generation);
+    assert_eq!(
+        (g.min_interval_ms, g.max_interval_ms, g.webhook_queue, g.max_concurrent_webhooks),
+        (h.min_interval_ms, h.max_interval_ms, h.webhook_queue, h.max_concurrent_webhooks)
+    );
+    assert_eq!(
+        (g.webhook_timeout_ms, g.webhook_max_attempts, g.max_lag_ms),
+        (h.webhook_timeout_ms, h.webhook_max_attempts, h.max_lag_ms)
+    );
+    assert_eq!(
+        (g.webhook_initial_backoff_ms, g.webhook_max_backoff_ms),
+        (h.webhook_initial_backoff_ms, h.webhook_max_backoff_ms)
+    );
+    let (a, b) = (&c.data_streams, &d.data_streams);
+    assert_eq!((&a.region, &a.account_id), (&b.region, &b.account_id));
+    assert_eq!(
+        (a.min_retention_hours, a.shard_limit, a.on_demand_stream_limit, a.on_demand_shard_count),
+        (b.min_retention_hours, b.shard_limit, b.on_demand_stream_limit, b.on_demand_shard_count)
+    );
+    assert_eq!(a.throughput_limits, b.throughput_limits);
+    assert_eq!(
+        (
+            a.write_bytes_per_sec,
+            a.write_records_per_sec,
+            a.read_bytes_per_sec,
+            a.read_calls_per_sec
+        ),
+        (
+            b.write_bytes_per_sec,
+            b.write_records_per_sec,
+            b.read_bytes_per_sec,
+            b.read_calls_per_sec
+        )
+    );
+}

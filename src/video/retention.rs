@@ -1,0 +1,170 @@
+//! Retention and the free-disk floor: whole segments older than a stream's `retentionHours` or
+//! beyond its `retentionBytes` are deleted, and when free space falls below
+//! `storage.min_free_bytes` the oldest segment of the stream holding the most bytes goes first,
+//! so recording goes on on a full disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{VideoStream, VideoStreams};
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::events::EventDetails;
+use crate::log::{DeletedRange, Retention};
+use crate::metrics::Metrics;
+use crate::name::StreamName;
+
+impl VideoStream {
+    fn retention(&self) -> Retention {
+        let row = self.row();
+        Retention {
+            max_age: (row.retention_hours > 0)
+                .then(|| Duration::from_secs(u64::from(row.retention_hours) * 3600)),
+            max_bytes: row.retention_bytes,
+        }
+    }
+
+    /// Deletes whole segments past the stream's retention; returns what went.
+    pub fn enforce_retention(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
+        self.delete_by(&self.retention(), now, "retention")
+    }
+
+    /// Deletes the stream's oldest log segment (never its newest), for the free-disk floor.
+    fn delete_oldest_segment(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
+        let stats = self.fragments.stats();
+        if stats.segments < 2 {
+            return Ok(Vec::new());
+        }
+        let r = Retention { max_age: None, max_bytes: Some(stats.bytes.saturating_sub(1)) };
+        self.delete_by(&r, now, "free_disk_floor")
+    }
+
+    fn delete_by(
+        &self,
+        r: &Retention,
+        now: Timestamp,
+        reason: &'static str,
+    ) -> Result<Vec<DeletedRange>> {
+        let deleted = self.fragments.enforce_retention(r, now)?;
+        if !deleted.is_empty() {
+            let label = Metrics::stream(self.name.as_str());
+            for d in &deleted {
+                self.metrics.retention_deleted_fragments.get_or_create(&label).inc_by(d.records);
+                self.metrics.retention_deleted_bytes.get_or_create(&label).inc_by(d.bytes);
+                self.events.emit(
+                    self.name.as_str(),
+                    EventDetails::RetentionDeleted {
+                        first_fragment_number: d.first.offset.0.to_string(),
+                        last_fragment_number: d.last.offset.0.to_string(),
+                        fragments: d.records,
+                        bytes: d.bytes,
+                        first_producer_timestamp: d.first.time,
+                        last_producer_timestamp: d.last.time,
+                        reason,
+                    },
+                );
+            }
+        }
+        self.update_stored_gauges();
+        Ok(deleted)
+    }
+}
+
+impl VideoStreams {
+    /// One retention pass over every stream.
+    pub fn enforce_retention(&self) -> Vec<(StreamName, DeletedRange)> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for s in self.all() {
+            match s.enforce_retention(now) {
+                Ok(deleted) => out.extend(deleted.into_iter().map(|d| (s.name.clone(), d))),
+                Err(e) => tracing::error!(stream = %s.name, error = %e, "retention pass failed"),
+            }
+        }
+        out
+    }
+
+    /// Replaces how free disk space is measured (tests simulate a filling disk).
+    pub fn set_disk_space(&self, probe: Arc<dyn DiskSpace>) {
+        *self.disk.write().unwrap_or_else(|p| p.into_inner()) = probe;
+    }
+
+    /// The free-disk floor: while the data directory's filesystem has less than
+    /// `storage.min_free_bytes` available, deletes the oldest log segment across all video
+    /// streams (by the arrival of its first fragment), one at a time, ahead of retention. A
+    /// stream's newest segment is never deleted. Returns what went; logs a warning for each.
+    pub fn enforce_disk_floor(&self) -> Vec<(StreamName, DeletedRange)> {
+        let floor = self.min_free_bytes;
+        if floor == 0 {
+            return Vec::new();
+        }
+        let probe = self.disk.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Vec::new();
+        // Bounded: each round deletes one segment or stops.
+        for _ in 0..100_000 {
+            let free = match probe.available_bytes() {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot measure free disk space");
+                    break;
+                }
+            };
+            if free >= floor {
+                break;
+            }
+            let oldest = self
+                .all()
+                .into_iter()
+                .filter_map(|s| {
+                    let st = s.fragments.stats();
+                    (st.segments >= 2).then(|| st.first.map(|e| (e.arrival, s.clone()))).flatten()
+                })
+                .min_by_key(|(arrival, _)| *arrival);
+            let Some((_, stream)) = oldest else {
+                tracing::warn!(
+                    free,
+                    floor,
+                    "free disk space is below the floor and no video can be deleted"
+                );
+                break;
+            };
+            match stream.delete_oldest_segment(self.clock.now()) {
+                Ok(deleted) if !deleted.is_empty() => {
+                    for d in deleted {
+                        tracing::warn!(
+                            stream = %stream.name,
+                            fragments = d.records,
+                            bytes = d.bytes,
+                            free,
+                            floor,
+                            "free disk space below the floor: deleted the oldest video"
+                        );
+                        out.push((stream.name.clone(), d));
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(stream = %stream.name, error = %e, "free-disk deletion failed");
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Bytes available to Sluice on the filesystem holding its data.
+pub trait DiskSpace: Send + Sync {
+    fn available_bytes(&self) -> std::io::Result<u64>;
+}
+
+/// The real measure: `statvfs(2)` of the data directory (blocks available to unprivileged users).
+pub struct FilesystemSpace(pub PathBuf);
+
+impl DiskSpace for FilesystemSpace {
+    fn available_bytes(&self) -> std::io::Result<u64> {
+        let s = rustix::fs::statvfs(&self.0).map_err(std::io::Error::from)?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+}
