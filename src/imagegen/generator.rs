@@ -429,7 +429,9 @@ mod tests {
                 Item::Init(i) => {
                     session.set_init(&i).unwrap();
                 }
-                Item::Fragment(f) => last = Some(session.append(&f, t0, u64::MAX).unwrap().number),
+                Item::Fragment(f) => {
+                    last = Some(session.append(&f, t0, u64::MAX).await.unwrap().number)
+                }
                 Item::FragmentStarted { .. } => {}
             }
         }

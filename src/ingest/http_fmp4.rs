@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::media::fmp4::{Fmp4Error, Fmp4Reader, Item, Limits};
 use crate::video::VideoStream;
 use crate::video::writer::{
-    Appended, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
+    Durability, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
 };
 
 /// The body of a push: byte chunks, or the error that ended the connection.
@@ -95,36 +95,40 @@ async fn run_session(
     acks: AckSender,
 ) {
     let name = ctx.stream.name.to_string();
-    // PERSISTED acks are sent in order by a second task that waits for durability, so reading the
-    // body never waits for fsync (group commit covers the fragments queued meanwhile).
-    let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Appended>();
-    let persister = tokio::spawn(persist_loop(ctx.stream.clone(), persist_rx, acks.clone()));
+    // PERSISTED acks follow the session's durability outcomes, in order; the reading loop sends
+    // them, so each comes after its fragment's RECEIVED, and reading the body does not wait for
+    // fsync (group commit covers the fragments queued meanwhile).
+    let (durable_tx, mut durable) = mpsc::unbounded_channel();
+    session.notify_durability(durable_tx);
 
-    let end = read_body(&ctx, &mut session, body, &acks, &persist_tx).await;
-    drop(persist_tx);
-    let _ = persister.await;
+    let end = read_body(&ctx, &mut session, body, &acks, &mut durable).await;
 
-    let reason = match &end {
-        End::Finished => "finished".to_owned(),
+    let (reason, last_ack) = match &end {
+        End::Finished => ("finished".to_owned(), None),
         End::Truncated(e) | End::Fatal(e) => {
             ctx.stream.ingest_error(e);
-            acks.send(Ack::error(e));
-            format!("{} ({})", e.code.name(), e.message)
+            (format!("{} ({})", e.code.name(), e.message), Some(Ack::error(e)))
         }
-        End::Disconnected(why) => format!("disconnected: {why}"),
+        End::Disconnected(why) => (format!("disconnected: {why}"), None),
         End::Stopped => {
             let e = IngestError::new(
                 IngestErrorCode::StreamNotActive,
                 "the stream was deleted or the server is shutting down; every fragment acknowledged PERSISTED is stored",
             );
-            acks.send(Ack::error(&e));
-            "stopped by the server".to_owned()
+            ("stopped by the server".to_owned(), Some(Ack::error(&e)))
         }
     };
     ctx.stream.update_stored_gauges();
     tracing::info!(stream = %name, %reason, "producer disconnected");
     session.set_end_reason(reason);
-    drop(session);
+    // Every fragment's outcome is acknowledged before the last word.
+    session.finish().await;
+    while let Ok(d) = durable.try_recv() {
+        acks.send(persisted_ack(d));
+    }
+    if let Some(ack) = last_ack {
+        acks.send(ack);
+    }
 }
 
 async fn read_body(
@@ -132,7 +136,7 @@ async fn read_body(
     session: &mut ProducerSession,
     mut data: BodyStream,
     acks: &AckSender,
-    persist: &mpsc::UnboundedSender<Appended>,
+    durable: &mut mpsc::UnboundedReceiver<Durability>,
 ) -> End {
     let mut reader = Fmp4Reader::new(Limits {
         max_fragment_bytes: ctx.config.max_fragment_bytes,
@@ -147,6 +151,10 @@ async fn read_body(
         let next = tokio::select! {
             biased;
             _ = cancel.cancelled() => return End::Stopped,
+            Some(d) = durable.recv() => {
+                acks.send(persisted_ack(d));
+                continue;
+            }
             r = tokio::time::timeout(idle, data.next()) => r,
         };
         let chunk = match next {
@@ -187,14 +195,13 @@ async fn read_body(
                 }
                 Ok(Some(Item::Fragment(fragment))) => {
                     let arrival = fragment_arrival.take().unwrap_or(now);
-                    match session.append(&fragment, arrival, max_duration_us) {
+                    match session.append(&fragment, arrival, max_duration_us).await {
                         Ok(a) => {
                             acks.send(Ack::fragment(
                                 EventType::Received,
                                 a.timecode_ms,
                                 a.number.0,
                             ));
-                            let _ = persist.send(a);
                         }
                         Err(e) => {
                             ctx.stream.ingest_error(&e);
@@ -222,28 +229,12 @@ fn fmp4_error(e: Fmp4Error) -> IngestError {
     IngestError::new(code, e.to_string())
 }
 
-async fn persist_loop(
-    stream: Arc<VideoStream>,
-    mut rx: mpsc::UnboundedReceiver<Appended>,
-    acks: AckSender,
-) {
-    while let Some(a) = rx.recv().await {
-        match stream.wait_durable(a.number).await {
-            Ok(()) => {
-                stream.fragment_persisted(&a.info);
-                acks.send(Ack::fragment(EventType::Persisted, a.timecode_ms, a.number.0));
-            }
-            Err(e) => {
-                let err = IngestError::new(
-                    IngestErrorCode::ArchivalError,
-                    format!("fragment {} could not be made durable: {e}", a.number.0),
-                );
-                stream.ingest_error(&err);
-                acks.send(Ack {
-                    fragment_number: Some(a.number.0.to_string()),
-                    ..Ack::error(&err)
-                });
-            }
+/// PERSISTED, or ERROR 5001 naming the fragment, as the session settled its durability.
+fn persisted_ack(d: Durability) -> Ack {
+    match d {
+        Durability::Persisted(a) => Ack::fragment(EventType::Persisted, a.timecode_ms, a.number.0),
+        Durability::Failed(a, err) => {
+            Ack { fragment_number: Some(a.number.0.to_string()), ..Ack::error(&err) }
         }
     }
 }

@@ -7,6 +7,9 @@
 //! - [`mp4clip`]: progressive MP4 clips (moov before mdat) built from stored fragments.
 //! - [`mux`]: the fMP4 writer for RTP sources (init segment from parameter sets, moof+mdat).
 //! - [`param_sets`]: H.264/H.265 parameter sets and the AAC AudioSpecificConfig.
+//! - [`rtp`]: RTP packets and depacketizers (H.264, H.265, AAC, Opus), RTCP sender reports.
+//! - [`rtp_session`]: an RTP session to described init segments and fragments, sans I/O.
+//! - [`sdp`]: the SDP of an RTSP ANNOUNCE → the tracks to record.
 //! - [`timeline`]: moving stored fragments onto the stream timeline (producer time minus the
 //!   stream's epoch) when served.
 //!
@@ -20,4 +23,6 @@ pub mod mp4clip;
 pub mod mux;
 pub mod param_sets;
 pub mod rtp;
+pub mod rtp_session;
+pub mod sdp;
 pub mod timeline;

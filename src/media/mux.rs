@@ -7,7 +7,9 @@
 //! `esds` (ISO/IEC 14496-14 §5.6), `Opus` + `dOps` (Opus in ISOBMFF §4.3). Parameter sets are
 //! parsed in [`super::param_sets`]. Boxes are encoded with `mp4-atom`; the output is what
 //! `crate::media::fmp4` parses on ingest, so the rest of Sluice treats muxed streams exactly like
-//! pushed fMP4. Pure: no I/O. The caller is `crate::ingest::rtp`.
+//! pushed fMP4. Each comes with its description (an `InitSegment`, a `Fragment` with per-track
+//! timing), so the store takes muxed media without parsing it back. Pure: no I/O. The caller is
+//! [`super::rtp_session`].
 
 use bytes::{BufMut, Bytes, BytesMut};
 use mp4_atom::{
@@ -16,6 +18,7 @@ use mp4_atom::{
     TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 
+use super::fmp4::{Fragment, InitSegment, TrackFragment, parse_init};
 use super::param_sets::{AacConfig, DecoderConfig, VideoParams};
 
 /// `sample_depends_on = 2` (an I picture / an audio frame): a sync sample (§8.8.3.1).
@@ -89,7 +92,14 @@ fn encode<T: Encode>(b: &T, buf: &mut Vec<u8>, what: &str) -> Result<(), MuxErro
 }
 
 /// Builds the init segment (`ftyp` + `moov` with an `mvex`) for `tracks`.
-pub fn init_segment(tracks: &[MuxTrack]) -> Result<Bytes, MuxError> {
+pub fn init_segment(tracks: &[MuxTrack]) -> Result<InitSegment, MuxError> {
+    let bytes = init_bytes(tracks)?;
+    // Its description (codec strings, dimensions) comes from the one init parser, so a muxed
+    // init segment is described exactly as a pushed one would be.
+    parse_init(bytes).map_err(|e| MuxError(format!("the init segment does not parse: {e}")))
+}
+
+fn init_bytes(tracks: &[MuxTrack]) -> Result<Bytes, MuxError> {
     if tracks.is_empty() {
         return Err(MuxError("an init segment needs at least one track".into()));
     }
@@ -277,7 +287,27 @@ fn audio_tkhd(track_id: u32) -> Tkhd {
 
 /// Builds one fragment (`moof` + `mdat`) holding `runs`, in that order in the `mdat`. Runs with no
 /// samples are left out; at least one sample is required.
-pub fn fragment(sequence_number: u32, runs: &[TrackRun<'_>]) -> Result<Bytes, MuxError> {
+pub fn fragment(
+    sequence_number: u32,
+    runs: &[TrackRun<'_>],
+    offset: u64,
+) -> Result<Fragment, MuxError> {
+    let bytes = fragment_bytes(sequence_number, runs)?;
+    let tracks = runs
+        .iter()
+        .filter(|r| !r.samples.is_empty())
+        .map(|r| TrackFragment {
+            track_id: r.track_id,
+            base_decode_time: r.base_decode_time,
+            duration: r.samples.iter().map(|s| u64::from(s.duration)).sum(),
+            sample_count: u32::try_from(r.samples.len()).unwrap_or(u32::MAX),
+            starts_with_sync: r.samples.first().is_some_and(|s| s.sync),
+        })
+        .collect();
+    Ok(Fragment { bytes, offset, tracks })
+}
+
+fn fragment_bytes(sequence_number: u32, runs: &[TrackRun<'_>]) -> Result<Bytes, MuxError> {
     let runs: Vec<&TrackRun<'_>> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
     if runs.is_empty() {
         return Err(MuxError("a fragment needs at least one sample".into()));
@@ -352,7 +382,7 @@ pub fn fragment(sequence_number: u32, runs: &[TrackRun<'_>]) -> Result<Bytes, Mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::fmp4::{Fmp4Reader, Item, Limits, TrackKind, parse_init, samples};
+    use crate::media::fmp4::{Fmp4Reader, Item, Limits, TrackKind, samples};
     use crate::media::param_sets::{aac_config, h264_params};
 
     pub(crate) const SPS: &[u8] = &[
@@ -379,8 +409,8 @@ mod tests {
 
     #[test]
     fn init_parses_back() {
-        let bytes = init_segment(&tracks()).unwrap();
-        let init = parse_init(bytes.clone()).unwrap();
+        let init = init_segment(&tracks()).unwrap();
+        let bytes = init.bytes.clone();
         assert_eq!(init.tracks.len(), 3);
         let v = init.video().unwrap();
         assert_eq!((v.width, v.height, v.timescale), (640, 360, 90_000));
@@ -398,8 +428,8 @@ mod tests {
 
     #[test]
     fn fragment_parses_back_with_times_and_flags() {
-        let init_bytes = init_segment(&tracks()).unwrap();
-        let init = parse_init(init_bytes.clone()).unwrap();
+        let init = init_segment(&tracks()).unwrap();
+        let init_bytes = init.bytes.clone();
         let v = [
             MuxSample {
                 duration: 3000,
@@ -427,8 +457,11 @@ mod tests {
                 TrackRun { track_id: 2, base_decode_time: 5, samples: &a },
                 TrackRun { track_id: 3, base_decode_time: 0, samples: &[] },
             ],
+            0,
         )
         .unwrap();
+        let described = frag.clone();
+        let frag = frag.bytes;
         let mut reader = Fmp4Reader::new(Limits::default());
         reader.push(init_bytes);
         reader.push(frag.clone());
@@ -439,6 +472,8 @@ mod tests {
             }
         }
         let f = got.expect("a fragment");
+        // The muxer's description is exactly what the parser reads.
+        assert_eq!(described.tracks, f.tracks);
         let t = f.track(1).unwrap();
         assert_eq!((t.base_decode_time, t.duration, t.sample_count), (1 << 40, 6000, 2));
         assert!(t.starts_with_sync);
@@ -456,7 +491,7 @@ mod tests {
         assert_eq!(moof.mfhd.sequence_number, 7);
         let mdat = <mp4_atom::Mdat as mp4_atom::Decode>::decode(&mut rd).unwrap();
         assert_eq!(mdat.data.len(), 6 + 5 + 10);
-        assert!(fragment(1, &[]).is_err());
+        assert!(fragment(1, &[], 0).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::clock::Timestamp;
+
 /// The fixed RTP header fields Sluice uses, and the payload.
 #[derive(Debug, Clone)]
 pub struct RtpPacket {
@@ -378,9 +380,47 @@ impl Depacketizer {
     }
 }
 
+/// The RTP timestamp and NTP time of the first sender report (RFC 3550 §6.4.1) in a compound
+/// RTCP packet.
+pub fn rtcp_sender_report(mut data: &[u8]) -> Option<(u32, Timestamp)> {
+    while data.len() >= 4 {
+        let len = (usize::from(u16::from_be_bytes([data[2], data[3]])) + 1) * 4;
+        if data[0] >> 6 != 2 || len > data.len() {
+            return None;
+        }
+        if data[1] == 200 && len >= 28 {
+            let word =
+                |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+            let (msw, lsw, rtp) = (word(8), word(12), word(16));
+            // NTP counts from 1900; Unix from 1970.
+            let secs = i64::from(msw) - 2_208_988_800;
+            let micros = (u64::from(lsw) * 1_000_000) >> 32;
+            return Some((rtp, Timestamp::from_micros(secs * 1_000_000 + micros as i64)));
+        }
+        data = &data[len..];
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sender_report_ntp_to_unix() {
+        let mut sr = vec![0x80, 200, 0, 6];
+        sr.extend_from_slice(&1u32.to_be_bytes()); // SSRC
+        sr.extend_from_slice(&(2_208_988_800u32 + 1_000).to_be_bytes()); // NTP seconds
+        sr.extend_from_slice(&(1u32 << 31).to_be_bytes()); // .5 s
+        sr.extend_from_slice(&90_000u32.to_be_bytes());
+        sr.extend_from_slice(&[0; 8]);
+        let (rtp, ntp) = rtcp_sender_report(&sr).unwrap();
+        assert_eq!(rtp, 90_000);
+        assert_eq!(ntp, Timestamp::from_micros(1_000_500_000));
+        assert!(rtcp_sender_report(&sr[..10]).is_none());
+        assert!(rtcp_sender_report(&[0xff; 40]).is_none());
+        assert!(rtcp_sender_report(&[]).is_none());
+    }
 
     fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> Bytes {
         let mut v = vec![0x80, pt | if marker { 0x80 } else { 0 }];
@@ -592,8 +632,8 @@ mod tests {
                 ds[(next() % 4) as usize].lost();
             }
             out.clear();
-            let _ = crate::ingest::rtsp::session::sender_report(&p);
-            let _ = crate::ingest::rtsp::sdp::parse(&p);
+            let _ = rtcp_sender_report(&p);
+            let _ = crate::media::sdp::parse(&p);
             let _ = crate::media::param_sets::aac_config(Bytes::from(p.clone()));
             if p.len() > 2 {
                 let _ = crate::media::param_sets::h264_params(&p, &p);

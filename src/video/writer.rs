@@ -4,11 +4,20 @@
 //! type-level fact. It validates each fragment (duration, decode-time order, tracks), stamps both
 //! clocks, decides HLS segment and discontinuity boundaries, and appends to the stream's log.
 //! Dropping the session frees the stream for the next producer.
+//!
+//! The session also owns durability, the same way for every ingest: each appended fragment's
+//! `fdatasync` is awaited in order by a task of the session, which reports it (metrics, the
+//! FragmentPersisted event, or an ingest error) and tells the producer's protocol if it asked
+//! ([`ProducerSession::notify_durability`], PERSISTED acks). At most [`DURABILITY_QUEUE`]
+//! fragments may wait for durability; `append` waits beyond that, so a producer runs ahead of
+//! the disk by a bounded amount. [`ProducerSession::finish`] waits for every outcome.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::VideoStream;
@@ -113,6 +122,23 @@ pub struct ProducerSession {
     fragments: u64,
     /// Why the session ended, reported in ProducerDisconnected.
     end_reason: String,
+    /// Appended fragments waiting for durability, and the task that waits; started at the first
+    /// append.
+    durability: Option<(mpsc::Sender<Appended>, JoinHandle<()>)>,
+    /// Where durability outcomes go, if the protocol reports them.
+    notify: Option<mpsc::UnboundedSender<Durability>>,
+}
+
+/// Fragments of one session that may wait for durability at once (see the module docs).
+pub const DURABILITY_QUEUE: usize = 256;
+
+/// A fragment's durability, reported in append order.
+#[derive(Debug)]
+pub enum Durability {
+    /// On stable storage.
+    Persisted(Appended),
+    /// It could not be made durable (the error is also reported on the stream).
+    Failed(Appended, IngestError),
 }
 
 #[derive(Debug)]
@@ -149,7 +175,35 @@ impl ProducerSession {
             cancel,
             fragments: 0,
             end_reason: String::from("connection dropped"),
+            durability: None,
+            notify: None,
         }
+    }
+
+    /// Sends every appended fragment's durability outcome to `tx`, in append order. Call before
+    /// the first append.
+    pub fn notify_durability(&mut self, tx: mpsc::UnboundedSender<Durability>) {
+        self.notify = Some(tx);
+    }
+
+    /// Waits until every appended fragment's durability is settled and reported, then ends the
+    /// session (the stream is free for the next producer).
+    pub async fn finish(mut self) {
+        if let Some((tx, task)) = self.durability.take() {
+            drop(tx);
+            let _ = task.await;
+        }
+    }
+
+    /// Queues `a`'s durability wait, waiting for room when [`DURABILITY_QUEUE`] fragments wait.
+    async fn track_durability(&mut self, a: Appended) {
+        let (tx, _) = self.durability.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(DURABILITY_QUEUE);
+            // Ends when the session's sender goes (finish, or drop) and the queue is drained.
+            let task = tokio::spawn(wait_durable(self.stream.clone(), rx, self.notify.take()));
+            (tx, task)
+        });
+        let _ = tx.send(a).await;
     }
 
     /// Records why the session is ending (reported when it is dropped).
@@ -201,9 +255,20 @@ impl ProducerSession {
     }
 
     /// Validates and appends one fragment. `arrival` is when its first byte arrived. The fragment
-    /// is written but not yet durable: wait on [`VideoStream::wait_durable`] before acknowledging
-    /// PERSISTED. An error rejects only this fragment; the session may go on.
-    pub fn append(
+    /// is written (readers see it) but not yet durable: its outcome comes later, in order (see
+    /// the module docs). An error rejects only this fragment; the session may go on.
+    pub async fn append(
+        &mut self,
+        fragment: &Fragment,
+        arrival: Timestamp,
+        max_duration_us: u64,
+    ) -> Result<Appended, IngestError> {
+        let a = self.write(fragment, arrival, max_duration_us)?;
+        self.track_durability(a).await;
+        Ok(a)
+    }
+
+    fn write(
         &mut self,
         fragment: &Fragment,
         arrival: Timestamp,
@@ -374,6 +439,34 @@ impl ProducerSession {
 impl Drop for ProducerSession {
     fn drop(&mut self) {
         self.stream.release_producer(std::mem::take(&mut self.end_reason), self.fragments);
+    }
+}
+
+/// Waits for each appended fragment to be durable, in order, reports it on the stream (metrics
+/// and FragmentPersisted, or an ingest error) and to `notify`.
+async fn wait_durable(
+    stream: Arc<VideoStream>,
+    mut rx: mpsc::Receiver<Appended>,
+    notify: Option<mpsc::UnboundedSender<Durability>>,
+) {
+    while let Some(a) = rx.recv().await {
+        let outcome = match stream.wait_durable(a.number).await {
+            Ok(()) => {
+                stream.fragment_persisted(&a.info);
+                Durability::Persisted(a)
+            }
+            Err(e) => {
+                let err = IngestError::new(
+                    IngestErrorCode::ArchivalError,
+                    format!("fragment {} could not be made durable: {e}", a.number.0),
+                );
+                stream.ingest_error(&err);
+                Durability::Failed(a, err)
+            }
+        };
+        if let Some(n) = &notify {
+            let _ = n.send(outcome);
+        }
     }
 }
 

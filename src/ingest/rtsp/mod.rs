@@ -9,9 +9,7 @@
 //! cores (see `docs/design/rtp-ingest.md` and `docs/benchmarks.md`).
 //!
 //! - [`session`]: one connection's state machine (requests, RTP/RTCP, timeouts).
-//! - [`sdp`]: the ANNOUNCE body → tracks.
 
-pub mod sdp;
 pub mod session;
 
 use std::net::SocketAddr;

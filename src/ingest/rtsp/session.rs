@@ -20,11 +20,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::RtspContext;
-use super::sdp;
-use crate::clock::Timestamp;
 use crate::error::ErrorKind;
 use crate::ingest::rtp::RtpIngest;
-use crate::media::rtp::{Depacketizer, Sequence, Unit, parse_rtp};
+use crate::media::rtp::{Depacketizer, Sequence, Unit, parse_rtp, rtcp_sender_report};
+use crate::media::sdp;
 use crate::name::StreamName;
 use crate::video::NewStream;
 
@@ -227,7 +226,7 @@ impl Conn {
         let Some(t) = p.tracks.get_mut(i) else { return Ok(()) };
         let Some(ingest_track) = t.ingest else { return Ok(()) };
         if rtcp {
-            if let Some((rtp_ts, ntp)) = sender_report(&data) {
+            if let Some((rtp_ts, ntp)) = rtcp_sender_report(&data) {
                 p.ingest.sender_report(ingest_track, rtp_ts, ntp);
             }
             return Ok(());
@@ -614,47 +613,9 @@ async fn udp_receive(
     }
 }
 
-/// The RTP timestamp and NTP time of the first sender report (RFC 3550 §6.4.1) in a compound
-/// RTCP packet.
-pub fn sender_report(mut data: &[u8]) -> Option<(u32, Timestamp)> {
-    while data.len() >= 4 {
-        let len = (usize::from(u16::from_be_bytes([data[2], data[3]])) + 1) * 4;
-        if data[0] >> 6 != 2 || len > data.len() {
-            return None;
-        }
-        if data[1] == 200 && len >= 28 {
-            let word =
-                |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-            let (msw, lsw, rtp) = (word(8), word(12), word(16));
-            // NTP counts from 1900; Unix from 1970.
-            let secs = i64::from(msw) - 2_208_988_800;
-            let micros = (u64::from(lsw) * 1_000_000) >> 32;
-            return Some((rtp, Timestamp::from_micros(secs * 1_000_000 + micros as i64)));
-        }
-        data = &data[len..];
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sender_report_ntp_to_unix() {
-        let mut sr = vec![0x80, 200, 0, 6];
-        sr.extend_from_slice(&1u32.to_be_bytes()); // SSRC
-        sr.extend_from_slice(&(2_208_988_800u32 + 1_000).to_be_bytes()); // NTP seconds
-        sr.extend_from_slice(&(1u32 << 31).to_be_bytes()); // .5 s
-        sr.extend_from_slice(&90_000u32.to_be_bytes());
-        sr.extend_from_slice(&[0; 8]);
-        let (rtp, ntp) = sender_report(&sr).unwrap();
-        assert_eq!(rtp, 90_000);
-        assert_eq!(ntp, Timestamp::from_micros(1_000_500_000));
-        assert!(sender_report(&sr[..10]).is_none());
-        assert!(sender_report(&[0xff; 40]).is_none());
-        assert!(sender_report(&[]).is_none());
-    }
 
     #[test]
     fn stream_names_from_urls() {

@@ -6,8 +6,8 @@
 use base64::Engine;
 use bytes::Bytes;
 
-use crate::ingest::rtp::{Codec, TrackSpec};
-use crate::media::rtp::{AacFormat, Depacketizer};
+use super::rtp::{AacFormat, Depacketizer};
+use super::rtp_session::{Codec, TrackSpec};
 
 /// One `m=` section.
 #[derive(Debug)]
