@@ -40,6 +40,7 @@ fn build_30_days(dir: &Path) -> Log {
         segment_max_bytes: 32 + HOUR * FRAME,
         segment_max_age: Duration::from_secs(365 * 24 * 3600),
         sync: SyncPolicy::Never,
+        before_sync: None,
     };
     let log = Log::open(dir, config, clock).expect("open bench log");
     let started = Instant::now();

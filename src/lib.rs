@@ -40,6 +40,28 @@
 //!   for RTP sources.
 //! - [`clock`]: `Timestamp`, `TimestampKind` (which clock) and the injectable `Clock`.
 //! - [`name`]: `StreamName`, validated as Kinesis does.
+//!
+//! # Blocking work
+//!
+//! Async code (request handlers, ingest sessions, per-stream tasks) runs on a few worker threads
+//! that every client shares, so it never waits on the disk or the catalog for more than one
+//! small step. The rule:
+//!
+//! - **Inline** (on the async worker): in-memory lookups, and reading *one* fragment or record
+//!   (a few `pread`s, normally from the page cache), as the live tail, parts and SSE followers
+//!   do, one at a time between awaits.
+//! - **Blocking pool** (`spawn_blocking`, through the facades that own the resource:
+//!   `VideoStream::segment` / `VideoStream::read`, `ProducerSession::append` / `set_init`,
+//!   `Services::create_stream` / `delete_stream` / `update_stream`, `DataStreams::put_record(s)`
+//!   / `append_all`, the Kinesis operations in `api::kinesis`): anything that appends (an append
+//!   may roll a segment, which syncs), syncs, writes the catalog, deletes files, or reads many
+//!   index entries or records (segments, ranges, replays, clips, timelines, metadata queries).
+//! - **Dedicated threads**: each log's syncer (fdatasync rounds) and the decode pool (`frames`).
+//! - **Awaited, never waited on**: durability. A handler awaits `wait_durable`, which parks the
+//!   task, not the thread.
+//!
+//! `tests/stalled_disk.rs` holds the rule to account: with every sync of two streams blocked, a
+//! third stream's HLS is still served.
 
 pub mod api;
 pub mod app;

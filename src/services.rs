@@ -24,7 +24,7 @@ use crate::ingest::pull::{PullManager, SourceConfig, SourceDescription};
 use crate::ingest::whip::WhipSessions;
 use crate::metrics::Metrics;
 use crate::name::StreamName;
-use crate::video::{StreamDescription, StreamUpdate, VideoStream, VideoStreams};
+use crate::video::{NewStream, StreamDescription, StreamUpdate, VideoStream, VideoStreams};
 
 /// Everything a request handler can reach.
 pub struct Services {
@@ -70,7 +70,26 @@ pub struct StreamChange {
     pub image_generation: Option<Option<ImageGenerationSpec>>,
 }
 
+/// Runs catalog and file work on the blocking pool (see "Blocking work" in `crate`).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::Error::internal(format!("catalog task: {e}")))?
+}
+
 impl Services {
+    /// Creates a video stream (its catalog row and log directories).
+    pub async fn create_stream(&self, req: NewStream) -> Result<Arc<VideoStream>> {
+        let video = self.video.clone();
+        blocking(move || video.create(req)).await
+    }
+
+    /// Deletes a video stream with everything attached to it (see the module docs).
+    pub async fn delete_stream(&self, name: &StreamName) -> Result<()> {
+        let (video, name) = (self.video.clone(), name.clone());
+        blocking(move || video.delete(&name)).await
+    }
+
     pub fn describe(&self, stream: &VideoStream) -> StreamView {
         StreamView {
             stream: stream.describe(),
@@ -90,7 +109,8 @@ impl Services {
             self.video.get(name)?;
             self.imagegen.check_destination(name, g).await?;
         }
-        let stream = self.video.update(name, change.update)?;
+        let (video, n, update) = (self.video.clone(), name.clone(), change.update);
+        let stream = blocking(move || video.update(&n, update)).await?;
         if let Some(source) = change.source {
             self.pulls.set(&stream, source).await?;
         }

@@ -398,14 +398,25 @@ async fn idle_live_playlist_waits_instead_of_404() {
         TestServer::start_with(|c| c.hls.idle_wait_secs = 60, Arc::new(sluice::clock::SystemClock))
             .await;
     server.create_stream("late").await;
-    let waiting = tokio::spawn({
+    let mut waiting = tokio::spawn({
         let http = server.http.clone();
         let url = server.url("/v1/streams/late/hls/live.m3u8");
         async move { http.get(url).send().await.unwrap().text().await.unwrap() }
     });
-    // Let the request reach the server before the media does (an ordering aid, not a timing
-    // assertion: a request that did not wait would answer with no segments).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request is in the handler (counted) and has not been answered: it is waiting. Only
+    // then does the media come.
+    for _ in 0..300 {
+        let (_, metrics) = server.get_text("/metrics").await;
+        if metrics.contains("sluice_hls_requests_total{kind=\"live\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("sluice_hls_requests_total{kind=\"live\"} 1"), "the request arrived");
+    if let Ok(done) = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await {
+        panic!("the live playlist answered before any media existed: {done:?}");
+    }
     server.push("late", fixture("h264.mp4"), "").await;
     let text = tokio::time::timeout(Duration::from_secs(30), waiting)
         .await

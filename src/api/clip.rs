@@ -83,7 +83,48 @@ async fn clip(
     ApiQuery(q): ApiQuery<ClipQuery>,
 ) -> ApiResult<Response> {
     let (start, end) = TimeRange::parse(&q.start, &q.end, Bounds::HalfOpen)?.required()?;
-    let segs = stream.segments_in_range(q.timestamps, Some(start), Some(end))?;
+    // Planning reads every fragment of the range (their samples, for MP4): on the blocking pool.
+    let (clock, format) = (q.timestamps, q.format);
+    let Planned { first, last, parts } =
+        stream.read(move |s| plan(s, clock, format, start, end)).await?;
+    let fmt = match q.format {
+        Format::Mp4 => "mp4",
+        Format::Fmp4 => "fmp4",
+    };
+    let clock = match q.timestamps {
+        TimestampKind::Producer => "p",
+        TimestampKind::Server => "s",
+    };
+    let etag = format!(
+        // c2: fMP4 clips carry decode times on the stream timeline.
+        "\"c2-{}-{}-{}-{}-{}-{clock}-{fmt}\"",
+        stream.id,
+        first.0,
+        last.0,
+        start.as_micros(),
+        end.as_micros()
+    );
+    let filename = format!("{}-{}-{}.mp4", stream.name, start.as_millis(), end.as_millis());
+    Ok(serve_parts(stream, &headers, &etag, &filename, parts))
+}
+
+/// What a clip is made of: the fragments it spans and the parts of its body.
+struct Planned {
+    first: Offset,
+    last: Offset,
+    parts: Vec<Part>,
+}
+
+/// Plans the clip of `[start, end)` on `clock`: which fragments, and (for MP4) the head and the
+/// sample ranges of each fragment.
+fn plan(
+    stream: &VideoStream,
+    clock: TimestampKind,
+    format: Format,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Planned, Error> {
+    let segs = stream.segments_in_range(clock, Some(start), Some(end))?;
     let no_media = || {
         Error::not_found(format!(
             "stream {} has no media between {} and {}",
@@ -93,25 +134,24 @@ async fn clip(
         ))
     };
     let (Some(first_seg), Some(last_seg)) = (segs.first(), segs.last()) else {
-        return Err(no_media().into());
+        return Err(no_media());
     };
     let init_id = first_seg.init_id;
     if let Some(change) = segs.iter().find(|s| s.init_id != init_id) {
         return Err(Error::invalid(format!(
             "the range crosses a change of init segment (codec or resolution) at {}: request \
              a clip ending at or before that time, and another starting there",
-            change.start(q.timestamps).to_rfc3339()
-        ))
-        .into());
+            change.start(clock).to_rfc3339()
+        )));
     }
     let (mut first, last) = (first_seg.first, last_seg.last);
-    if q.format == Format::Mp4 {
+    if format == Format::Mp4 {
         // With B-frames, the frames presented at `start` may belong to the previous segment
         // (presentation runs behind decode by the reordering delay): include the segment before
         // when it is contiguous and shares the init segment. The planner keeps only the samples
         // it needs.
         let before = start.add_micros(-PRE_ROLL_US);
-        let pre = stream.segments_in_range(q.timestamps, Some(before), Some(start))?;
+        let pre = stream.segments_in_range(clock, Some(before), Some(start))?;
         if let Some(p) = pre.iter().rev().find(|p| p.last.0 + 1 == first.0 && p.init_id == init_id)
         {
             first = p.first;
@@ -126,7 +166,7 @@ async fn clip(
         .ok_or_else(|| Error::internal(format!("stream {name}: init segment {init_id} missing")))?;
 
     let mut parts: Vec<Part> = Vec::new();
-    match q.format {
+    match format {
         Format::Fmp4 => {
             parts.push(Part::Static(init_bytes));
             for n in first.0..=last.0 {
@@ -154,7 +194,7 @@ async fn clip(
             }
             // The clip's timeline is the producer timeline; server-clock bounds are moved onto it
             // through the fragment playing at each bound.
-            let (s, e) = match q.timestamps {
+            let (s, e) = match clock {
                 TimestampKind::Producer => (start, end),
                 TimestampKind::Server => (to_producer(&infos, start), to_producer(&infos, end)),
             };
@@ -175,26 +215,7 @@ async fn clip(
             }
         }
     }
-
-    let fmt = match q.format {
-        Format::Mp4 => "mp4",
-        Format::Fmp4 => "fmp4",
-    };
-    let clock = match q.timestamps {
-        TimestampKind::Producer => "p",
-        TimestampKind::Server => "s",
-    };
-    let etag = format!(
-        // c2: fMP4 clips carry decode times on the stream timeline.
-        "\"c2-{}-{}-{}-{}-{}-{clock}-{fmt}\"",
-        stream.id,
-        first.0,
-        last.0,
-        start.as_micros(),
-        end.as_micros()
-    );
-    let filename = format!("{}-{}-{}.mp4", stream.name, start.as_millis(), end.as_millis());
-    Ok(serve_parts(stream, &headers, &etag, &filename, parts))
+    Ok(Planned { first, last, parts })
 }
 
 /// The producer time of server time `t`: through the last fragment that arrived at or before it.

@@ -9,6 +9,7 @@
 //! committed-end watch (no polling), the preload hint's part request blocks until that fragment is
 //! persisted, and `_HLS_skip` gives a delta update.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -264,7 +265,8 @@ async fn index(
     }
     match q.mode.unwrap_or_default() {
         Mode::OnDemand => {
-            let segs = stream.segments_in_range(q.timestamps, range.start, range.end)?;
+            let (clock, r) = (q.timestamps, range);
+            let segs = stream.read(move |s| s.segments_in_range(clock, r.start, r.end)).await?;
             if segs.is_empty() {
                 return Err(no_data(&stream, &range).into());
             }
@@ -281,9 +283,9 @@ async fn index(
             };
             Ok(playlist_response(playlist.render()))
         }
-        Mode::LiveReplay => {
-            Ok(playlist_response(multivariant(&state, &stream, Mode::LiveReplay, &q, &range)?))
-        }
+        Mode::LiveReplay => Ok(playlist_response(
+            multivariant(&state, &stream, Mode::LiveReplay, &q, &range).await?,
+        )),
         Mode::Live => Err(Error::invalid("mode=live belongs to master.m3u8").into()),
     }
 }
@@ -320,13 +322,13 @@ async fn master(
             }
         }
     }
-    Ok(playlist_response(multivariant(&state, &stream, mode, &q, &range)?))
+    Ok(playlist_response(multivariant(&state, &stream, mode, &q, &range).await?))
 }
 
 /// The multivariant playlist of one mode: one variant, described from the segments it will list.
-fn multivariant(
+async fn multivariant(
     state: &ApiState,
-    stream: &VideoStream,
+    stream: &Arc<VideoStream>,
     mode: Mode,
     q: &RangeQuery,
     range: &TimeRange,
@@ -352,32 +354,52 @@ fn multivariant(
         add("pdt", q.pdt.unwrap_or(true).to_string());
         format!("{uri}{extra}")
     };
-    let (uri, segs) = match mode {
+    let clock = q.timestamps;
+    let (uri, facts) = match mode {
         Mode::Live => {
             let uri = match q.pdt {
                 Some(pdt) => format!("live.m3u8?pdt={pdt}"),
                 None => "live.m3u8".to_owned(),
             };
             let count = state.config.hls.live_window_segments;
-            (uri, stream.live_segments(count)?)
+            let described = stream
+                .read(move |s| {
+                    let segs = s.live_segments(count)?;
+                    let facts = s.variant_facts(&segs)?;
+                    Ok((segs, facts))
+                })
+                .await?;
+            (uri, described.1)
         }
         Mode::OnDemand => {
-            let segs = stream.segments_in_range(q.timestamps, range.start, range.end)?;
-            if segs.is_empty() {
+            let r = *range;
+            let described = stream
+                .read(move |s| {
+                    let segs = s.segments_in_range(clock, r.start, r.end)?;
+                    let facts = s.variant_facts(&segs)?;
+                    Ok((segs, facts))
+                })
+                .await?;
+            if described.0.is_empty() {
                 return Err(no_data(stream, range));
             }
-            (format!("index.m3u8{}", query("")), segs)
+            (format!("index.m3u8{}", query("")), described.1)
         }
         Mode::LiveReplay => {
             let start =
                 range.start.ok_or_else(|| Error::invalid("mode=live_replay needs a start"))?;
             let probe_end = range.end.unwrap_or(Timestamp::MAX).min(start.add_micros(60_000_000));
-            let segs = stream.segments_in_range(q.timestamps, Some(start), Some(probe_end))?;
+            let described = stream
+                .read(move |s| {
+                    let segs = s.segments_in_range(clock, Some(start), Some(probe_end))?;
+                    let facts = s.variant_facts(&segs)?;
+                    Ok((segs, facts))
+                })
+                .await?;
             let epoch = state.video.clock().now().as_millis();
-            (format!("replay.m3u8{}", query(&format!("&epoch={epoch}"))), segs)
+            (format!("replay.m3u8{}", query(&format!("&epoch={epoch}"))), described.1)
         }
     };
-    let facts = stream.variant_facts(&segs)?;
     Ok(render_multivariant(&[Variant {
         uri,
         bandwidth: if facts.peak_bps > 0 { facts.peak_bps } else { 1_000_000 },
@@ -419,7 +441,8 @@ async fn replay(
     );
     let elapsed = state.video.clock().now().micros_since(epoch).max(0);
     let reached = start.add_micros(elapsed);
-    let replay = stream.replay_segments(q.timestamps, start, range.end, reached)?;
+    let (clock, end) = (q.timestamps, range.end);
+    let replay = stream.read(move |s| s.replay_segments(clock, start, end, reached)).await?;
     if replay.finished && replay.segments.is_empty() {
         return Err(no_data(&stream, &range).into());
     }

@@ -79,6 +79,7 @@ async fn tail(
     ApiQuery(q): ApiQuery<TailQuery>,
 ) -> ApiResult<Response> {
     let start = parse_start(&q.start)?;
+    let clock = q.timestamps;
     let (first, end) = (stream.first_retained(), stream.committed_end());
     let (cursor, wait_for_keyframe) = match start {
         Start::Now => (end, true),
@@ -96,10 +97,12 @@ async fn tail(
             }
             (stream.segment_start_at_or_before(n)?, false)
         }
-        Start::At(t) => match stream.segments_in_range(q.timestamps, Some(t), None)?.first() {
-            Some(s) => (s.first, false),
-            None => (end, true),
-        },
+        Start::At(t) => {
+            match stream.read(move |s| s.segments_in_range(clock, Some(t), None)).await?.first() {
+                Some(s) => (s.first, false),
+                None => (end, true),
+            }
+        }
     };
     let tail = Tail {
         stream: stream.clone(),

@@ -18,6 +18,7 @@ use super::ApiState;
 use super::error::{ApiJson, ApiQuery, ApiResult};
 use super::params::{Bounds, TimeRange, parse_limit, parse_next};
 use super::path::StreamPath;
+use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::events::metadata::{self, EventsBody, StoredEvent};
 use crate::events::store::{FoundEvent, MetadataQuery};
@@ -81,15 +82,9 @@ async fn read(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
     if !wants_sse {
-        let query = MetadataQuery {
-            clock: q.timestamps,
-            start,
-            end,
-            kind: q.kind.as_deref(),
-            after,
-            limit,
-        };
-        let (found, next) = state.metadata.query(video.id, &query)?;
+        let (found, next) =
+            query(&state, video.id, q.timestamps, (start, end), q.kind.clone(), after, limit)
+                .await?;
         let events: Vec<_> = found.iter().map(event_json).collect();
         return Ok(axum::Json(
             serde_json::json!({ "events": events, "next": next.map(|n| n.to_string()) }),
@@ -110,15 +105,9 @@ async fn read(
     if start.is_some() {
         let mut page = None;
         loop {
-            let query = MetadataQuery {
-                clock: q.timestamps,
-                start,
-                end,
-                kind: q.kind.as_deref(),
-                after: page,
-                limit: 10_000,
-            };
-            let (found, next) = state.metadata.query(video.id, &query)?;
+            let (found, next) =
+                query(&state, video.id, q.timestamps, (start, end), q.kind.clone(), page, 10_000)
+                    .await?;
             backlog.extend(
                 found
                     .into_iter()
@@ -199,4 +188,23 @@ impl Live {
             }
         }
     }
+}
+
+/// One page of the metadata index, read on the blocking pool (catalog and record reads).
+async fn query(
+    state: &ApiState,
+    video_id: i64,
+    clock: TimestampKind,
+    (start, end): (Option<Timestamp>, Option<Timestamp>),
+    kind: Option<String>,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<FoundEvent>, Option<i64>), Error> {
+    let metadata = state.metadata.clone();
+    tokio::task::spawn_blocking(move || {
+        let q = MetadataQuery { clock, start, end, kind: kind.as_deref(), after, limit };
+        metadata.query(video_id, &q)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("metadata task: {e}")))?
 }

@@ -66,13 +66,15 @@ async fn create(
     if body.media_type.as_ref().is_some_and(|m| m.len() > 128) {
         return Err(Error::invalid("mediaType is at most 128 characters").into());
     }
-    let stream = state.video.create(NewStream {
-        name: body.name,
-        retention_hours: body.retention_hours,
-        retention_bytes: body.retention_bytes,
-        media_type: body.media_type,
-        tags: body.tags,
-    })?;
+    let stream = state
+        .create_stream(NewStream {
+            name: body.name,
+            retention_hours: body.retention_hours,
+            retention_bytes: body.retention_bytes,
+            media_type: body.media_type,
+            tags: body.tags,
+        })
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(state.describe(&stream))))
 }
 
@@ -164,7 +166,7 @@ async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     // Its pulled source and image generation go with it (see `crate::services`).
-    state.video.delete(&StreamName::new(name)?)?;
+    state.delete_stream(&StreamName::new(name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

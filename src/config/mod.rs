@@ -233,6 +233,7 @@ impl Config {
             segment_max_bytes: self.storage.segment_max_bytes,
             segment_max_age: Duration::from_secs(self.storage.segment_max_age_secs),
             sync,
+            before_sync: self.storage.before_sync.clone(),
         }
     }
 }

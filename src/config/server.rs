@@ -56,6 +56,10 @@ pub struct StorageConfig {
     /// video streams, never a stream's newest segment) ahead of retention, so recording goes on.
     /// Data streams keep their own retention. 0 disables it. Default 1 GiB.
     pub min_free_bytes: u64,
+    /// Not a setting: fault injection for tests (a stalled or slow disk), called before the logs'
+    /// syncs. Cannot be set from TOML.
+    #[serde(skip)]
+    pub before_sync: Option<crate::log::SyncHook>,
 }
 
 impl Default for StorageConfig {
@@ -67,6 +71,7 @@ impl Default for StorageConfig {
             segment_max_age_secs: 3600,
             retention_interval_secs: 30,
             min_free_bytes: 1024 * 1024 * 1024,
+            before_sync: None,
         }
     }
 }

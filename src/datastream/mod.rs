@@ -650,9 +650,9 @@ pub(crate) mod testing {
             Fixture { dir, clock, config }
         }
 
-        pub fn open(&self) -> DataStreams {
+        pub fn open(&self) -> Arc<DataStreams> {
             let cat = Arc::new(Catalog::open(&self.dir.path().join("catalog.sqlite")).unwrap());
-            DataStreams::open(cat, &self.config, self.clock.clone()).unwrap()
+            Arc::new(DataStreams::open(cat, &self.config, self.clock.clone()).unwrap())
         }
     }
 }

@@ -246,7 +246,7 @@ impl DataStreams {
     /// PutRecord: writes one record and answers once it is durable. `SequenceNumberForOrdering`
     /// is validated and otherwise unneeded (sequence numbers always increase within a shard).
     pub async fn put_record(
-        &self,
+        self: &Arc<Self>,
         sel: StreamSel<'_>,
         entry: PutEntry,
         sequence_number_for_ordering: Option<&str>,
@@ -256,7 +256,7 @@ impl DataStreams {
         }
         let item = validate_entry(&entry)?;
         let stream = self.resolve(sel)?;
-        let mut written = self.write_items(&stream, &[item], true);
+        let mut written = self.write_blocking(stream, vec![item]).await;
         self.wait_all(&mut written).await;
         match written.pop() {
             Some(Ok((shard, offset, arrival))) => {
@@ -271,7 +271,7 @@ impl DataStreams {
     /// or fails on its own (throughput, storage); results are in request order. A request that
     /// fails validation writes nothing.
     pub async fn put_records(
-        &self,
+        self: &Arc<Self>,
         sel: StreamSel<'_>,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<PutOutcome>, DsError> {
@@ -284,7 +284,7 @@ impl DataStreams {
             )));
         }
         let stream = self.resolve(sel)?;
-        let mut written = self.write_items(&stream, &items, true);
+        let mut written = self.write_blocking(stream, items).await;
         self.wait_all(&mut written).await;
         Ok(written
             .into_iter()
@@ -301,6 +301,35 @@ impl DataStreams {
                 }
             })
             .collect())
+    }
+
+    /// [`DataStreams::write_items`] with limits, on the blocking pool: an append may roll a
+    /// segment, which syncs.
+    async fn write_blocking(
+        self: &Arc<Self>,
+        stream: Arc<DataStream>,
+        items: Vec<Item>,
+    ) -> Vec<Written> {
+        let (this, n) = (self.clone(), items.len());
+        tokio::task::spawn_blocking(move || this.write_items(&stream, &items, true))
+            .await
+            .unwrap_or_else(|e| {
+                (0..n).map(|_| Err(DsError::Internal(format!("write task: {e}")))).collect()
+            })
+    }
+
+    /// [`DataStreams::append`] for several records, on the blocking pool.
+    pub async fn append_all(
+        self: &Arc<Self>,
+        stream: &StreamName,
+        records: Vec<(String, Bytes)>,
+    ) -> Result<Vec<Appended>, DsError> {
+        let (this, stream) = (self.clone(), stream.clone());
+        tokio::task::spawn_blocking(move || {
+            records.into_iter().map(|(key, data)| this.append(&stream, &key, data)).collect()
+        })
+        .await
+        .map_err(|e| DsError::Internal(format!("append task: {e}")))?
     }
 
     /// Writes one record for a server-internal writer (events, metadata): no durability wait

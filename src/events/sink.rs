@@ -38,13 +38,11 @@ impl RecordWriter for DataStreamWriter {
         records: Vec<(String, Bytes)>,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
-            let mut appended = Vec::with_capacity(records.len());
-            for (key, data) in records {
-                match self.data.append(&self.stream, &key, data) {
-                    Ok(a) => appended.push(a),
-                    Err(e) => return Err(format!("appending to {}: {}", self.stream, e.message())),
-                }
-            }
+            let appended = self
+                .data
+                .append_all(&self.stream, records)
+                .await
+                .map_err(|e| format!("appending to {}: {}", self.stream, e.message()))?;
             // One group commit covers the batch: after the first wait the rest are durable.
             for a in &appended {
                 self.data.wait_durable(a).await.map_err(|e| e.message().to_owned())?;

@@ -145,32 +145,39 @@ impl MetadataStore {
     /// Stores events durably and indexes them; answers in request order. `video_id` is the video
     /// stream's catalog id; each event's `stream` is its name.
     pub async fn put(&self, video_id: i64, events: Vec<StoredEvent>) -> Result<Vec<PutEvent>> {
-        let mut appended = Vec::with_capacity(events.len());
-        for e in &events {
-            let a =
-                self.data.append(&self.stream, &e.stream, Bytes::from(e.encode()?)).map_err(ds)?;
-            appended.push(a);
-        }
+        let records = events
+            .iter()
+            .map(|e| Ok((e.stream.clone(), Bytes::from(e.encode()?))))
+            .collect::<Result<Vec<_>>>()?;
+        let appended = self.data.append_all(&self.stream, records).await.map_err(ds)?;
         for a in &appended {
             self.data.wait_durable(a).await.map_err(ds)?;
         }
-        self.catalog.transaction(|tx| {
-            for (e, a) in events.iter().zip(&appended) {
-                tx.execute(
-                    "INSERT INTO video_metadata (video_stream_id, clock, ts_us, type, shard, record_offset)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        video_id,
-                        clock_code(e.timestamps),
-                        e.timestamp.as_micros(),
-                        e.kind,
-                        a.shard_id.to_string(),
-                        a.offset.0 as i64
-                    ],
-                )?;
-            }
-            Ok(())
-        })?;
+        // The index rows on the blocking pool, like every catalog write from async code.
+        let catalog = self.catalog.clone();
+        let rows: Vec<(String, i64)> =
+            appended.iter().map(|a| (a.shard_id.to_string(), a.offset.0 as i64)).collect();
+        tokio::task::spawn_blocking(move || {
+            catalog.transaction(|tx| {
+                for (e, (shard, offset)) in events.iter().zip(&rows) {
+                    tx.execute(
+                        "INSERT INTO video_metadata (video_stream_id, clock, ts_us, type, shard, record_offset)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            video_id,
+                            clock_code(e.timestamps),
+                            e.timestamp.as_micros(),
+                            e.kind,
+                            shard,
+                            offset
+                        ],
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| crate::error::Error::internal(format!("catalog task: {e}")))??;
         Ok(appended
             .into_iter()
             .map(|a| PutEvent {

@@ -137,6 +137,11 @@ type Job = Box<dyn FnOnce(&mut worker::Worker) + Send>;
 /// Instants sent to one worker job at most (they share a segment start).
 const MAX_BATCH: usize = 32;
 
+/// Places of the pool held by [`Frames::hold`] until this is dropped.
+pub struct HeldPlaces {
+    _release: std::sync::mpsc::Sender<()>,
+}
+
 /// The decode service: a bounded pool of GStreamer worker threads. Shared as `Arc<Frames>`.
 pub struct Frames {
     workers: usize,
@@ -224,6 +229,32 @@ impl Frames {
         let avg = self.avg_job_us.load(Ordering::Relaxed);
         let us = queued.saturating_mul(avg) / self.workers.max(1) as u64;
         Duration::from_secs(us.div_ceil(1_000_000).clamp(1, 30))
+    }
+
+    /// Fills `n` places of the pool (workers first, then the queue) with jobs that wait until
+    /// the returned guard is dropped. Tests use it to make the pool full without racing real
+    /// decodes against each other; `Busy` if fewer than `n` places are free.
+    #[doc(hidden)]
+    pub fn hold(&self, n: usize) -> Result<HeldPlaces, FrameError> {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Arc::new(std::sync::Mutex::new(wait));
+        for _ in 0..n {
+            let permit = self
+                .slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| FrameError::Busy { retry_after: self.retry_after() })?;
+            let wait = wait.clone();
+            let job: Job = Box::new(move |_| {
+                // Returns when the guard's sender is dropped.
+                let _ = wait.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                drop(permit);
+            });
+            self.jobs
+                .send(job)
+                .map_err(|_| FrameError::Internal("the frame workers have stopped".to_owned()))?;
+        }
+        Ok(HeldPlaces { _release: release })
     }
 
     /// Runs `f` on a worker. With `wait` false a full queue is [`FrameError::Busy`].

@@ -427,7 +427,7 @@ mod tests {
         while let Some(item) = reader.next_item().unwrap() {
             match item {
                 Item::Init(i) => {
-                    session.set_init(&i).unwrap();
+                    session.set_init(&i).await.unwrap();
                 }
                 Item::Fragment(f) => {
                     last = Some(session.append(&f, t0, u64::MAX).await.unwrap().number)

@@ -185,7 +185,7 @@ async fn read_body(
             match reader.next_item() {
                 Ok(None) => break,
                 Ok(Some(Item::Init(init))) => {
-                    if let Err(e) = session.set_init(&init) {
+                    if let Err(e) = session.set_init(&init).await {
                         return End::Fatal(e);
                     }
                 }

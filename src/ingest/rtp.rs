@@ -143,7 +143,7 @@ impl RtpIngest {
         for o in out {
             match o {
                 Output::Init(init) => {
-                    if let Err(e) = session.set_init(&init) {
+                    if let Err(e) = session.set_init(&init).await {
                         self.rtp.init_not_stored();
                         return Err(e);
                     }

@@ -59,6 +59,13 @@ impl Committer {
 }
 
 impl Inner {
+    /// The fault-injection hook, if configured ([`super::LogConfig::before_sync`]).
+    pub(super) fn before_sync(&self) {
+        if let Some(hook) = &self.config.before_sync {
+            (hook.0)(&self.dir);
+        }
+    }
+
     /// Refuses to go on once an fdatasync has failed.
     pub(super) fn check_failed(&self) -> Result<(), LogError> {
         match self.commit.failed.get() {
@@ -77,6 +84,7 @@ impl Inner {
 
     /// One round: make everything written so far durable.
     fn sync_once(&self) -> Result<(), LogError> {
+        self.before_sync();
         let (files, end) = {
             let st = lock(&self.state);
             (st.active.files.clone(), st.written)

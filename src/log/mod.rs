@@ -105,6 +105,19 @@ pub struct LogConfig {
     pub segment_max_age: Duration,
     /// Durability policy. Default [`SyncPolicy::Always`].
     pub sync: SyncPolicy,
+    /// Called, with the log's directory, before every fdatasync round, rollover and
+    /// [`Log::sync`]: fault injection (a stalled or slow disk) for tests. `None` otherwise.
+    pub before_sync: Option<SyncHook>,
+}
+
+/// See [`LogConfig::before_sync`].
+#[derive(Clone)]
+pub struct SyncHook(pub Arc<dyn Fn(&Path) + Send + Sync>);
+
+impl fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SyncHook")
+    }
 }
 
 impl Default for LogConfig {
@@ -113,6 +126,7 @@ impl Default for LogConfig {
             segment_max_bytes: 256 * 1024 * 1024,
             segment_max_age: Duration::from_secs(3600),
             sync: SyncPolicy::Always,
+            before_sync: None,
         }
     }
 }

@@ -272,6 +272,7 @@ impl Inner {
     /// Seals the active segment (fdatasync of its data and index), creates the next one and
     /// makes it the active segment. Called with the writer lock held.
     pub(super) fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+        self.before_sync();
         w.repair()?;
         // The old segment must be durable before the new one takes appends: recovery only
         // verifies the last segment record by record.

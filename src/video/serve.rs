@@ -49,6 +49,18 @@ impl VideoStream {
         self.fragments.start()
     }
 
+    /// Runs `f` over the stream on the blocking pool: for queries that may read many index
+    /// entries or records (ranges, replays, variant facts).
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&VideoStream) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let stream = self.clone();
+        tokio::task::spawn_blocking(move || f(&stream))
+            .await
+            .map_err(|e| Error::internal(format!("stream read task: {e}")))?
+    }
+
     /// The ETag of fragments `first..=last` as served: stable for the stream's life, versioned
     /// by the media format.
     pub fn segment_etag(&self, first: Offset, last: Offset) -> String {

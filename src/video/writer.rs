@@ -148,6 +148,26 @@ struct SessionInit {
     track_ids: Vec<u32>,
 }
 
+/// A validated fragment, ready to be written.
+struct Prepared {
+    record: NewRecord,
+    /// Its description, but for the number the log gives it.
+    info: FragmentInfo,
+    /// The stream's first fragment (it fixes the timeline's epoch).
+    first: bool,
+    decode: u64,
+    timecode_ms: i64,
+}
+
+/// Runs storage work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::error::Error> + Send + 'static,
+) -> Result<T, crate::error::Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::Error::internal(format!("storage task: {e}")))?
+}
+
 /// What an accepted fragment became.
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {
@@ -220,8 +240,9 @@ impl ProducerSession {
         &self.cancel
     }
 
-    /// Records a new init segment (the session's first, or a codec change mid-stream).
-    pub fn set_init(&mut self, init: &InitSegment) -> Result<u32, IngestError> {
+    /// Records a new init segment (the session's first, or a codec change mid-stream). Stored
+    /// and synced on the blocking pool.
+    pub async fn set_init(&mut self, init: &InitSegment) -> Result<u32, IngestError> {
         let timing =
             init.video().or_else(|| init.tracks.first()).cloned().ok_or_else(|| {
                 IngestError::new(IngestErrorCode::InvalidMedia, "moov has no tracks")
@@ -232,7 +253,8 @@ impl ProducerSession {
                 format!("track {} has timescale 0", timing.track_id),
             ));
         }
-        let id = self.stream.store_init(&init.bytes, self.connected_at).map_err(|e| {
+        let (stream, bytes, at) = (self.stream.clone(), init.bytes.clone(), self.connected_at);
+        let id = blocking(move || stream.store_init(&bytes, at)).await.map_err(|e| {
             IngestError::new(IngestErrorCode::ArchivalError, format!("storing init segment: {e}"))
         })?;
         let changed = self.init.as_ref().is_some_and(|i| i.id != id);
@@ -263,17 +285,47 @@ impl ProducerSession {
         arrival: Timestamp,
         max_duration_us: u64,
     ) -> Result<Appended, IngestError> {
-        let a = self.write(fragment, arrival, max_duration_us)?;
+        let p = self.prepare(fragment, arrival, max_duration_us)?;
+        // The write (and, at the first fragment, the timeline's catalog row) on the blocking
+        // pool: a slow disk holds this session, not an async worker.
+        let (stream, record, first) = (self.stream.clone(), p.record, p.first);
+        let number = tokio::task::spawn_blocking(move || {
+            if first {
+                stream.start_timeline(record.time);
+            }
+            stream.fragments.append(record)
+        })
+        .await
+        .map_err(|e| {
+            IngestError::new(IngestErrorCode::ArchivalError, format!("storage task: {e}"))
+        })?
+        .map_err(|e| match e {
+            LogError::TimeWentBackwards { .. } => IngestError::new(
+                IngestErrorCode::FragmentTimecodeLesserThanPrevious,
+                format!("fragment at byte {}: {e}", fragment.offset),
+            ),
+            e => IngestError::new(
+                IngestErrorCode::ArchivalError,
+                format!("storing fragment at byte {}: {e}", fragment.offset),
+            ),
+        })?;
+        let info = FragmentInfo { number, ..p.info };
+        self.stream.writer.lock().unwrap_or_else(|p| p.into_inner()).last = Some(info);
+        self.pending_discontinuity = false;
+        self.last_decode_time = Some(p.decode);
+        self.fragments += 1;
+        let a = Appended { number, info, timecode_ms: p.timecode_ms };
         self.track_durability(a).await;
         Ok(a)
     }
 
-    fn write(
+    /// Validates a fragment against the session and the stream, and lays out its record.
+    fn prepare(
         &mut self,
         fragment: &Fragment,
         arrival: Timestamp,
         max_duration_us: u64,
-    ) -> Result<Appended, IngestError> {
+    ) -> Result<Prepared, IngestError> {
         let init = self.init.as_ref().ok_or_else(|| {
             IngestError::new(IngestErrorCode::InvalidMedia, "fragment before any init segment")
         })?;
@@ -325,7 +377,7 @@ impl ProducerSession {
         }
         let producer_ts = self.producer_timestamp(decode, timescale)?;
 
-        let mut state = self.stream.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.stream.writer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(last) = &state.last
             && producer_ts < last.producer_ts
         {
@@ -370,34 +422,16 @@ impl ProducerSession {
             meta: meta.encode(),
             payload: fragment.bytes.clone(),
         };
-        if state.last.is_none() {
-            self.stream.start_timeline(producer_ts);
-        }
-        let number = self.stream.fragments.append(record).map_err(|e| match e {
-            LogError::TimeWentBackwards { .. } => IngestError::new(
-                IngestErrorCode::FragmentTimecodeLesserThanPrevious,
-                format!("fragment at byte {}: {e}", fragment.offset),
-            ),
-            e => IngestError::new(
-                IngestErrorCode::ArchivalError,
-                format!("storing fragment at byte {}: {e}", fragment.offset),
-            ),
-        })?;
         let info = FragmentInfo {
-            number,
+            number: Offset(0),
             size: u32::try_from(fragment.bytes.len()).unwrap_or(u32::MAX),
             producer_ts,
             server_ts: arrival.max(state.last.map_or(Timestamp::MIN, |l| l.server_ts)),
             meta,
         };
-        state.last = Some(info);
-        drop(state);
-        self.pending_discontinuity = false;
-        self.last_decode_time = Some(decode);
-        self.fragments += 1;
         let timecode_ms =
             i64::try_from(scale_to_micros(decode, timescale) / 1000).unwrap_or(i64::MAX);
-        Ok(Appended { number, info, timecode_ms })
+        Ok(Prepared { record, info, first: state.last.is_none(), decode, timecode_ms })
     }
 
     fn producer_timestamp(

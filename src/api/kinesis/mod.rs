@@ -13,6 +13,8 @@ mod ops;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -75,7 +77,7 @@ fn request_id() -> String {
 /// Runs one request: `target` is the `X-Amz-Target` header, `body` the JSON. Returns the status
 /// and the JSON response body. Never panics on client input.
 pub async fn dispatch(
-    ds: &DataStreams,
+    ds: &Arc<DataStreams>,
     target: Option<&str>,
     body: &[u8],
 ) -> (StatusCode, Vec<u8>) {
@@ -84,14 +86,44 @@ pub async fn dispatch(
     };
     let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
     let result = match op {
+        // Writes: appended on the blocking pool, then durability is awaited.
+        "PutRecord" => put_record(ds, body).await,
+        "PutRecords" => put_records(ds, body).await,
+        // Everything else reads or changes the catalog and the logs: on the blocking pool.
+        _ => {
+            let (ds, op, body, target) =
+                (ds.clone(), op.to_owned(), body.to_vec(), target.map(str::to_owned));
+            return tokio::task::spawn_blocking(move || {
+                blocking_operation(&ds, &op, &body, target.as_deref())
+            })
+            .await
+            .unwrap_or_else(|e| error_body(&DsError::Internal(format!("request task: {e}"))));
+        }
+    };
+    answer(result)
+}
+
+fn answer(result: Result<serde_json::Value, DsError>) -> (StatusCode, Vec<u8>) {
+    match result {
+        Ok(v) => (StatusCode::OK, serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec())),
+        Err(e) => error_body(&e),
+    }
+}
+
+/// Every operation but the puts, synchronously.
+fn blocking_operation(
+    ds: &DataStreams,
+    op: &str,
+    body: &[u8],
+    target: Option<&str>,
+) -> (StatusCode, Vec<u8>) {
+    let result = match op {
         "CreateStream" => create_stream(ds, body),
         "DeleteStream" => delete_stream(ds, body),
         "DescribeStream" => describe_stream(ds, body),
         "DescribeStreamSummary" => describe_stream_summary(ds, body),
         "ListStreams" => list_streams(ds, body),
         "ListShards" => list_shards(ds, body),
-        "PutRecord" => put_record(ds, body).await,
-        "PutRecords" => put_records(ds, body).await,
         "GetShardIterator" => get_shard_iterator(ds, body),
         "GetRecords" => {
             return match get_records(ds, body) {
@@ -115,10 +147,7 @@ pub async fn dispatch(
         "DescribeLimits" => Ok(describe_limits(ds)),
         _ => return unknown_operation(target),
     };
-    match result {
-        Ok(v) => (StatusCode::OK, serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec())),
-        Err(e) => error_body(&e),
-    }
+    answer(result)
 }
 
 fn unknown_operation(target: Option<&str>) -> (StatusCode, Vec<u8>) {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -294,7 +295,7 @@ impl RecordIn<'_> {
 // rather than `#[serde(flatten)]`ed, which would buffer the whole request (every record's data)
 // in an intermediate map before building the struct.
 
-pub(super) async fn put_record(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+pub(super) async fn put_record(ds: &Arc<DataStreams>, body: &[u8]) -> Result<Value, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In<'a> {
@@ -324,7 +325,7 @@ pub(super) async fn put_record(ds: &DataStreams, body: &[u8]) -> Result<Value, D
     }))
 }
 
-pub(super) async fn put_records(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+pub(super) async fn put_records(ds: &Arc<DataStreams>, body: &[u8]) -> Result<Value, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In<'a> {

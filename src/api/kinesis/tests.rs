@@ -4,14 +4,15 @@ use super::*;
 use crate::datastream::GetRecordsOutput;
 use crate::datastream::testing::Fixture;
 use serde_json::Value;
+use std::sync::Arc;
 
-async fn call(ds: &DataStreams, op: &str, body: Value) -> (StatusCode, Value) {
+async fn call(ds: &Arc<DataStreams>, op: &str, body: Value) -> (StatusCode, Value) {
     let target = format!("{TARGET_PREFIX}{op}");
     let (status, out) = dispatch(ds, Some(&target), body.to_string().as_bytes()).await;
     (status, serde_json::from_slice(&out).unwrap())
 }
 
-async fn error_type(ds: &DataStreams, op: &str, body: Value) -> String {
+async fn error_type(ds: &Arc<DataStreams>, op: &str, body: Value) -> String {
     let (status, v) = call(ds, op, body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     v["__type"].as_str().unwrap().to_owned()

@@ -216,7 +216,7 @@ impl PullManager {
                     tags: Default::default(),
                 })?,
             };
-            manager.store(stream.id, Some(&source))?;
+            store(&manager.catalog, stream.id, Some(&source))?;
         }
         let rows = manager.load()?;
         let streams = manager.video.all();
@@ -224,7 +224,7 @@ impl PullManager {
             match streams.iter().find(|s| s.id == id) {
                 Some(stream) => manager.spawn(stream, source),
                 // Written before a stream's rows went with it in one transaction.
-                None => manager.store(id, None)?,
+                None => store(&manager.catalog, id, None)?,
             }
         }
         Ok(manager)
@@ -236,7 +236,10 @@ impl PullManager {
     /// stops with the stream's `closed()` token).
     pub async fn set(&self, stream: &Arc<VideoStream>, source: Option<SourceConfig>) -> Result<()> {
         let _admin = self.admin.lock().await;
-        self.store(stream.id, source.as_ref())?;
+        let (catalog, id, stored) = (self.catalog.clone(), stream.id, source.clone());
+        tokio::task::spawn_blocking(move || store(&catalog, id, stored.as_ref()))
+            .await
+            .map_err(|e| Error::internal(format!("catalog task: {e}")))??;
         self.running.remove(&stream.id).await;
         match source {
             Some(source) => {
@@ -275,29 +278,6 @@ impl PullManager {
         });
     }
 
-    fn store(&self, stream_id: i64, source: Option<&SourceConfig>) -> Result<()> {
-        self.catalog.transaction(|tx| {
-            match source {
-                Some(s) => tx.execute(
-                    "INSERT INTO rtsp_sources (stream_id, url, transport, username, password)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(stream_id) DO UPDATE SET url = excluded.url,
-                       transport = excluded.transport, username = excluded.username,
-                       password = excluded.password",
-                    rusqlite::params![
-                        stream_id,
-                        s.url.as_str(),
-                        s.transport.as_str(),
-                        s.username,
-                        s.password
-                    ],
-                )?,
-                None => tx.execute("DELETE FROM rtsp_sources WHERE stream_id = ?1", [stream_id])?,
-            };
-            Ok(())
-        })
-    }
-
     fn load(&self) -> Result<Vec<(i64, SourceConfig)>> {
         let rows: Vec<StoredRow> = self.catalog.transaction(|tx| {
             let mut st = tx.prepare(
@@ -332,4 +312,28 @@ fn describe(source: &SourceConfig, status: &StatusCell) -> SourceDescription {
         password_set: source.password.is_some(),
         status: status.get(),
     }
+}
+
+/// Writes (`Some`) or deletes (`None`) a stream's `rtsp_sources` row.
+fn store(catalog: &Catalog, stream_id: i64, source: Option<&SourceConfig>) -> Result<()> {
+    catalog.transaction(|tx| {
+        match source {
+            Some(s) => tx.execute(
+                "INSERT INTO rtsp_sources (stream_id, url, transport, username, password)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(stream_id) DO UPDATE SET url = excluded.url,
+                   transport = excluded.transport, username = excluded.username,
+                   password = excluded.password",
+                rusqlite::params![
+                    stream_id,
+                    s.url.as_str(),
+                    s.transport.as_str(),
+                    s.username,
+                    s.password
+                ],
+            )?,
+            None => tx.execute("DELETE FROM rtsp_sources WHERE stream_id = ?1", [stream_id])?,
+        };
+        Ok(())
+    })
 }
