@@ -1,5 +1,6 @@
-//! The crate error: a kind that says what went wrong for the client, plus a message with the
-//! context needed to find the bad input. `api::error` maps kinds to HTTP statuses in one place.
+//! The crate error: a kind that says what went wrong for the client, a message with the context
+//! needed to find the bad input, and the error that caused it (kept as a source chain, for logs).
+//! `api::error` maps it to HTTP in one place (the Kinesis wire protocol has its own, `DsError`).
 
 use std::fmt;
 
@@ -24,6 +25,8 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// The requested range is not satisfiable (416).
     RangeNotSatisfiable,
+    /// Well-formed, but the stored media cannot be processed (a frame that does not decode) (422).
+    Unprocessable,
     /// The server cannot take this now (shutting down, disk full) (503).
     Unavailable,
     /// A fault in the server or its storage (500).
@@ -34,13 +37,36 @@ pub enum ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// A more precise code than the kind's, for clients that branch on it (`NoMedia`).
+    pub code: Option<&'static str>,
+    /// When a refused request may be retried (503s); one second if unset.
+    pub retry_after: Option<std::time::Duration>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error { kind, message: message.into(), code: None, retry_after: None, source: None }
+    }
+
+    /// Keeps `source` as the cause (shown in logs by [`error_chain`]).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Gives the error a code more precise than its kind's.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Tells a refused client when to come back.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
@@ -65,7 +91,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// An error and its causes on one line, `outer: cause: root` (some errors' Display, reqwest's
 /// among them, omits the cause).
@@ -95,21 +125,21 @@ impl From<TimestampParseError> for Error {
 impl From<LogError> for Error {
     fn from(e: LogError) -> Self {
         let kind = if e.is_disk_full() { ErrorKind::Unavailable } else { ErrorKind::Internal };
-        Error::new(kind, format!("storage: {e}"))
+        Error::new(kind, format!("storage: {e}")).with_source(e)
     }
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::internal(format!("catalog: {e}"))
+        Error::internal(format!("catalog: {e}")).with_source(e)
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         if e.raw_os_error() == Some(28) {
-            return Error::unavailable(format!("disk full: {e}"));
+            return Error::unavailable(format!("disk full: {e}")).with_source(e);
         }
-        Error::internal(format!("i/o: {e}"))
+        Error::internal(format!("i/o: {e}")).with_source(e)
     }
 }

@@ -13,29 +13,36 @@ pub struct StreamName(String);
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "invalid stream name {shown:?}: {reason} (names are 1-256 characters of a-z, A-Z, 0-9, '_', '.', '-')"
+    "invalid stream name {shown:?}: {reason} (names are 1-{max} characters of a-z, A-Z, 0-9, '_', '.', '-')"
 )]
 pub struct InvalidName {
     pub shown: String,
     pub reason: &'static str,
+    /// The longest name of this kind of stream.
+    pub max: usize,
 }
 
 impl StreamName {
+    /// The longest video stream name (Kinesis Video Streams allows 256).
     pub const MAX_LEN: usize = 256;
 
     pub fn new(s: impl Into<String>) -> Result<Self, InvalidName> {
-        let s = s.into();
+        Self::with_max(s.into(), Self::MAX_LEN)
+    }
+
+    fn with_max(s: String, max: usize) -> Result<Self, InvalidName> {
         let shown = || s.chars().take(64).collect::<String>();
         if s.is_empty() {
-            return Err(InvalidName { shown: shown(), reason: "empty" });
+            return Err(InvalidName { shown: shown(), reason: "empty", max });
         }
-        if s.len() > Self::MAX_LEN {
-            return Err(InvalidName { shown: shown(), reason: "longer than 256 characters" });
+        if s.len() > max {
+            return Err(InvalidName { shown: shown(), reason: "too long", max });
         }
         if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
             return Err(InvalidName {
                 shown: shown(),
                 reason: "contains a character outside the allowed set",
+                max,
             });
         }
         Ok(StreamName(s))
@@ -49,6 +56,35 @@ impl StreamName {
 impl fmt::Display for StreamName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A data stream's name: as a video stream's, but at most 128 characters (Kinesis Data Streams'
+/// limit), so a name that passes configuration validation is one the data streams take.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DataStreamName(StreamName);
+
+impl DataStreamName {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn new(s: impl Into<String>) -> Result<Self, InvalidName> {
+        StreamName::with_max(s.into(), Self::MAX_LEN).map(DataStreamName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The same name, where any stream name is taken.
+    pub fn as_name(&self) -> &StreamName {
+        &self.0
+    }
+}
+
+impl fmt::Display for DataStreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -71,5 +107,13 @@ mod tests {
         assert!(StreamName::new("x".repeat(256)).is_ok());
         assert!(StreamName::new("x".repeat(257)).is_err());
         assert!(StreamName::new("caméra").is_err());
+    }
+
+    #[test]
+    fn data_stream_names_are_shorter() {
+        assert!(DataStreamName::new("x".repeat(128)).is_ok());
+        let e = DataStreamName::new("x".repeat(129)).unwrap_err();
+        assert!(e.to_string().contains("1-128 characters"), "{e}");
+        assert!(StreamName::new("x".repeat(129)).is_ok());
     }
 }

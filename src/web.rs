@@ -50,6 +50,7 @@ static FILES: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
         ("stream.js", Asset::new(include_bytes!("../web/stream.js"), JS)),
         ("player.js", Asset::new(include_bytes!("../web/player.js"), JS)),
         ("timeline.js", Asset::new(include_bytes!("../web/timeline.js"), JS)),
+        ("status.js", Asset::new(include_bytes!("../web/status.js"), JS)),
         ("style.css", Asset::new(include_bytes!("../web/style.css"), "text/css; charset=utf-8")),
         ("favicon.svg", Asset::new(include_bytes!("../web/favicon.svg"), "image/svg+xml")),
     ]

@@ -29,10 +29,5 @@ function route() {
   }
 }
 
-/** Shows or hides the "server unreachable" banner. */
-export function setConnected(ok) {
-  document.getElementById('conn').hidden = ok;
-}
-
 window.addEventListener('hashchange', route);
 route();

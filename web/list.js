@@ -2,7 +2,7 @@
 // fragment; create and delete streams. Refreshes every 3 s.
 
 import { api, recentBitrate, streamPath } from './api.js';
-import { setConnected } from './app.js';
+import { setConnected } from './status.js';
 import { ago, bitrate, bytes, copyButton, el, pushCommand, retention } from './format.js';
 
 const REFRESH_MS = 3000;

@@ -3,7 +3,7 @@
 // play; download a clip of the selection), frame grab, the stream's events and its fragments.
 
 import { api, iso, qs, recentBitrate, streamPath } from './api.js';
-import { setConnected } from './app.js';
+import { setConnected } from './status.js';
 import { ago, bitrate, bytes, clock, copyButton, dateTime, duration, el, pushCommand, retention } from './format.js';
 import { Player } from './player.js';
 import { Timeline } from './timeline.js';

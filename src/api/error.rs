@@ -36,6 +36,7 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::RangeNotSatisfiable => {
             (StatusCode::RANGE_NOT_SATISFIABLE, "RangeNotSatisfiable")
         }
+        ErrorKind::Unprocessable => (StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable"),
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
         ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
     }
@@ -44,14 +45,18 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = status_and_code(self.0.kind);
-        if status.is_server_error() {
-            tracing::error!(error = %self.0, "request failed");
+        let code = self.0.code.unwrap_or(code);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::debug!(error = %crate::error::error_chain(&self.0), "request refused");
+        } else if status.is_server_error() {
+            tracing::error!(error = %crate::error::error_chain(&self.0), "request failed");
         }
         let body = serde_json::json!({ "error": { "code": code, "message": self.0.message } });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            let secs = self.0.retry_after.map_or(1, |d| d.as_secs().max(1));
             resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
         }
         resp
     }

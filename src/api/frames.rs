@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::ApiState;
-use super::error::{ApiQuery, ApiResult};
+use super::error::{ApiError, ApiQuery, ApiResult};
 use super::path::StreamPath;
 use crate::clock::{Timestamp, TimestampKind};
 use crate::error::Error;
@@ -52,24 +52,9 @@ struct FrameQuery {
     quality: Option<u8>,
 }
 
-/// A frame error as a response: 404 NoMedia, 422 MediaError, 503 + Retry-After, 400, 500.
+/// A frame error as a response (mapped in `api::error`, like every error).
 fn frame_error(e: FrameError) -> Response {
-    let (status, code) = match &e {
-        FrameError::NoMedia(_) => (StatusCode::NOT_FOUND, "NoMedia"),
-        FrameError::MediaError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "MediaError"),
-        FrameError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
-        FrameError::Invalid(_) => (StatusCode::BAD_REQUEST, "InvalidArgument"),
-        FrameError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
-    };
-    if status.is_server_error() && !matches!(e, FrameError::Busy { .. }) {
-        tracing::error!(error = %e, "frame request failed");
-    }
-    let body = serde_json::json!({ "error": { "code": code, "message": e.to_string() } });
-    let mut resp = (status, axum::Json(body)).into_response();
-    if let FrameError::Busy { retry_after } = e {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
-    }
-    resp
+    ApiError(e.into()).into_response()
 }
 
 fn options(

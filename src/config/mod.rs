@@ -20,8 +20,10 @@ pub use video::*;
 
 use crate::log::{LogConfig, SyncPolicy};
 
-/// Longest retention a video stream may have, in hours (10 years).
-pub const MAX_RETENTION_HOURS: u32 = 87_600;
+/// Longest retention a video stream may have, in hours (10 years, as Kinesis Video Streams).
+/// Data streams have their own, shorter limit (`datastream::MAX_RETENTION_HOURS`, 365 days, as
+/// Kinesis Data Streams).
+pub const MAX_VIDEO_RETENTION_HOURS: u32 = 87_600;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -133,7 +135,7 @@ impl Config {
         if !(1..=1000).contains(&self.frames.default_page_size) {
             return bad("frames.default_page_size", "must be between 1 and 1000");
         }
-        if self.streams.default_retention_hours > MAX_RETENTION_HOURS {
+        if self.streams.default_retention_hours > MAX_VIDEO_RETENTION_HOURS {
             return bad("streams.default_retention_hours", "must be at most 87600");
         }
         let ds = &self.data_streams;
@@ -155,8 +157,8 @@ impl Config {
             ("events.events_stream", &self.events.events_stream, self.events.events_shards),
             ("events.metadata_stream", &self.events.metadata_stream, self.events.metadata_shards),
         ] {
-            if crate::name::StreamName::new(name.as_str()).is_err() {
-                return bad(key, "must be a valid stream name ([a-zA-Z0-9_.-]{1,256})");
+            if let Err(e) = crate::name::DataStreamName::new(name.as_str()) {
+                return bad(key, &e.to_string());
             }
             if !(1..=64).contains(&shards) {
                 return bad(key, "its shard count must be between 1 and 64");

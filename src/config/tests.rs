@@ -92,3 +92,13 @@ fn example_config_parses_and_matches_defaults() {
         )
     );
 }
+
+#[test]
+fn system_data_stream_names_follow_the_data_stream_limit() {
+    let mut c = Config::default();
+    c.events.events_stream = "e".repeat(129);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("events.events_stream") && err.contains("1-128"), "{err}");
+    c.events.events_stream = "e".repeat(128);
+    c.validate().unwrap();
+}

@@ -125,6 +125,26 @@ impl FrameError {
     }
 }
 
+/// A frame request's failure as the crate error, for the one HTTP mapping (`api::error`):
+/// 404 `NoMedia`, 422 `MediaError`, 503 with Retry-After, 400, 500.
+impl From<FrameError> for crate::error::Error {
+    fn from(e: FrameError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        let message = e.to_string();
+        match e {
+            FrameError::NoMedia(_) => Error::new(ErrorKind::NotFound, message).with_code("NoMedia"),
+            FrameError::MediaError(_) => {
+                Error::new(ErrorKind::Unprocessable, message).with_code("MediaError")
+            }
+            FrameError::Busy { retry_after } => {
+                Error::new(ErrorKind::Unavailable, message).with_retry_after(retry_after)
+            }
+            FrameError::Invalid(_) => Error::new(ErrorKind::InvalidArgument, message),
+            FrameError::Internal(_) => Error::new(ErrorKind::Internal, message),
+        }
+    }
+}
+
 impl From<crate::error::Error> for FrameError {
     fn from(e: crate::error::Error) -> Self {
         FrameError::Internal(e.message)

@@ -45,7 +45,7 @@ use crate::name::StreamName;
 use fragment::FragmentInfo;
 use writer::{ProducerInfo, ProducerSession, TimestampMode, WriterState};
 
-pub use crate::config::MAX_RETENTION_HOURS;
+pub use crate::config::MAX_VIDEO_RETENTION_HOURS as MAX_RETENTION_HOURS;
 
 /// One video stream: its configuration, its logs and its live state.
 pub struct VideoStream {
