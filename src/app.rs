@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -61,13 +60,13 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         video.clone(),
         metrics.clone(),
         &config,
-        Duration::from_millis(config.ingest.part_duration_ms),
+        config.ingest.part_duration_ms,
     )?;
     let whip = crate::ingest::whip::WhipSessions::new(
         config.webrtc.clone(),
         metrics.clone(),
         video.clock().clone(),
-        Duration::from_millis(config.ingest.part_duration_ms),
+        config.ingest.part_duration_ms,
     );
 
     let metadata_stream = StreamName::new(config.events.metadata_stream.clone())?;
@@ -142,14 +141,14 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
             video: state.video.clone(),
             clock: state.video.clock().clone(),
             config: state.config.rtsp.clone(),
-            part_duration: Duration::from_millis(state.config.ingest.part_duration_ms),
+            part_duration: state.config.ingest.part_duration_ms,
             ports: crate::ingest::rtsp::UdpPorts::new(state.config.rtsp.udp_ports),
             shutdown: state.shutdown.clone(),
         });
         tokio::spawn(l.serve(ctx))
     });
     let shutdown = state.shutdown.clone();
-    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let grace = state.config.server.shutdown_grace_secs;
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let serve =
         axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -182,7 +181,7 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
 /// Runs a retention pass every `storage.retention_interval_secs` until shutdown. Deletion is
 /// file I/O, so it runs on a blocking thread.
 async fn retention_loop(state: ApiState) {
-    let every = Duration::from_secs(state.config.storage.retention_interval_secs);
+    let every = state.config.storage.retention_interval_secs;
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,

@@ -102,7 +102,7 @@ async fn oversize_fragment_is_4001_and_long_fragment_is_4002() {
 
     let server = TestServer::start_with(
         |c| {
-            c.ingest.max_fragment_duration_ms = 500;
+            c.ingest.max_fragment_duration_ms = std::time::Duration::from_millis(500);
         },
         Arc::new(SystemClock),
     )

@@ -227,8 +227,8 @@ async fn a_failing_webhook_is_retried_until_it_recovers() {
     let url = serve_hook(hook.clone()).await;
     let s = TestServer::start_with(
         |c| {
-            c.image_generation.webhook_initial_backoff_ms = 20;
-            c.image_generation.webhook_max_backoff_ms = 100;
+            c.image_generation.webhook_initial_backoff_ms = std::time::Duration::from_millis(20);
+            c.image_generation.webhook_max_backoff_ms = std::time::Duration::from_millis(100);
             c.image_generation.webhook_max_attempts = 5;
         },
         Arc::new(SystemClock),
@@ -285,8 +285,8 @@ async fn a_webhook_that_never_recovers_gets_bounded_attempts_then_drops() {
     let url = serve_hook(hook.clone()).await;
     let s = TestServer::start_with(
         |c| {
-            c.image_generation.webhook_initial_backoff_ms = 10;
-            c.image_generation.webhook_max_backoff_ms = 40;
+            c.image_generation.webhook_initial_backoff_ms = std::time::Duration::from_millis(10);
+            c.image_generation.webhook_max_backoff_ms = std::time::Duration::from_millis(40);
             c.image_generation.webhook_max_attempts = 3;
         },
         Arc::new(SystemClock),
@@ -324,7 +324,7 @@ async fn a_hung_webhook_never_delays_ingest() {
         |c| {
             c.image_generation.webhook_queue = 1;
             c.image_generation.webhook_max_attempts = 1;
-            c.image_generation.webhook_timeout_ms = 120_000;
+            c.image_generation.webhook_timeout_ms = std::time::Duration::from_millis(120_000);
             c.image_generation.max_concurrent_webhooks = 1;
         },
         Arc::new(SystemClock),

@@ -617,7 +617,7 @@ async fn live_replay_in_every_player() {
 async fn live_ll_hls_from_the_first_fragment_follows_the_rules() {
     require_tool("ffmpeg");
     let server = TestServer::start_with(
-        |c| c.hls.idle_wait_secs = 30,
+        |c| c.hls.idle_wait_secs = std::time::Duration::from_secs(30),
         std::sync::Arc::new(sluice::clock::SystemClock),
     )
     .await;

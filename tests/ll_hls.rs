@@ -11,11 +11,11 @@ use std::time::Duration;
 use common::*;
 
 /// Blocking requests give up after this long in these tests (3 target durations would be 6 s).
-const BLOCKING_TIMEOUT_MS: u64 = 3000;
+const BLOCKING_TIMEOUT: Duration = Duration::from_millis(3000);
 
 async fn ll_server() -> TestServer {
     TestServer::start_with(
-        |c| c.hls.blocking_timeout_ms = BLOCKING_TIMEOUT_MS,
+        |c| c.hls.blocking_timeout_ms = BLOCKING_TIMEOUT,
         Arc::new(sluice::clock::SystemClock),
     )
     .await

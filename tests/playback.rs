@@ -394,9 +394,11 @@ async fn idle_live_playlist_waits_instead_of_404() {
     server.stop().await;
 
     // Media arriving while the request waits: the same response names it.
-    let server =
-        TestServer::start_with(|c| c.hls.idle_wait_secs = 60, Arc::new(sluice::clock::SystemClock))
-            .await;
+    let server = TestServer::start_with(
+        |c| c.hls.idle_wait_secs = Duration::from_secs(60),
+        Arc::new(sluice::clock::SystemClock),
+    )
+    .await;
     server.create_stream("late").await;
     let mut waiting = tokio::spawn({
         let http = server.http.clone();

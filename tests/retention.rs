@@ -22,7 +22,7 @@ async fn retention_by_age_then_by_bytes() {
         |c| {
             // One fragment per segment file, and no background pass during the test.
             c.storage.segment_max_bytes = 4096;
-            c.storage.retention_interval_secs = 3600;
+            c.storage.retention_interval_secs = std::time::Duration::from_secs(3600);
         },
         clock.clone(),
     )
@@ -114,7 +114,7 @@ async fn idle_stream_expires_completely_and_numbering_survives_restart() {
     let clock = Arc::new(ManualClock::new(t0));
     let tmp = tempfile::tempdir().unwrap();
     let tweak = |c: &mut sluice::config::Config| {
-        c.storage.retention_interval_secs = 3600;
+        c.storage.retention_interval_secs = std::time::Duration::from_secs(3600);
     };
     let server = TestServer::start_in(tmp.path(), tweak, clock.clone()).await;
     server.create_stream_with(json!({ "name": "idle", "retentionHours": 1 })).await;
@@ -168,7 +168,7 @@ async fn free_disk_floor_deletes_the_oldest_video_first() {
     let server = TestServer::start_with(
         |c| {
             c.storage.segment_max_bytes = 4096;
-            c.storage.retention_interval_secs = 3600;
+            c.storage.retention_interval_secs = std::time::Duration::from_secs(3600);
             c.storage.min_free_bytes = floor;
         },
         clock.clone(),

@@ -382,7 +382,7 @@ async fn gstreamer_rtspclientsink_publishes() {
 async fn silent_udp_publisher_is_timed_out() {
     let server = TestServer::start_with(
         |c| {
-            c.rtsp.session_timeout_secs = 1;
+            c.rtsp.session_timeout_secs = std::time::Duration::from_secs(1);
             let base = 50_000 + (std::process::id() % 500) as u16 * 20;
             c.rtsp.udp_ports = [base, base + 19];
         },

@@ -76,10 +76,10 @@ fn free_port() -> u16 {
 async fn start_server(sources: Vec<sluice::config::SourceEntry>) -> TestServer {
     TestServer::start_with(
         move |c| {
-            c.rtsp_pull.backoff_initial_ms = 200;
-            c.rtsp_pull.backoff_max_ms = 1000;
-            c.rtsp_pull.connect_timeout_secs = 5;
-            c.rtsp_pull.stall_timeout_secs = 3;
+            c.rtsp_pull.backoff_initial_ms = std::time::Duration::from_millis(200);
+            c.rtsp_pull.backoff_max_ms = std::time::Duration::from_millis(1000);
+            c.rtsp_pull.connect_timeout_secs = std::time::Duration::from_secs(5);
+            c.rtsp_pull.stall_timeout_secs = std::time::Duration::from_secs(3);
             c.sources = sources;
         },
         Arc::new(SystemClock),
@@ -291,8 +291,8 @@ async fn a_config_file_source_is_pulled_at_start_up_and_kept_across_restarts() {
     let server = TestServer::start_in(
         &dir,
         |c| {
-            c.rtsp_pull.backoff_initial_ms = 200;
-            c.rtsp_pull.backoff_max_ms = 1000;
+            c.rtsp_pull.backoff_initial_ms = std::time::Duration::from_millis(200);
+            c.rtsp_pull.backoff_max_ms = std::time::Duration::from_millis(1000);
             c.sources = vec![entry];
         },
         Arc::new(SystemClock),
@@ -307,8 +307,8 @@ async fn a_config_file_source_is_pulled_at_start_up_and_kept_across_restarts() {
     let server = TestServer::start_in(
         &dir,
         |c| {
-            c.rtsp_pull.backoff_initial_ms = 200;
-            c.rtsp_pull.backoff_max_ms = 1000;
+            c.rtsp_pull.backoff_initial_ms = std::time::Duration::from_millis(200);
+            c.rtsp_pull.backoff_max_ms = std::time::Duration::from_millis(1000);
         },
         Arc::new(SystemClock),
     )

@@ -17,9 +17,9 @@ async fn start_server() -> TestServer {
     TestServer::start_with(
         |c| {
             c.webrtc.udp_addrs = vec!["127.0.0.1:0".to_owned()];
-            c.webrtc.connect_timeout_secs = 3;
-            c.webrtc.ice_disconnected_timeout_secs = 2;
-            c.webrtc.ice_failed_timeout_secs = 2;
+            c.webrtc.connect_timeout_secs = std::time::Duration::from_secs(3);
+            c.webrtc.ice_disconnected_timeout_secs = std::time::Duration::from_secs(2);
+            c.webrtc.ice_failed_timeout_secs = std::time::Duration::from_secs(2);
         },
         Arc::new(SystemClock),
     )

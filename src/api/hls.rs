@@ -68,7 +68,7 @@ fn range_render<'a>(stream: &'a VideoStream, q: &RangeQuery, state: &ApiState) -
         stream,
         discontinuity: q.discontinuity,
         pdt: q.pdt.unwrap_or(true),
-        gap_threshold_us: i64::try_from(state.config.hls.gap_threshold_ms.saturating_mul(1000))
+        gap_threshold_us: i64::try_from(state.config.hls.gap_threshold_ms.as_micros())
             .unwrap_or(i64::MAX),
     }
 }
@@ -132,7 +132,7 @@ async fn live(
     };
     let count = hls.live_window_segments.max(hls.low_latency_window_segments);
     let started = Instant::now();
-    let idle_deadline = started + Duration::from_secs(hls.idle_wait_secs);
+    let idle_deadline = started + hls.idle_wait_secs;
     let mut block_deadline: Option<Instant> = None;
     let mut woke: Option<Instant> = None;
     let mut was_live = stream.is_live();
@@ -165,7 +165,7 @@ async fn live(
                     } else {
                         window_target_duration(&win).saturating_mul(3000)
                     };
-                    started + Duration::from_millis(three_targets.min(hls.blocking_timeout_ms))
+                    started + Duration::from_millis(three_targets).min(hls.blocking_timeout_ms)
                 }),
             },
             None if young => idle_deadline,
@@ -311,7 +311,7 @@ async fn master(
         if range.start.is_some() || range.end.is_some() {
             return Err(Error::invalid("mode=live takes no start or end").into());
         }
-        let deadline = Instant::now() + Duration::from_secs(state.config.hls.idle_wait_secs);
+        let deadline = Instant::now() + state.config.hls.idle_wait_secs;
         loop {
             let seen = stream.committed_end();
             if !stream.live_segments(1)?.is_empty() {
@@ -562,7 +562,7 @@ async fn wait_for_part(
             stream.name, n.0
         ))
     };
-    let deadline = Instant::now() + Duration::from_millis(state.config.hls.blocking_timeout_ms);
+    let deadline = Instant::now() + state.config.hls.blocking_timeout_ms;
     let mut seen = end;
     loop {
         match stream.wait_for_media(seen, deadline, true).await {

@@ -135,7 +135,7 @@ async fn timeline(
         return Err(Error::invalid(format!("buckets must be between 1 and {MAX_BUCKETS}")).into());
     }
     let gap_ms = q.gap_ms.unwrap_or(match q.timestamps {
-        TimestampKind::Producer => state.config.hls.gap_threshold_ms,
+        TimestampKind::Producer => state.config.hls.gap_threshold_ms.as_millis() as u64,
         TimestampKind::Server => SERVER_GAP_MS,
     });
     if gap_ms > MAX_GAP_MS {

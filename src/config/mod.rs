@@ -12,6 +12,7 @@ mod server;
 mod services;
 #[cfg(test)]
 mod tests;
+mod units;
 mod video;
 
 pub use server::*;
@@ -84,28 +85,30 @@ impl Config {
         if self.rtsp.udp_ports[0] > self.rtsp.udp_ports[1] || self.rtsp.udp_ports[1] == u16::MAX {
             return bad("rtsp.udp_ports", "must be [first, last] with first <= last < 65535");
         }
-        if self.rtsp.session_timeout_secs == 0 {
+        if self.rtsp.session_timeout_secs.is_zero() {
             return bad("rtsp.session_timeout_secs", "must be at least 1");
         }
-        if self.ingest.part_duration_ms == 0 || self.ingest.part_duration_ms > 10_000 {
+        if self.ingest.part_duration_ms.is_zero()
+            || self.ingest.part_duration_ms > Duration::from_secs(10)
+        {
             return bad("ingest.part_duration_ms", "must be between 1 and 10000");
         }
         if self.storage.segment_max_bytes < 4096 {
             return bad("storage.segment_max_bytes", "must be at least 4096");
         }
-        if self.storage.segment_max_age_secs == 0 {
+        if self.storage.segment_max_age_secs.is_zero() {
             return bad("storage.segment_max_age_secs", "must be at least 1");
         }
-        if self.storage.sync == SyncMode::Interval && self.storage.sync_interval_ms == 0 {
+        if self.storage.sync == SyncMode::Interval && self.storage.sync_interval_ms.is_zero() {
             return bad("storage.sync_interval_ms", "must be at least 1 with sync = \"interval\"");
         }
-        if self.storage.retention_interval_secs == 0 {
+        if self.storage.retention_interval_secs.is_zero() {
             return bad("storage.retention_interval_secs", "must be at least 1");
         }
         if self.ingest.max_fragment_bytes < 1024 {
             return bad("ingest.max_fragment_bytes", "must be at least 1024");
         }
-        if self.ingest.max_fragment_duration_ms == 0 {
+        if self.ingest.max_fragment_duration_ms.is_zero() {
             return bad("ingest.max_fragment_duration_ms", "must be at least 1");
         }
         if self.ingest.ack_queue == 0 {
@@ -122,7 +125,7 @@ impl Config {
         {
             return bad("hls.part_hold_back_multiplier", "must be between 3 and 100");
         }
-        if self.hls.blocking_timeout_ms == 0 {
+        if self.hls.blocking_timeout_ms.is_zero() {
             return bad("hls.blocking_timeout_ms", "must be at least 1");
         }
         self.image_generation.validate()?;
@@ -164,7 +167,7 @@ impl Config {
                 return bad(key, "its shard count must be between 1 and 64");
             }
         }
-        if self.rtsp_pull.backoff_initial_ms == 0
+        if self.rtsp_pull.backoff_initial_ms.is_zero()
             || self.rtsp_pull.backoff_max_ms < self.rtsp_pull.backoff_initial_ms
         {
             return bad(
@@ -172,7 +175,9 @@ impl Config {
                 "backoff_initial_ms must be at least 1 and backoff_max_ms at least backoff_initial_ms",
             );
         }
-        if self.rtsp_pull.connect_timeout_secs == 0 || self.rtsp_pull.stall_timeout_secs == 0 {
+        if self.rtsp_pull.connect_timeout_secs.is_zero()
+            || self.rtsp_pull.stall_timeout_secs.is_zero()
+        {
             return bad("rtsp_pull.stall_timeout_secs", "timeouts must be at least 1 second");
         }
         for a in &self.webrtc.udp_addrs {
@@ -186,14 +191,14 @@ impl Config {
         if self.webrtc.udp_port_min > self.webrtc.udp_port_max {
             return bad("webrtc.udp_port_min", "must not exceed webrtc.udp_port_max");
         }
-        if self.webrtc.pli_interval_ms == 0 || self.webrtc.connect_timeout_secs == 0 {
+        if self.webrtc.pli_interval_ms.is_zero() || self.webrtc.connect_timeout_secs.is_zero() {
             return bad(
                 "webrtc.pli_interval_ms",
                 "pli_interval_ms and connect_timeout_secs must be at least 1",
             );
         }
-        if self.webrtc.ice_disconnected_timeout_secs == 0
-            || self.webrtc.ice_failed_timeout_secs == 0
+        if self.webrtc.ice_disconnected_timeout_secs.is_zero()
+            || self.webrtc.ice_failed_timeout_secs.is_zero()
         {
             return bad("webrtc.ice_failed_timeout_secs", "ICE timeouts must be at least 1 second");
         }
@@ -226,14 +231,12 @@ impl Config {
     pub fn log_config(&self) -> LogConfig {
         let sync = match self.storage.sync {
             SyncMode::Always => SyncPolicy::Always,
-            SyncMode::Interval => {
-                SyncPolicy::Interval(Duration::from_millis(self.storage.sync_interval_ms))
-            }
+            SyncMode::Interval => SyncPolicy::Interval(self.storage.sync_interval_ms),
             SyncMode::Never => SyncPolicy::Never,
         };
         LogConfig {
             segment_max_bytes: self.storage.segment_max_bytes,
-            segment_max_age: Duration::from_secs(self.storage.segment_max_age_secs),
+            segment_max_age: self.storage.segment_max_age_secs,
             sync,
             before_sync: self.storage.before_sync.clone(),
         }

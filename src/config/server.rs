@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -13,7 +15,8 @@ pub struct ServerConfig {
     /// Directory holding the catalog and every stream's log. Default `./data`.
     pub data_dir: PathBuf,
     /// How long shutdown waits for open requests to finish, in seconds. Default 10.
-    pub shutdown_grace_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub shutdown_grace_secs: Duration,
 }
 
 impl Default for ServerConfig {
@@ -21,7 +24,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            shutdown_grace_secs: 10,
+            shutdown_grace_secs: Duration::from_secs(10),
         }
     }
 }
@@ -43,14 +46,17 @@ pub struct StorageConfig {
     /// Durability policy: `always` (default), `interval` or `never`.
     pub sync: SyncMode,
     /// Sync period for `sync = "interval"`, in milliseconds. Default 200.
-    pub sync_interval_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub sync_interval_ms: Duration,
     /// A log segment file is sealed and a new one started at this size, in bytes. Default 256 MiB.
     pub segment_max_bytes: u64,
     /// ... or when its first record is this old, in seconds. Default 3600. Retention deletes whole
     /// segments, so this is also the granularity of age-based retention.
-    pub segment_max_age_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub segment_max_age_secs: Duration,
     /// How often the background retention pass runs, in seconds. Default 30.
-    pub retention_interval_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub retention_interval_secs: Duration,
     /// The free-disk floor, in bytes: while the data directory's filesystem has less available,
     /// each retention pass deletes the oldest video (whole log segments, oldest first across all
     /// video streams, never a stream's newest segment) ahead of retention, so recording goes on.
@@ -66,10 +72,10 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             sync: SyncMode::Always,
-            sync_interval_ms: 200,
+            sync_interval_ms: Duration::from_millis(200),
             segment_max_bytes: 256 * 1024 * 1024,
-            segment_max_age_secs: 3600,
-            retention_interval_secs: 30,
+            segment_max_age_secs: Duration::from_secs(3600),
+            retention_interval_secs: Duration::from_secs(30),
             min_free_bytes: 1024 * 1024 * 1024,
             before_sync: None,
         }

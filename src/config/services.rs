@@ -1,5 +1,7 @@
 //! The service sections: `[data_streams]`, `[events]`, `[frames]`, `[image_generation]`.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -115,42 +117,48 @@ impl Default for FramesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ImageGenerationConfig {
     /// Shortest `intervalMs` a stream may configure, in milliseconds. Default 100.
-    pub min_interval_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub min_interval_ms: Duration,
     /// Longest `intervalMs` a stream may configure, in milliseconds. Default 86400000 (a day).
-    pub max_interval_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub max_interval_ms: Duration,
     /// Images waiting for a stream's webhook, at most; beyond this new images are dropped and
     /// counted (`sluice_imagegen_dropped_total`), never slowing generation or ingest. Default 64.
     pub webhook_queue: usize,
     /// Webhook requests in flight across all streams, at most. Default 8.
     pub max_concurrent_webhooks: usize,
     /// Time limit of one webhook request (connect, send, response), in milliseconds. Default 10000.
-    pub webhook_timeout_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub webhook_timeout_ms: Duration,
     /// Attempts per image (the first try included) before it is dropped. Default 5.
     pub webhook_max_attempts: u32,
     /// Backoff before the first retry, in milliseconds; it doubles per retry, with full jitter.
     /// Default 200.
-    pub webhook_initial_backoff_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub webhook_initial_backoff_ms: Duration,
     /// Longest backoff between retries, in milliseconds. Default 10000.
-    pub webhook_max_backoff_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub webhook_max_backoff_ms: Duration,
     /// How far generation may fall behind, in milliseconds: when the media of the next instant
     /// arrived longer ago than this (wall time, so a fast upload of recorded video is not behind),
     /// generation skips ahead to the live edge (skipped instants are counted in
     /// `sluice_imagegen_skipped_total`). Default 60000.
-    pub max_lag_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub max_lag_ms: Duration,
 }
 
 impl Default for ImageGenerationConfig {
     fn default() -> Self {
         ImageGenerationConfig {
-            min_interval_ms: 100,
-            max_interval_ms: 86_400_000,
+            min_interval_ms: Duration::from_millis(100),
+            max_interval_ms: Duration::from_millis(86_400_000),
             webhook_queue: 64,
             max_concurrent_webhooks: 8,
-            webhook_timeout_ms: 10_000,
+            webhook_timeout_ms: Duration::from_millis(10_000),
             webhook_max_attempts: 5,
-            webhook_initial_backoff_ms: 200,
-            webhook_max_backoff_ms: 10_000,
-            max_lag_ms: 60_000,
+            webhook_initial_backoff_ms: Duration::from_millis(200),
+            webhook_max_backoff_ms: Duration::from_millis(10_000),
+            max_lag_ms: Duration::from_millis(60_000),
         }
     }
 }
@@ -158,7 +166,7 @@ impl Default for ImageGenerationConfig {
 impl ImageGenerationConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, message: &str| Err(ConfigError::Value { key, message: message.to_owned() });
-        if self.min_interval_ms == 0 || self.min_interval_ms > self.max_interval_ms {
+        if self.min_interval_ms.is_zero() || self.min_interval_ms > self.max_interval_ms {
             return bad(
                 "image_generation.min_interval_ms",
                 "must be at least 1 and at most max_interval_ms",
@@ -170,7 +178,7 @@ impl ImageGenerationConfig {
         if self.max_concurrent_webhooks == 0 {
             return bad("image_generation.max_concurrent_webhooks", "must be at least 1");
         }
-        if self.webhook_timeout_ms == 0 {
+        if self.webhook_timeout_ms.is_zero() {
             return bad("image_generation.webhook_timeout_ms", "must be at least 1");
         }
         if !(1..=100).contains(&self.webhook_max_attempts) {

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -11,30 +13,33 @@ pub struct IngestConfig {
     /// Largest fragment (moof+mdat) accepted, in bytes. Default 50 MB (Kinesis error 4001 above).
     pub max_fragment_bytes: u64,
     /// Longest fragment accepted, in milliseconds. Default 20000 (Kinesis error 4002 above).
-    pub max_fragment_duration_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub max_fragment_duration_ms: Duration,
     /// Largest init segment (ftyp+moov) accepted, in bytes. Default 1 MiB.
     pub max_init_bytes: u64,
     /// An IDLE acknowledgement is sent after this long without bytes from the producer, in
     /// milliseconds. Default 3000.
-    pub idle_ack_interval_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub idle_ack_interval_ms: Duration,
     /// Acknowledgements queued for a producer that does not read them; beyond this, BUFFERING,
     /// RECEIVED and IDLE acks are dropped (never PERSISTED or ERROR, and never blocking ingest).
     /// Default 4096.
     pub ack_queue: usize,
     /// RTP producers (RTSP publish, RTSP pull, WHIP): a fragment (an LL-HLS part) is closed at
     /// every keyframe and at least this often, in milliseconds. Default 200.
-    pub part_duration_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub part_duration_ms: Duration,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_fragment_bytes: 50_000_000,
-            max_fragment_duration_ms: 20_000,
+            max_fragment_duration_ms: Duration::from_millis(20_000),
             max_init_bytes: 1024 * 1024,
-            idle_ack_interval_ms: 3000,
+            idle_ack_interval_ms: Duration::from_millis(3000),
             ack_queue: 4096,
-            part_duration_ms: 200,
+            part_duration_ms: Duration::from_millis(200),
         }
     }
 }
@@ -46,10 +51,12 @@ pub struct HlsConfig {
     pub live_window_segments: usize,
     /// How long a live playlist request for a stream with no media yet waits before answering with
     /// an empty playlist, in seconds. Default 10.
-    pub idle_wait_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub idle_wait_secs: Duration,
     /// A gap between fragments larger than this counts as a discontinuity (`discontinuity=on_gap`),
     /// in milliseconds. Default 50.
-    pub gap_threshold_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub gap_threshold_ms: Duration,
     /// Memory for recently served segments, shared by all streams, in bytes (0 disables it).
     /// Default 64 MiB.
     pub segment_cache_bytes: usize,
@@ -65,20 +72,21 @@ pub struct HlsConfig {
     /// Upper bound on how long a blocking playlist reload (`_HLS_msn`) or a blocking part request
     /// (the preload hint) waits, in milliseconds; a playlist reload also waits at most three
     /// target durations (RFC 8216bis §6.2.5.2). Default 10000.
-    pub blocking_timeout_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub blocking_timeout_ms: Duration,
 }
 
 impl Default for HlsConfig {
     fn default() -> Self {
         HlsConfig {
             live_window_segments: 5,
-            idle_wait_secs: 10,
-            gap_threshold_ms: 50,
+            idle_wait_secs: Duration::from_secs(10),
+            gap_threshold_ms: Duration::from_millis(50),
             segment_cache_bytes: 64 * 1024 * 1024,
             low_latency: true,
             low_latency_window_segments: 12,
             part_hold_back_multiplier: 3.0,
-            blocking_timeout_ms: 10_000,
+            blocking_timeout_ms: Duration::from_millis(10_000),
         }
     }
 }
@@ -99,7 +107,8 @@ pub struct RtspConfig {
     pub auto_create_streams: bool,
     /// A publisher that sends nothing (no RTP, no request) for this long is disconnected, in
     /// seconds. Default 30.
-    pub session_timeout_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub session_timeout_secs: Duration,
 }
 
 impl Default for RtspConfig {
@@ -109,7 +118,7 @@ impl Default for RtspConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8554)),
             udp_ports: [30000, 30999],
             auto_create_streams: true,
-            session_timeout_secs: 30,
+            session_timeout_secs: Duration::from_secs(30),
         }
     }
 }
@@ -120,22 +129,26 @@ impl Default for RtspConfig {
 pub struct RtspPullConfig {
     /// First delay after a failed attempt, in milliseconds; doubled per failure, with ±20 %
     /// jitter. Default 1000.
-    pub backoff_initial_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub backoff_initial_ms: Duration,
     /// Longest delay between attempts, in milliseconds. Default 30000.
-    pub backoff_max_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub backoff_max_ms: Duration,
     /// DESCRIBE + SETUP + PLAY must finish within this, in seconds. Default 10.
-    pub connect_timeout_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub connect_timeout_secs: Duration,
     /// A session with no frame for this long is dropped and reconnected, in seconds. Default 10.
-    pub stall_timeout_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub stall_timeout_secs: Duration,
 }
 
 impl Default for RtspPullConfig {
     fn default() -> Self {
         RtspPullConfig {
-            backoff_initial_ms: 1000,
-            backoff_max_ms: 30_000,
-            connect_timeout_secs: 10,
-            stall_timeout_secs: 10,
+            backoff_initial_ms: Duration::from_millis(1000),
+            backoff_max_ms: Duration::from_millis(30_000),
+            connect_timeout_secs: Duration::from_secs(10),
+            stall_timeout_secs: Duration::from_secs(10),
         }
     }
 }
@@ -188,14 +201,18 @@ pub struct WebRtcConfig {
     /// STUN/TURN servers used to gather candidates. Default none.
     pub ice_servers: Vec<IceServerConfig>,
     /// While the stream needs a keyframe, a PLI is sent this often, in milliseconds. Default 500.
-    pub pli_interval_ms: u64,
+    #[serde(deserialize_with = "super::units::millis")]
+    pub pli_interval_ms: Duration,
     /// A session that is not connected within this is ended, in seconds. Default 15.
-    pub connect_timeout_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub connect_timeout_secs: Duration,
     /// ICE: no traffic for this long marks the peer disconnected, in seconds. Default 5.
-    pub ice_disconnected_timeout_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub ice_disconnected_timeout_secs: Duration,
     /// ICE: disconnected for this long more ends the session (the client vanished), in seconds.
     /// Default 10.
-    pub ice_failed_timeout_secs: u64,
+    #[serde(deserialize_with = "super::units::secs")]
+    pub ice_failed_timeout_secs: Duration,
     /// Most WHIP sessions at once. Default 64.
     pub max_sessions: usize,
 }
@@ -207,10 +224,10 @@ impl Default for WebRtcConfig {
             udp_port_min: 0,
             udp_port_max: 0,
             ice_servers: Vec::new(),
-            pli_interval_ms: 500,
-            connect_timeout_secs: 15,
-            ice_disconnected_timeout_secs: 5,
-            ice_failed_timeout_secs: 10,
+            pli_interval_ms: Duration::from_millis(500),
+            connect_timeout_secs: Duration::from_secs(15),
+            ice_disconnected_timeout_secs: Duration::from_secs(5),
+            ice_failed_timeout_secs: Duration::from_secs(10),
             max_sessions: 64,
         }
     }

@@ -115,7 +115,7 @@ pub struct WebhookShared {
 impl WebhookShared {
     pub fn new(config: &ImageGenerationConfig) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.webhook_timeout_ms))
+            .timeout(config.webhook_timeout_ms)
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
@@ -132,10 +132,11 @@ impl WebhookShared {
         let c = &self.config;
         let cap = c
             .webhook_initial_backoff_ms
-            .saturating_mul(1u64 << retry.saturating_sub(1).min(32))
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(31))
             .min(c.webhook_max_backoff_ms);
+        let cap_ms = cap.as_millis() as u64;
         let jitter = getrandom::u64().unwrap_or(u64::MAX / 2);
-        Duration::from_millis(if cap == 0 { 0 } else { jitter % (cap + 1) })
+        Duration::from_millis(if cap_ms == 0 { 0 } else { jitter % (cap_ms + 1) })
     }
 }
 
@@ -278,8 +279,8 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_bounded() {
         let cfg = ImageGenerationConfig {
-            webhook_initial_backoff_ms: 100,
-            webhook_max_backoff_ms: 1000,
+            webhook_initial_backoff_ms: Duration::from_millis(100),
+            webhook_max_backoff_ms: Duration::from_millis(1000),
             ..Default::default()
         };
         let w = WebhookShared::new(&cfg);

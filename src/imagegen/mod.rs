@@ -23,7 +23,6 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::clock::SharedClock;
@@ -219,7 +218,7 @@ impl ImageGeneration {
                 metrics: this.metrics.clone(),
                 status,
                 events: this.video.events().clone(),
-                max_lag: Duration::from_millis(this.config.max_lag_ms),
+                max_lag: this.config.max_lag_ms,
                 clock: this.clock.clone(),
                 stop,
             };

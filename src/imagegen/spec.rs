@@ -107,7 +107,8 @@ impl ImageGenerationSpec {
 
     /// Checks every field against Sluice's bounds and `[image_generation]` limits.
     pub fn validate(&self, limits: &Limits) -> Result<()> {
-        let (min, max) = (limits.min_interval_ms, limits.max_interval_ms);
+        let (min, max) =
+            (limits.min_interval_ms.as_millis() as u64, limits.max_interval_ms.as_millis() as u64);
         if self.interval_ms < min || self.interval_ms > max {
             return Err(Error::invalid(format!(
                 "imageGeneration.intervalMs: {} is out of range ({min} to {max} milliseconds)",

@@ -142,8 +142,9 @@ async fn read_body(
         max_fragment_bytes: ctx.config.max_fragment_bytes,
         max_init_bytes: ctx.config.max_init_bytes,
     });
-    let idle = Duration::from_millis(ctx.config.idle_ack_interval_ms.max(1));
-    let max_duration_us = ctx.config.max_fragment_duration_ms.saturating_mul(1000);
+    let idle = ctx.config.idle_ack_interval_ms.max(Duration::from_millis(1));
+    let max_duration_us =
+        u64::try_from(ctx.config.max_fragment_duration_ms.as_micros()).unwrap_or(u64::MAX);
     let cancel = session.cancelled().clone();
     let mut fragment_arrival: Option<Timestamp> = None;
     let name = ctx.stream.name.to_string();

@@ -50,8 +50,8 @@ impl TestServer {
     ) -> TestServer {
         let mut config = Config::default();
         config.server.data_dir = dir.to_owned();
-        config.hls.idle_wait_secs = 2;
-        config.server.shutdown_grace_secs = 5;
+        config.hls.idle_wait_secs = std::time::Duration::from_secs(2);
+        config.server.shutdown_grace_secs = std::time::Duration::from_secs(5);
         // RTSP publish on a free port (see `rtsp_url`).
         config.rtsp.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         tweak(&mut config);

@@ -13,8 +13,8 @@ async fn retention_drops_old_records_and_expired_shards() {
         // Small segments, rolled by age too, so that retention (whole segments) is precise;
         // no background pass during the test.
         c.storage.segment_max_bytes = 4096;
-        c.storage.segment_max_age_secs = 60;
-        c.storage.retention_interval_secs = 3600;
+        c.storage.segment_max_age_secs = std::time::Duration::from_secs(60);
+        c.storage.retention_interval_secs = std::time::Duration::from_secs(3600);
     })
     .await;
     let k = &env.kds;

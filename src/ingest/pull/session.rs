@@ -58,9 +58,9 @@ pub async fn supervise(
 
 /// The delay before attempt `failures + 1`.
 fn backoff(settings: &PullSettings, failures: u32) -> Duration {
-    let initial = settings.pull.backoff_initial_ms.max(1);
+    let initial = settings.pull.backoff_initial_ms.max(Duration::from_millis(1));
     let max = settings.pull.backoff_max_ms.max(initial);
-    let base = initial.saturating_mul(1u64 << failures.min(20)).min(max);
+    let base = initial.saturating_mul(1u32 << failures.min(20)).min(max).as_millis() as u64;
     let mut r = [0u8; 2];
     let unit = if getrandom::fill(&mut r).is_ok() {
         f64::from(u16::from_le_bytes(r)) / 65536.0
@@ -103,7 +103,7 @@ async fn attempt(
     stop: &CancellationToken,
 ) -> Outcome {
     let fail = |error: String| Outcome { streamed: false, error };
-    let connect_timeout = Duration::from_secs(settings.pull.connect_timeout_secs.max(1));
+    let connect_timeout = settings.pull.connect_timeout_secs.max(Duration::from_secs(1));
     let connect = async {
         let creds = source.username.clone().map(|username| Credentials {
             username,
@@ -163,7 +163,7 @@ async fn attempt(
         Ok(i) => i,
         Err(e) => return fail(format!("cannot record: {e}")),
     };
-    let stall = Duration::from_secs(settings.pull.stall_timeout_secs.max(1));
+    let stall = settings.pull.stall_timeout_secs.max(Duration::from_secs(1));
     let mut streamed = false;
     let end: String = loop {
         let item = tokio::select! {
@@ -324,8 +324,8 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         let settings = PullSettings {
             pull: crate::config::RtspPullConfig {
-                backoff_initial_ms: 100,
-                backoff_max_ms: 1000,
+                backoff_initial_ms: Duration::from_millis(100),
+                backoff_max_ms: Duration::from_millis(1000),
                 ..Default::default()
             },
             part_duration: Duration::from_millis(200),

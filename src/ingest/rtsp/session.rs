@@ -86,7 +86,7 @@ pub async fn run(ctx: Arc<RtspContext>, mut socket: TcpStream, peer: SocketAddr)
         closing: false,
         units: Vec::new(),
     };
-    let timeout = Duration::from_secs(ctx.config.session_timeout_secs.max(1));
+    let timeout = ctx.config.session_timeout_secs.max(Duration::from_secs(1));
     let mut deadline = Instant::now() + timeout;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let reason: String = loop {
@@ -562,7 +562,11 @@ impl Conn {
         if self.publish.is_some() {
             b = b.header(
                 headers::SESSION,
-                format!("{};timeout={}", self.session_id, self.ctx.config.session_timeout_secs),
+                format!(
+                    "{};timeout={}",
+                    self.session_id,
+                    self.ctx.config.session_timeout_secs.as_secs()
+                ),
             );
         }
         b

@@ -320,8 +320,8 @@ async fn build_peer(
         .collect();
     let settings = SettingEngineBuilder::new()
         .with_ice_timeouts(
-            Some(Duration::from_secs(config.ice_disconnected_timeout_secs)),
-            Some(Duration::from_secs(config.ice_failed_timeout_secs)),
+            Some(config.ice_disconnected_timeout_secs),
+            Some(config.ice_failed_timeout_secs),
             Some(Duration::from_secs(2)),
         )
         .build();
@@ -442,16 +442,15 @@ impl Session {
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
         let mut video: Option<(Arc<dyn TrackRemote>, u32)> = None;
         let mut connected = false;
-        let connect_deadline =
-            tokio::time::sleep(Duration::from_secs(self.config.connect_timeout_secs));
+        let connect_deadline = tokio::time::sleep(self.config.connect_timeout_secs);
         tokio::pin!(connect_deadline);
-        let mut pli = tokio::time::interval(Duration::from_millis(self.config.pli_interval_ms));
+        let mut pli = tokio::time::interval(self.config.pli_interval_ms);
         pli.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason: String = loop {
             tokio::select! {
                 _ = self.stop.cancelled() => break "ended by the client (DELETE), stream deletion or server shutdown".to_owned(),
                 _ = &mut connect_deadline, if !connected => {
-                    break format!("the client did not connect within {}s", self.config.connect_timeout_secs);
+                    break format!("the client did not connect within {}s", self.config.connect_timeout_secs.as_secs());
                 }
                 ev = events.recv() => match ev {
                     None => break "the peer connection ended".to_owned(),
