@@ -486,7 +486,7 @@ async fn init(
     let bytes = stream.init_bytes(init_id)?.ok_or_else(|| {
         Error::not_found(format!("stream {} has no init segment {init_id}", stream.name))
     })?;
-    let etag = format!("\"{}-i{init_id}\"", stream.id);
+    let etag = stream.init_etag(init_id);
     Ok(serve_bytes(&headers, "video/mp4", &etag, vec![bytes]))
 }
 

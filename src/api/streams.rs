@@ -239,7 +239,7 @@ async fn fragment_media(
             "stream {name} has no fragment {n} (not yet written, or deleted by retention)"
         ))
     })?;
-    let etag = format!("\"{}-f{n}\"", stream.id);
+    let etag = stream.stored_fragment_etag(Offset(n));
     let mut resp =
         super::byte_range::serve_bytes(&headers, "video/iso.segment", &etag, vec![bytes]);
     if let Ok(v) = axum::http::HeaderValue::from_str(&info.number.0.to_string()) {

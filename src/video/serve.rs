@@ -15,9 +15,16 @@ use super::fragment::FragmentInfo;
 use crate::error::{Error, Result};
 use crate::log::Offset;
 
-/// The version of the served media format, in the ETag of every segment and part: bumped when
-/// the bytes served under an unchanged URL change (2: decode times on the stream timeline).
+/// The version of each served format, in the ETag of everything served as immutable: bumped
+/// when the bytes served under an unchanged URL change, so caches and players refetch.
+/// `tests/golden.rs` fails when served bytes change under an unchanged ETag.
+///
+/// Segments and parts (2: decode times on the stream timeline).
 const MEDIA_FORMAT: u32 = 2;
+/// Init segments, served as stored.
+const INIT_FORMAT: u32 = 1;
+/// Fragments as stored (`/fragments/{n}/media`).
+const STORED_FORMAT: u32 = 1;
 
 /// Longest run of fragments one segment may span.
 pub const MAX_SEGMENT_FRAGMENTS: u64 = 10_000;
@@ -65,6 +72,16 @@ impl VideoStream {
     /// by the media format.
     pub fn segment_etag(&self, first: Offset, last: Offset) -> String {
         format!("\"m{MEDIA_FORMAT}-{}-{}-{}\"", self.id, first.0, last.0)
+    }
+
+    /// The ETag of init segment `id`.
+    pub fn init_etag(&self, id: u32) -> String {
+        format!("\"i{INIT_FORMAT}-{}-{id}\"", self.id)
+    }
+
+    /// The ETag of fragment `n` exactly as stored.
+    pub fn stored_fragment_etag(&self, n: Offset) -> String {
+        format!("\"f{STORED_FORMAT}-{}-{}\"", self.id, n.0)
     }
 
     /// Fragments `first..=last` as served (retimed onto the stream timeline), from the shared
