@@ -232,7 +232,7 @@ async fn retention_loop(state: ApiState) {
             }
             Err(e) => tracing::error!(error = %e, "data stream retention task failed"),
         }
-        let ids: Vec<i64> = state.video.all().iter().map(|s| s.id).collect();
+        let ids: Vec<_> = state.video.all().iter().map(|s| s.id).collect();
         let metadata = state.metadata.clone();
         match tokio::task::spawn_blocking(move || metadata.purge(&ids)).await {
             Ok(Ok(n)) if n > 0 => {

@@ -13,10 +13,34 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::name::StreamName;
 
+/// A video stream's catalog id. It names the stream's directory (`video/<id>/`) and appears in
+/// its media URLs, so a re-created stream of the same name never serves the old one's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct VideoStreamId(pub i64);
+
+impl std::fmt::Display for VideoStreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl rusqlite::ToSql for VideoStreamId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for VideoStreamId {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(v).map(VideoStreamId)
+    }
+}
+
 /// A video stream's catalog row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoStreamRow {
-    pub id: i64,
+    pub id: VideoStreamId,
     pub name: StreamName,
     pub created_at: Timestamp,
     pub retention_hours: u32,
@@ -101,7 +125,7 @@ impl Catalog {
         Ok(out)
     }
 
-    pub fn insert_video_stream(&self, row: &VideoStreamRow) -> Result<i64> {
+    pub fn insert_video_stream(&self, row: &VideoStreamRow) -> Result<VideoStreamId> {
         let conn = self.conn();
         let tags = serde_json::to_string(&row.tags).map_err(|e| Error::internal(e.to_string()))?;
         let res = conn.execute(
@@ -117,7 +141,7 @@ impl Catalog {
             ],
         );
         match res {
-            Ok(_) => Ok(conn.last_insert_rowid()),
+            Ok(_) => Ok(VideoStreamId(conn.last_insert_rowid())),
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -152,7 +176,7 @@ impl Catalog {
     }
 
     /// Deletes a video stream's row and every row keyed by it, in one transaction.
-    pub fn delete_video_stream(&self, id: i64) -> Result<()> {
+    pub fn delete_video_stream(&self, id: VideoStreamId) -> Result<()> {
         let tables = self.stream_tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.transaction(|tx| {
             tx.execute("DELETE FROM video_timelines WHERE stream_id = ?1", [id])?;
@@ -165,7 +189,7 @@ impl Catalog {
     }
 
     /// The epoch of a video stream's served timeline, if it has been set.
-    pub fn timeline_epoch(&self, stream_id: i64) -> Result<Option<Timestamp>> {
+    pub fn timeline_epoch(&self, stream_id: VideoStreamId) -> Result<Option<Timestamp>> {
         let us: Option<i64> = self
             .conn()
             .query_row(
@@ -177,7 +201,7 @@ impl Catalog {
         Ok(us.map(Timestamp::from_micros))
     }
 
-    pub fn set_timeline_epoch(&self, stream_id: i64, epoch: Timestamp) -> Result<()> {
+    pub fn set_timeline_epoch(&self, stream_id: VideoStreamId, epoch: Timestamp) -> Result<()> {
         self.conn().execute(
             "INSERT INTO video_timelines (stream_id, epoch_us) VALUES (?1, ?2)
              ON CONFLICT (stream_id) DO UPDATE SET epoch_us = excluded.epoch_us",
@@ -239,7 +263,7 @@ mod tests {
 
     fn row(name: &str) -> VideoStreamRow {
         VideoStreamRow {
-            id: 0,
+            id: VideoStreamId(0),
             name: StreamName::new(name).unwrap(),
             created_at: Timestamp::from_millis(1),
             retention_hours: 24,

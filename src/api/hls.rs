@@ -462,7 +462,7 @@ async fn replay(
 }
 
 fn check_stream_id(stream: &VideoStream, id: &str) -> Result<(), Error> {
-    if id.parse::<i64>().ok() != Some(stream.id) {
+    if id.parse::<i64>().ok() != Some(stream.id.0) {
         return Err(Error::not_found(format!(
             "stream {} has no media under id {id} (it was deleted and re-created?)",
             stream.name

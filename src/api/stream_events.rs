@@ -18,6 +18,7 @@ use super::ApiState;
 use super::error::{ApiJson, ApiQuery, ApiResult};
 use super::params::{Bounds, TimeRange, parse_limit, parse_next};
 use super::path::StreamPath;
+use crate::catalog::VideoStreamId;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::events::metadata::{self, EventsBody, StoredEvent};
@@ -193,7 +194,7 @@ impl Live {
 /// One page of the metadata index, read on the blocking pool (catalog and record reads).
 async fn query(
     state: &ApiState,
-    video_id: i64,
+    video_id: VideoStreamId,
     clock: TimestampKind,
     (start, end): (Option<Timestamp>, Option<Timestamp>),
     kind: Option<String>,

@@ -14,6 +14,7 @@ use rusqlite::params;
 
 use super::metadata::StoredEvent;
 use crate::catalog::Catalog;
+use crate::catalog::VideoStreamId;
 use crate::clock::Timestamp;
 use crate::clock::TimestampKind;
 use crate::datastream::{DataStreams, ShardId, ShardReader, StreamSel};
@@ -83,7 +84,7 @@ impl MetadataStore {
         data: Arc<DataStreams>,
         stream: StreamName,
         shards: u32,
-        video_id: impl Fn(&str) -> Option<i64>,
+        video_id: impl Fn(&str) -> Option<VideoStreamId>,
     ) -> Result<MetadataStore> {
         catalog.ensure_schema(SCHEMA)?;
         data.ensure_stream(&stream, shards).map_err(ds)?;
@@ -104,7 +105,7 @@ impl MetadataStore {
         Ok(shards.into_iter().map(|s| s.shard_id).collect())
     }
 
-    fn reindex(&self, video_id: &impl Fn(&str) -> Option<i64>) -> Result<()> {
+    fn reindex(&self, video_id: &impl Fn(&str) -> Option<VideoStreamId>) -> Result<()> {
         for shard in self.shard_ids()? {
             let reader = self.data.shard_reader(&self.stream, &shard).map_err(ds)?;
             let shard_s = shard.to_string();
@@ -144,7 +145,11 @@ impl MetadataStore {
 
     /// Stores events durably and indexes them; answers in request order. `video_id` is the video
     /// stream's catalog id; each event's `stream` is its name.
-    pub async fn put(&self, video_id: i64, events: Vec<StoredEvent>) -> Result<Vec<PutEvent>> {
+    pub async fn put(
+        &self,
+        video_id: VideoStreamId,
+        events: Vec<StoredEvent>,
+    ) -> Result<Vec<PutEvent>> {
         let records = events
             .iter()
             .map(|e| Ok((e.stream.clone(), Bytes::from(e.encode()?))))
@@ -192,7 +197,7 @@ impl MetadataStore {
     /// from a previous page). Events whose records retention has deleted are skipped.
     pub fn query(
         &self,
-        video_id: i64,
+        video_id: VideoStreamId,
         q: &MetadataQuery<'_>,
     ) -> Result<(Vec<FoundEvent>, Option<i64>)> {
         let MetadataQuery { clock, start, end, kind, after, limit } = *q;
@@ -253,7 +258,7 @@ impl MetadataStore {
     }
 
     /// Drops index rows of deleted video streams and of records retention has deleted.
-    pub fn purge(&self, live_video_ids: &[i64]) -> Result<u64> {
+    pub fn purge(&self, live_video_ids: &[VideoStreamId]) -> Result<u64> {
         let mut removed = 0u64;
         for shard in self.shard_ids()? {
             let start = self.data.shard_reader(&self.stream, &shard).map_err(ds)?.start();
@@ -264,7 +269,7 @@ impl MetadataStore {
                 )? as u64)
             })?;
         }
-        let ids = live_video_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let ids = live_video_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
         removed += self.catalog.transaction(|tx| {
             Ok(tx.execute(
                 &format!("DELETE FROM video_metadata WHERE video_stream_id NOT IN ({ids})"),

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
+use crate::catalog::VideoStreamId;
 use crate::clock::SharedClock;
 use crate::config::ImageGenerationConfig;
 use crate::error::Result;
@@ -62,7 +63,7 @@ pub struct ImageGeneration {
     config: ImageGenerationConfig,
     webhook: Arc<WebhookShared>,
     /// Stream id → its running generator (and, with it, its webhook delivery task).
-    running: PerStream<i64, Generating>,
+    running: PerStream<VideoStreamId, Generating>,
     /// Serialises reconfiguration of streams (a tokio `Mutex` because it is held while the old
     /// generator finishes), so two PATCHes cannot interleave.
     admin: tokio::sync::Mutex<()>,
@@ -99,7 +100,7 @@ impl ImageGeneration {
     /// Starts the generator of every configured stream (at server start), resuming from its
     /// stored cursor. Rows of streams that no longer exist are removed.
     pub fn start(self: &Arc<Self>) -> Result<()> {
-        let streams: HashMap<i64, Arc<VideoStream>> =
+        let streams: HashMap<VideoStreamId, Arc<VideoStream>> =
             self.video.all().into_iter().map(|s| (s.id, s)).collect();
         for row in self.store.all()? {
             match streams.get(&row.stream_id) {
@@ -228,7 +229,7 @@ impl ImageGeneration {
 
     /// The `imageGeneration` object of a stream's description: its configuration and status, or
     /// `None` when not configured.
-    pub fn describe(&self, stream_id: i64) -> Option<ImageGenerationView> {
+    pub fn describe(&self, stream_id: VideoStreamId) -> Option<ImageGenerationView> {
         self.running
             .get(&stream_id)
             .map(|g| ImageGenerationView { spec: g.spec.clone(), status: g.status.view() })

@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::spec::ImageGenerationSpec;
 use crate::catalog::Catalog;
+use crate::catalog::VideoStreamId;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::log::Offset;
@@ -34,7 +35,7 @@ pub enum Cursor {
 /// One stored row.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub stream_id: i64,
+    pub stream_id: VideoStreamId,
     pub spec: ImageGenerationSpec,
     pub cursor: Cursor,
 }
@@ -57,7 +58,7 @@ impl Store {
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
+                    r.get::<_, VideoStreamId>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<i64>>(3)?,
@@ -78,7 +79,12 @@ impl Store {
     }
 
     /// Inserts or replaces a stream's configuration and cursor.
-    pub fn put(&self, stream_id: i64, spec: &ImageGenerationSpec, cursor: Cursor) -> Result<()> {
+    pub fn put(
+        &self,
+        stream_id: VideoStreamId,
+        spec: &ImageGenerationSpec,
+        cursor: Cursor,
+    ) -> Result<()> {
         let config = serde_json::to_string(spec).map_err(|e| Error::internal(e.to_string()))?;
         let (next, from) = cursor_to(cursor);
         self.catalog.transaction(|tx| {
@@ -94,7 +100,7 @@ impl Store {
     }
 
     /// Moves a stream's cursor (a no-op if generation was removed meanwhile).
-    pub fn set_cursor(&self, stream_id: i64, cursor: Cursor) -> Result<()> {
+    pub fn set_cursor(&self, stream_id: VideoStreamId, cursor: Cursor) -> Result<()> {
         let (next, from) = cursor_to(cursor);
         self.catalog.transaction(|tx| {
             tx.execute(
@@ -106,7 +112,7 @@ impl Store {
         })
     }
 
-    pub fn cursor(&self, stream_id: i64) -> Result<Option<Cursor>> {
+    pub fn cursor(&self, stream_id: VideoStreamId) -> Result<Option<Cursor>> {
         self.catalog.transaction(|tx| {
             let row = tx
                 .query_row(
@@ -120,7 +126,7 @@ impl Store {
         })
     }
 
-    pub fn delete(&self, stream_id: i64) -> Result<()> {
+    pub fn delete(&self, stream_id: VideoStreamId) -> Result<()> {
         self.catalog.transaction(|tx| {
             tx.execute("DELETE FROM image_generation WHERE stream_id = ?1", [stream_id])?;
             Ok(())
@@ -163,18 +169,21 @@ mod tests {
             timestamps: crate::clock::TimestampKind::Server,
             destination: Destination::Directory { path: "/tmp/x".into() },
         };
-        store.put(7, &spec, Cursor::FromFragment(Offset(3))).unwrap();
+        store.put(VideoStreamId(7), &spec, Cursor::FromFragment(Offset(3))).unwrap();
         let rows = store.all().unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].spec, spec);
         assert_eq!(rows[0].cursor, Cursor::FromFragment(Offset(3)));
-        store.set_cursor(7, Cursor::At(Timestamp::from_millis(5000))).unwrap();
-        assert_eq!(store.cursor(7).unwrap(), Some(Cursor::At(Timestamp::from_millis(5000))));
+        store.set_cursor(VideoStreamId(7), Cursor::At(Timestamp::from_millis(5000))).unwrap();
+        assert_eq!(
+            store.cursor(VideoStreamId(7)).unwrap(),
+            Some(Cursor::At(Timestamp::from_millis(5000)))
+        );
         // Reopening (a restart) keeps both.
         let again = Store::open(cat).unwrap();
         assert_eq!(again.all().unwrap()[0].cursor, Cursor::At(Timestamp::from_millis(5000)));
-        again.delete(7).unwrap();
+        again.delete(VideoStreamId(7)).unwrap();
         assert!(again.all().unwrap().is_empty());
-        assert_eq!(again.cursor(7).unwrap(), None);
+        assert_eq!(again.cursor(VideoStreamId(7)).unwrap(), None);
     }
 }

@@ -13,11 +13,12 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use crate::catalog::VideoStreamId;
 use crate::log::Offset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SegmentKey {
-    pub stream_id: i64,
+    pub stream_id: VideoStreamId,
     pub first: Offset,
     pub last: Offset,
 }
@@ -85,7 +86,7 @@ impl SegmentCache {
     }
 
     /// Drops every entry of a stream (on deletion).
-    pub fn forget_stream(&self, stream_id: i64) {
+    pub fn forget_stream(&self, stream_id: VideoStreamId) {
         let mut s = self.lock();
         let mut freed = 0;
         s.entries.retain(|k, e| {
@@ -108,7 +109,7 @@ mod tests {
     use super::*;
 
     fn key(first: u64) -> SegmentKey {
-        SegmentKey { stream_id: 1, first: Offset(first), last: Offset(first) }
+        SegmentKey { stream_id: VideoStreamId(1), first: Offset(first), last: Offset(first) }
     }
 
     #[test]
@@ -124,7 +125,7 @@ mod tests {
         assert!(c.get(&key(1)).is_none(), "least recently used went first");
         assert!(c.get(&key(0)).is_some());
         assert!(c.get(&key(4)).is_some());
-        c.forget_stream(1);
+        c.forget_stream(VideoStreamId(1));
         assert_eq!(c.bytes(), 0);
     }
 

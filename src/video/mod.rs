@@ -31,7 +31,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{Catalog, VideoStreamRow};
+use crate::catalog::{Catalog, VideoStreamId, VideoStreamRow};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -49,7 +49,7 @@ pub use crate::config::MAX_VIDEO_RETENTION_HOURS as MAX_RETENTION_HOURS;
 
 /// One video stream: its configuration, its logs and its live state.
 pub struct VideoStream {
-    pub id: i64,
+    pub id: VideoStreamId,
     pub name: StreamName,
     dir: PathBuf,
     /// The catalog row; std `RwLock` because reads are frequent and no `.await` is held inside.
@@ -538,7 +538,7 @@ impl VideoStreams {
             return Err(Error::conflict(format!("stream {} already exists", req.name)));
         }
         let mut row = VideoStreamRow {
-            id: 0,
+            id: VideoStreamId(0),
             name: req.name.clone(),
             created_at: self.clock.now(),
             retention_hours,
@@ -582,7 +582,7 @@ impl VideoStreams {
                 media_type: row.media_type,
             },
         );
-        tracing::info!(stream = %req.name, id, "stream created");
+        tracing::info!(stream = %req.name, %id, "stream created");
         Ok(stream)
     }
 
@@ -642,7 +642,7 @@ impl VideoStreams {
         self.metrics.forget_stream(name.as_str());
         self.segment_cache.forget_stream(stream.id);
         self.events.emit(name.as_str(), EventDetails::StreamDeleted {});
-        tracing::info!(stream = %name, id = stream.id, "stream deleted");
+        tracing::info!(stream = %name, id = %stream.id, "stream deleted");
         Ok(())
     }
 

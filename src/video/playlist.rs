@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::VideoStream;
 use super::fragment::{FragmentInfo, TimestampKind};
 use super::playback::{LiveWindow, SegmentRef};
+use crate::catalog::VideoStreamId;
 use crate::log::Offset;
 use crate::media::hls::{LowLatency, MediaPlaylist, Part, PartialSegment, Segment};
 
@@ -199,7 +200,7 @@ pub fn live_playlist(
     playlist
 }
 
-pub fn part_uri(stream_id: i64, n: Offset) -> String {
+pub fn part_uri(stream_id: VideoStreamId, n: Offset) -> String {
     format!("part/{stream_id}/{}.m4s", n.0)
 }
 

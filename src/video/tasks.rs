@@ -17,6 +17,7 @@
 //! The map is a std `Mutex`, held only to insert, look up or take entries, never across an
 //! `.await`.
 
+use crate::catalog::VideoStreamId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
@@ -41,7 +42,7 @@ pub struct PerStream<K, T> {
 
 struct Entry<T> {
     /// The stream the task belongs to.
-    stream_id: i64,
+    stream_id: VideoStreamId,
     info: Arc<T>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -125,7 +126,7 @@ where
     }
 
     /// The descriptions of `stream_id`'s tasks.
-    pub fn of_stream(&self, stream_id: i64) -> Vec<(K, Arc<T>)> {
+    pub fn of_stream(&self, stream_id: VideoStreamId) -> Vec<(K, Arc<T>)> {
         self.lock()
             .iter()
             .filter(|(_, e)| e.stream_id == stream_id)
@@ -134,7 +135,7 @@ where
     }
 
     /// The key's stream, when it has a task.
-    pub fn stream_of(&self, key: &K) -> Option<i64> {
+    pub fn stream_of(&self, key: &K) -> Option<VideoStreamId> {
         self.lock().get(key).map(|e| e.stream_id)
     }
 
@@ -162,6 +163,6 @@ where
 async fn finish<T>(entry: Entry<T>) {
     let mut task = entry.task;
     if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
-        tracing::warn!(stream_id = entry.stream_id, "a stream task did not stop in time");
+        tracing::warn!(stream_id = %entry.stream_id, "a stream task did not stop in time");
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
+use crate::catalog::VideoStreamId;
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::{Config, RtspPullConfig};
 use crate::error::{Error, Result};
@@ -173,7 +174,7 @@ pub struct PullManager {
     metrics: Arc<Metrics>,
     settings: PullSettings,
     /// Stream id → its running supervisor.
-    running: PerStream<i64, Pulled>,
+    running: PerStream<VideoStreamId, Pulled>,
     /// Serialises `set` calls (tokio `Mutex`: held across the old supervisor's shutdown).
     admin: tokio::sync::Mutex<()>,
 }
@@ -252,7 +253,7 @@ impl PullManager {
     }
 
     /// The stream's source as describe shows it.
-    pub fn describe(&self, stream_id: i64) -> Option<SourceDescription> {
+    pub fn describe(&self, stream_id: VideoStreamId) -> Option<SourceDescription> {
         self.running.get(&stream_id).map(|p| describe(&p.source, &p.status))
     }
 
@@ -278,7 +279,7 @@ impl PullManager {
         });
     }
 
-    fn load(&self) -> Result<Vec<(i64, SourceConfig)>> {
+    fn load(&self) -> Result<Vec<(VideoStreamId, SourceConfig)>> {
         let rows: Vec<StoredRow> = self.catalog.transaction(|tx| {
             let mut st = tx.prepare(
                 "SELECT stream_id, url, transport, username, password FROM rtsp_sources",
@@ -293,7 +294,7 @@ impl PullManager {
             match SourceConfig::parse(&url, Some(&transport), user, pass) {
                 Ok(s) => out.push((id, s)),
                 Err(e) => {
-                    tracing::error!(stream_id = id, error = %e, "stored RTSP source is invalid; skipped")
+                    tracing::error!(stream_id = %id, error = %e, "stored RTSP source is invalid; skipped")
                 }
             }
         }
@@ -302,7 +303,7 @@ impl PullManager {
 }
 
 /// A `rtsp_sources` row: stream id, URL, transport, username, password.
-type StoredRow = (i64, String, String, Option<String>, Option<String>);
+type StoredRow = (VideoStreamId, String, String, Option<String>, Option<String>);
 
 fn describe(source: &SourceConfig, status: &StatusCell) -> SourceDescription {
     SourceDescription {
@@ -315,7 +316,7 @@ fn describe(source: &SourceConfig, status: &StatusCell) -> SourceDescription {
 }
 
 /// Writes (`Some`) or deletes (`None`) a stream's `rtsp_sources` row.
-fn store(catalog: &Catalog, stream_id: i64, source: Option<&SourceConfig>) -> Result<()> {
+fn store(catalog: &Catalog, stream_id: VideoStreamId, source: Option<&SourceConfig>) -> Result<()> {
     catalog.transaction(|tx| {
         match source {
             Some(s) => tx.execute(
