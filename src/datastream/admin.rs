@@ -87,7 +87,7 @@ impl DataStreams {
             })
             .collect();
         let row = StreamRow {
-            id: 0,
+            id: DataStreamId(0),
             name: name.to_string(),
             created_at: now,
             retention_hours: DEFAULT_RETENTION_HOURS,
@@ -138,7 +138,7 @@ impl DataStreams {
         let mut reg = write_lock(&self.streams);
         reg.by_id.insert(id, stream.clone());
         reg.by_name.insert(name.clone(), stream);
-        tracing::info!(stream = %name, id, shards = shard_count, mode = mode.as_str(), "data stream created");
+        tracing::info!(stream = %name, %id, shards = shard_count, mode = mode.as_str(), "data stream created");
         Ok(())
     }
 
@@ -182,7 +182,7 @@ impl DataStreams {
         if let Err(e) = std::fs::remove_dir_all(&stream.dir) {
             tracing::warn!(dir = %stream.dir.display(), error = %e, "could not remove a deleted data stream's directory; it is removed at the next start");
         }
-        tracing::info!(stream = %stream.name, id = stream.id, "data stream deleted");
+        tracing::info!(stream = %stream.name, id = %stream.id, "data stream deleted");
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::store::{self, ConsumerRow};
+use super::store::{self, ConsumerRow, DataStreamId};
 use super::{
     ConsumerDescription, DataStream, DataStreams, DsError, MAX_CONSUMERS, StreamSel, lock,
     read_lock, token, validate, write_lock,
@@ -142,7 +142,8 @@ impl DataStreams {
         let s = self.resolve(StreamSel::arn(stream_arn))?;
         let skip = match next_token {
             Some(t) => {
-                let (id, skip, issued): (i64, usize, i64) = self.signer.verify_next_token(t)?;
+                let (id, skip, issued): (DataStreamId, usize, i64) =
+                    self.signer.verify_next_token(t)?;
                 token::check_token_age(issued, now)?;
                 if id != s.id {
                     return Err(DsError::InvalidArgument(

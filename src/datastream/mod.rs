@@ -66,6 +66,7 @@ pub use seqno::SequenceNumber;
 pub use store::StreamMode;
 pub use write::{PutEntry, PutOutcome};
 
+pub use store::DataStreamId;
 use store::{ConsumerRow, ShardRow, StreamRow};
 use throttle::{Rates, ShardBuckets};
 use token::Signer;
@@ -338,7 +339,7 @@ impl StreamState {
 
 /// One data stream.
 pub(crate) struct DataStream {
-    id: i64,
+    id: DataStreamId,
     name: StreamName,
     created_at: Timestamp,
     dir: PathBuf,
@@ -367,7 +368,7 @@ impl DataStream {
 #[derive(Default)]
 struct Registry {
     by_name: BTreeMap<StreamName, Arc<DataStream>>,
-    by_id: HashMap<i64, Arc<DataStream>>,
+    by_id: HashMap<DataStreamId, Arc<DataStream>>,
 }
 
 /// All data streams of this server. `Send + Sync`; share it as `Arc<DataStreams>`.
@@ -517,7 +518,7 @@ impl DataStreams {
         read_lock(&self.streams).by_name.get(&key).cloned().ok_or_else(not_found)
     }
 
-    fn by_id(&self, id: i64) -> Option<Arc<DataStream>> {
+    fn by_id(&self, id: DataStreamId) -> Option<Arc<DataStream>> {
         read_lock(&self.streams).by_id.get(&id).cloned()
     }
 

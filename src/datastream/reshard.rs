@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::store::ShardRow;
+use super::store::{DataStreamId, ShardRow};
 use super::{
     DataStream, DataStreams, DsError, HashKey, HashKeyRange, SequenceNumber, Shard,
     ShardDescription, ShardId, StreamSel, hashkey, lock, read_lock, token, validate, write_lock,
@@ -78,7 +78,7 @@ impl ShardFilter {
 /// What a ListShards NextToken remembers.
 #[derive(Serialize, Deserialize)]
 struct ListShardsToken {
-    stream: i64,
+    stream: DataStreamId,
     created: i64,
     after: u32,
     filter: Option<ShardFilter>,
@@ -295,7 +295,7 @@ impl DataStreams {
         Ok(ids)
     }
 
-    fn total_open_shards_except(&self, id: i64) -> usize {
+    fn total_open_shards_except(&self, id: DataStreamId) -> usize {
         read_lock(&self.streams)
             .by_id
             .values()

@@ -72,9 +72,35 @@ impl StreamMode {
     }
 }
 
+/// A data stream's catalog id: it names the stream's directory and is bound into its shard
+/// iterators and pagination tokens.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct DataStreamId(pub i64);
+
+impl std::fmt::Display for DataStreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl rusqlite::ToSql for DataStreamId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for DataStreamId {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(v).map(DataStreamId)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRow {
-    pub id: i64,
+    pub id: DataStreamId,
     pub name: String,
     pub created_at: Timestamp,
     pub retention_hours: u32,
@@ -126,7 +152,7 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
+                    r.get::<_, DataStreamId>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, u32>(3)?,
@@ -176,7 +202,7 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
     })?)
 }
 
-fn load_shards(tx: &Transaction<'_>, stream_id: i64) -> Result<Vec<ShardRow>, Error> {
+fn load_shards(tx: &Transaction<'_>, stream_id: DataStreamId) -> Result<Vec<ShardRow>, Error> {
     let mut stmt = tx.prepare(
         "SELECT ordinal, hash_start, hash_end, parent, adjacent_parent, created_at_us,
                 starting_seq, ending_seq, closed_at_us
@@ -227,7 +253,7 @@ pub fn insert_stream(
     row: &StreamRow,
     shards: &[ShardRow],
     tags: &BTreeMap<String, String>,
-) -> Result<i64, DsError> {
+) -> Result<DataStreamId, DsError> {
     cat.transaction(|tx| {
         let exists: Option<i64> = tx
             .query_row("SELECT id FROM data_streams WHERE name = ?1", [&row.name], |r| r.get(0))
@@ -249,7 +275,7 @@ pub fn insert_stream(
                 row.next_ordinal
             ],
         )?;
-        let id = tx.last_insert_rowid();
+        let id = DataStreamId(tx.last_insert_rowid());
         for s in shards {
             insert_shard(tx, id, s)?;
         }
@@ -264,7 +290,7 @@ pub fn insert_stream(
     .map_err(DsError::from)
 }
 
-fn insert_shard(tx: &Transaction<'_>, stream_id: i64, s: &ShardRow) -> Result<(), Error> {
+fn insert_shard(tx: &Transaction<'_>, stream_id: DataStreamId, s: &ShardRow) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO data_stream_shards (stream_id, ordinal, hash_start, hash_end, parent,
              adjacent_parent, created_at_us, starting_seq, ending_seq, closed_at_us)
@@ -288,7 +314,7 @@ fn insert_shard(tx: &Transaction<'_>, stream_id: i64, s: &ShardRow) -> Result<()
 /// Closes `parents` (with their ending sequence numbers) and adds `children`, atomically.
 pub fn reshard(
     cat: &Catalog,
-    stream_id: i64,
+    stream_id: DataStreamId,
     parents: &[(u32, SequenceNumber)],
     closed_at: Timestamp,
     children: &[ShardRow],
@@ -314,7 +340,7 @@ pub fn reshard(
     .map_err(DsError::from)
 }
 
-pub fn delete_shard(cat: &Catalog, stream_id: i64, ordinal: u32) -> Result<(), DsError> {
+pub fn delete_shard(cat: &Catalog, stream_id: DataStreamId, ordinal: u32) -> Result<(), DsError> {
     cat.transaction(|tx| {
         tx.execute(
             "DELETE FROM data_stream_shards WHERE stream_id = ?1 AND ordinal = ?2",
@@ -325,7 +351,7 @@ pub fn delete_shard(cat: &Catalog, stream_id: i64, ordinal: u32) -> Result<(), D
     .map_err(DsError::from)
 }
 
-pub fn delete_stream(cat: &Catalog, stream_id: i64) -> Result<(), DsError> {
+pub fn delete_stream(cat: &Catalog, stream_id: DataStreamId) -> Result<(), DsError> {
     cat.transaction(|tx| {
         for table in ["data_stream_shards", "data_stream_tags", "data_stream_consumers"] {
             tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [stream_id])?;
@@ -336,7 +362,7 @@ pub fn delete_stream(cat: &Catalog, stream_id: i64) -> Result<(), DsError> {
     .map_err(DsError::from)
 }
 
-pub fn set_retention(cat: &Catalog, stream_id: i64, hours: u32) -> Result<(), DsError> {
+pub fn set_retention(cat: &Catalog, stream_id: DataStreamId, hours: u32) -> Result<(), DsError> {
     cat.transaction(|tx| {
         tx.execute(
             "UPDATE data_streams SET retention_hours = ?2 WHERE id = ?1",
@@ -347,7 +373,7 @@ pub fn set_retention(cat: &Catalog, stream_id: i64, hours: u32) -> Result<(), Ds
     .map_err(DsError::from)
 }
 
-pub fn set_mode(cat: &Catalog, stream_id: i64, mode: StreamMode) -> Result<(), DsError> {
+pub fn set_mode(cat: &Catalog, stream_id: DataStreamId, mode: StreamMode) -> Result<(), DsError> {
     cat.transaction(|tx| {
         tx.execute(
             "UPDATE data_streams SET mode = ?2 WHERE id = ?1",
@@ -361,7 +387,7 @@ pub fn set_mode(cat: &Catalog, stream_id: i64, mode: StreamMode) -> Result<(), D
 /// Replaces the stream's tags with `tags`.
 pub fn set_tags(
     cat: &Catalog,
-    stream_id: i64,
+    stream_id: DataStreamId,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), DsError> {
     cat.transaction(|tx| {
@@ -377,7 +403,11 @@ pub fn set_tags(
     .map_err(DsError::from)
 }
 
-pub fn insert_consumer(cat: &Catalog, stream_id: i64, c: &ConsumerRow) -> Result<(), DsError> {
+pub fn insert_consumer(
+    cat: &Catalog,
+    stream_id: DataStreamId,
+    c: &ConsumerRow,
+) -> Result<(), DsError> {
     cat.transaction(|tx| {
         tx.execute(
             "INSERT INTO data_stream_consumers (stream_id, name, created_at_us) VALUES (?1, ?2, ?3)",
@@ -388,7 +418,7 @@ pub fn insert_consumer(cat: &Catalog, stream_id: i64, c: &ConsumerRow) -> Result
     .map_err(DsError::from)
 }
 
-pub fn delete_consumer(cat: &Catalog, stream_id: i64, name: &str) -> Result<(), DsError> {
+pub fn delete_consumer(cat: &Catalog, stream_id: DataStreamId, name: &str) -> Result<(), DsError> {
     cat.transaction(|tx| {
         tx.execute(
             "DELETE FROM data_stream_consumers WHERE stream_id = ?1 AND name = ?2",

@@ -41,7 +41,7 @@ const KEY_LEN: usize = 32;
 /// What a shard iterator says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IteratorClaims {
-    pub stream_id: i64,
+    pub stream_id: super::store::DataStreamId,
     pub stream_created: Timestamp,
     pub ordinal: u32,
     pub offset: Offset,
@@ -110,7 +110,7 @@ impl Signer {
     pub fn iterator(&self, c: &IteratorClaims) -> String {
         let mut buf = Vec::with_capacity(BODY_LEN + MAC_LEN);
         buf.push(VERSION);
-        buf.extend_from_slice(&c.stream_id.to_be_bytes());
+        buf.extend_from_slice(&c.stream_id.0.to_be_bytes());
         buf.extend_from_slice(&c.stream_created.as_micros().to_be_bytes());
         buf.extend_from_slice(&c.ordinal.to_be_bytes());
         buf.extend_from_slice(&c.offset.0.to_be_bytes());
@@ -135,7 +135,7 @@ impl Signer {
         mac.verify_slice(tag).map_err(|_| invalid())?;
         let i64_at = |i: usize| i64::from_be_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
         let claims = IteratorClaims {
-            stream_id: i64_at(1),
+            stream_id: super::store::DataStreamId(i64_at(1)),
             stream_created: Timestamp::from_micros(i64_at(9)),
             ordinal: u32::from_be_bytes(body[17..21].try_into().unwrap_or([0; 4])),
             offset: Offset(u64::from_be_bytes(body[21..29].try_into().unwrap_or([0; 8]))),
@@ -191,7 +191,7 @@ mod tests {
 
     fn claims(issued: Timestamp) -> IteratorClaims {
         IteratorClaims {
-            stream_id: 3,
+            stream_id: super::super::store::DataStreamId(3),
             stream_created: Timestamp::from_millis(5),
             ordinal: 9,
             offset: Offset(12345),
