@@ -24,11 +24,10 @@ use super::params::{Bounds, TimeRange};
 use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
-use crate::log::Offset;
 use crate::media::fmp4::samples;
 use crate::media::mp4clip;
 use crate::video::VideoStream;
-use crate::video::fragment::{FragmentInfo, TimestampKind};
+use crate::video::fragment::{FragmentInfo, FragmentNumber, TimestampKind};
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/streams/{name}/clip.mp4", get(clip))
@@ -63,9 +62,9 @@ enum Part {
     /// Bytes computed up front (the MP4 head, the init segment).
     Static(Bytes),
     /// A byte range of a stored fragment.
-    Slice { fragment: Offset, offset: u64, len: u64 },
+    Slice { fragment: FragmentNumber, offset: u64, len: u64 },
     /// A whole fragment, retimed for playback (same length as stored).
-    Retimed { fragment: Offset, len: u64 },
+    Retimed { fragment: FragmentNumber, len: u64 },
 }
 
 impl Part {
@@ -110,8 +109,8 @@ async fn clip(
 
 /// What a clip is made of: the fragments it spans and the parts of its body.
 struct Planned {
-    first: Offset,
-    last: Offset,
+    first: FragmentNumber,
+    last: FragmentNumber,
     parts: Vec<Part>,
 }
 
@@ -170,15 +169,17 @@ fn plan(
         Format::Fmp4 => {
             parts.push(Part::Static(init_bytes));
             for n in first.0..=last.0 {
-                let info = stream.fragment(Offset(n))?.ok_or_else(no_media)?;
-                parts.push(Part::Retimed { fragment: Offset(n), len: u64::from(info.size) });
+                let info = stream.fragment(FragmentNumber(n))?.ok_or_else(no_media)?;
+                parts
+                    .push(Part::Retimed { fragment: FragmentNumber(n), len: u64::from(info.size) });
             }
         }
         Format::Mp4 => {
             let mut tracks = mp4clip::tracks_of(&init);
             let mut infos: Vec<FragmentInfo> = Vec::new();
             for (i, n) in (first.0..=last.0).enumerate() {
-                let (info, bytes) = stream.read_fragment(Offset(n))?.ok_or_else(no_media)?;
+                let (info, bytes) =
+                    stream.read_fragment(FragmentNumber(n))?.ok_or_else(no_media)?;
                 let resolved = samples(&init, &bytes).map_err(|e| {
                     Error::internal(format!("stream {name}: stored fragment {n}: {e}"))
                 })?;
@@ -208,7 +209,7 @@ fn plan(
             parts.push(Part::Static(plan.head));
             for p in plan.pieces {
                 parts.push(Part::Slice {
-                    fragment: Offset(first.0 + u64::from(p.fragment)),
+                    fragment: FragmentNumber(first.0 + u64::from(p.fragment)),
                     offset: p.offset,
                     len: p.len,
                 });
@@ -269,13 +270,14 @@ fn body_stream(
     struct St {
         stream: Arc<VideoStream>,
         wanted: std::vec::IntoIter<(Part, u64, u64)>,
-        cached: Option<(Offset, Bytes)>,
+        cached: Option<(FragmentNumber, Bytes)>,
     }
     let st = St { stream, wanted: wanted.into_iter(), cached: None };
     futures_util::stream::unfold(st, |mut st| async move {
         let (part, a, b) = st.wanted.next()?;
-        let gone =
-            |n: Offset| std::io::Error::other(format!("fragment {} is no longer stored", n.0));
+        let gone = |n: FragmentNumber| {
+            std::io::Error::other(format!("fragment {} is no longer stored", n.0))
+        };
         let out = match part {
             Part::Static(bytes) => Ok(bytes.slice(a as usize..b as usize)),
             Part::Slice { fragment, offset, len } => {

@@ -28,9 +28,9 @@ use super::params::{Bounds, TimeRange};
 use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
-use crate::log::Offset;
 use crate::media::hls::{MediaPlaylist, PlaylistType, Variant, render_multivariant};
 use crate::video::VideoStream;
+use crate::video::fragment::FragmentNumber;
 use crate::video::fragment::TimestampKind;
 use crate::video::playlist::{
     Awaited, DiscontinuityMode, Holds, Render, live_playlist, playlist_holds,
@@ -491,10 +491,10 @@ async fn init(
 }
 
 /// Parses `{first}-{last}.m4s`.
-fn parse_segment_file(file: &str) -> Option<(Offset, Offset)> {
+fn parse_segment_file(file: &str) -> Option<(FragmentNumber, FragmentNumber)> {
     let (a, b) = file.strip_suffix(".m4s")?.split_once('-')?;
     let (a, b) = (a.parse().ok()?, b.parse().ok()?);
-    (a <= b).then_some((Offset(a), Offset(b)))
+    (a <= b).then_some((FragmentNumber(a), FragmentNumber(b)))
 }
 
 async fn segment(
@@ -525,7 +525,7 @@ async fn part(
     let n = file
         .strip_suffix(".m4s")
         .and_then(|n| n.parse::<u64>().ok())
-        .map(Offset)
+        .map(FragmentNumber)
         .ok_or_else(|| Error::not_found(format!("no part {file:?}: expected NUMBER.m4s")))?;
     let woke = wait_for_part(&state, &stream, n).await?;
     let parts = stream.segment(n, n).await?;
@@ -544,7 +544,7 @@ async fn part(
 async fn wait_for_part(
     state: &ApiState,
     stream: &VideoStream,
-    n: Offset,
+    n: FragmentNumber,
 ) -> Result<Option<Instant>, Error> {
     let end = stream.committed_end();
     if n < end {
@@ -584,7 +584,7 @@ mod tests {
 
     #[test]
     fn segment_file_names() {
-        assert_eq!(parse_segment_file("3-7.m4s"), Some((Offset(3), Offset(7))));
+        assert_eq!(parse_segment_file("3-7.m4s"), Some((FragmentNumber(3), FragmentNumber(7))));
         assert_eq!(parse_segment_file("7-3.m4s"), None);
         assert_eq!(parse_segment_file("3-7.mp4"), None);
     }

@@ -21,9 +21,8 @@ use super::error::{ApiQuery, ApiResult};
 use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
-use crate::log::Offset;
 use crate::video::VideoStream;
-use crate::video::fragment::{FragmentInfo, TimestampKind};
+use crate::video::fragment::{FragmentInfo, FragmentNumber, TimestampKind};
 use crate::video::serve::Wake;
 
 pub fn routes() -> Router<ApiState> {
@@ -50,7 +49,7 @@ enum Start {
     Now,
     Earliest,
     At(Timestamp),
-    Fragment(Offset),
+    Fragment(FragmentNumber),
 }
 
 fn parse_start(s: &str) -> Result<Start, Error> {
@@ -62,7 +61,7 @@ fn parse_start(s: &str) -> Result<Start, Error> {
                 let n = n.parse().map_err(|_| {
                     Error::invalid(format!("start: {s:?} is not fragment:<number>"))
                 })?;
-                return Ok(Start::Fragment(Offset(n)));
+                return Ok(Start::Fragment(FragmentNumber(n)));
             }
             Timestamp::parse_api(s).map(Start::At).map_err(|e| {
                 Error::invalid(format!(
@@ -129,7 +128,7 @@ async fn tail(
 /// The state of one tail: where it is in the log and which init segment the client has.
 struct Tail {
     stream: Arc<VideoStream>,
-    cursor: Offset,
+    cursor: FragmentNumber,
     wait_for_keyframe: bool,
     current_init: Option<u32>,
     pending: Vec<FragmentInfo>,
@@ -172,7 +171,7 @@ impl Tail {
                 }
             }
             let Some(f) = self.pending.pop() else { continue };
-            self.cursor = Offset(f.number.0 + 1);
+            self.cursor = FragmentNumber(f.number.0 + 1);
             if self.wait_for_keyframe {
                 if !f.meta.segment_start() {
                     continue;
@@ -202,7 +201,7 @@ mod tests {
     fn parses_start_selectors() {
         assert_eq!(parse_start("now").unwrap(), Start::Now);
         assert_eq!(parse_start("earliest").unwrap(), Start::Earliest);
-        assert_eq!(parse_start("fragment:12").unwrap(), Start::Fragment(Offset(12)));
+        assert_eq!(parse_start("fragment:12").unwrap(), Start::Fragment(FragmentNumber(12)));
         assert!(parse_start("fragment:x").is_err());
         assert_eq!(parse_start("1000").unwrap(), Start::At(Timestamp::from_millis(1000)));
         assert!(parse_start("soon").is_err());

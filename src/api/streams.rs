@@ -17,10 +17,9 @@ use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::imagegen::spec::ImageGenerationSpec;
-use crate::log::Offset;
 use crate::name::StreamName;
 use crate::services::StreamChange;
-use crate::video::fragment::{FragmentInfo, TimestampKind};
+use crate::video::fragment::{FragmentInfo, FragmentNumber, TimestampKind};
 use crate::video::{NewStream, StreamUpdate};
 
 pub fn routes() -> Router<ApiState> {
@@ -216,7 +215,7 @@ async fn fragments(
 ) -> ApiResult<impl IntoResponse> {
     let range = TimeRange::parse(&q.start, &q.end, Bounds::Closed)?;
     let limit = parse_limit(q.limit, 1000)?;
-    let after = parse_next::<u64>(q.next.as_deref())?.map(Offset);
+    let after = parse_next::<u64>(q.next.as_deref())?.map(FragmentNumber);
     let page = stream.list_fragments(q.timestamps, range.start, range.end, after, limit)?;
     let fragments: Vec<FragmentJson> = page.fragments.iter().map(FragmentJson::from).collect();
     Ok(axum::Json(serde_json::json!({
@@ -234,12 +233,12 @@ async fn fragment_media(
     let n: u64 = number
         .parse()
         .map_err(|_| Error::invalid(format!("{number:?} is not a fragment number")))?;
-    let (info, bytes) = stream.read_fragment(Offset(n))?.ok_or_else(|| {
+    let (info, bytes) = stream.read_fragment(FragmentNumber(n))?.ok_or_else(|| {
         Error::not_found(format!(
             "stream {name} has no fragment {n} (not yet written, or deleted by retention)"
         ))
     })?;
-    let etag = stream.stored_fragment_etag(Offset(n));
+    let etag = stream.stored_fragment_etag(FragmentNumber(n));
     let mut resp =
         super::byte_range::serve_bytes(&headers, "video/iso.segment", &etag, vec![bytes]);
     if let Ok(v) = axum::http::HeaderValue::from_str(&info.number.0.to_string()) {

@@ -22,16 +22,20 @@ use bytes::Bytes;
 
 use crate::clock::{Timestamp, TimestampKind};
 use crate::error::Result;
-use crate::log::Offset;
 use crate::metrics::Metrics;
 use crate::video::VideoStream;
+use crate::video::fragment::FragmentNumber;
 
 pub use crate::config::FramesConfig;
 pub use worker::MAX_EDGE;
 
 /// The fragment holding the frame on display at `t` on `clock`, if any (index reads only; a
 /// blocking call).
-pub fn locate_fragment(stream: &VideoStream, t: Timestamp, clock: TimestampKind) -> Option<Offset> {
+pub fn locate_fragment(
+    stream: &VideoStream,
+    t: Timestamp,
+    clock: TimestampKind,
+) -> Option<FragmentNumber> {
     plan::locate(stream, plan::Want::At(t), clock).ok().map(|l| l.fragment)
 }
 
@@ -89,7 +93,7 @@ pub struct Image {
     /// The frame's presentation time on the server clock.
     pub server_timestamp: Timestamp,
     /// The fragment holding the frame.
-    pub fragment_number: Offset,
+    pub fragment_number: FragmentNumber,
 }
 
 /// Why no image could be made for an instant.
@@ -389,7 +393,7 @@ impl Frames {
             loop {
                 while inflight.len() < frames.workers.max(1) {
                     let mut batch: Vec<(Timestamp, Result<plan::Located, FrameError>)> = Vec::new();
-                    let mut key: Option<Offset> = None;
+                    let mut key: Option<FragmentNumber> = None;
                     loop {
                         if located.is_empty() {
                             let chunk: Vec<Timestamp> = instants.by_ref().take(MAX_BATCH).collect();

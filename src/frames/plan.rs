@@ -14,10 +14,10 @@ use mp4_atom::{Atom, Decode};
 use super::worker::{AccessUnit, DecoderConfig, VideoCodec, Worker};
 use super::{FrameError, Image, ImageOptions};
 use crate::clock::{Timestamp, TimestampKind};
-use crate::log::Offset;
 use crate::media::fmp4::{self, InitSegment};
 use crate::video::VideoStream;
 use crate::video::fragment::FragmentInfo;
+use crate::video::fragment::FragmentNumber;
 
 /// Every run's timeline starts this far from zero, so negative composition offsets stay positive.
 const ORIGIN_NS: i128 = 3_600_000_000_000;
@@ -34,8 +34,8 @@ pub enum Want {
 /// Where an instant's frame is: the fragment holding it and the segment start to decode from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Located {
-    pub fragment: Offset,
-    pub segment_start: Offset,
+    pub fragment: FragmentNumber,
+    pub segment_start: FragmentNumber,
 }
 
 fn internal(e: impl std::fmt::Display) -> FrameError {
@@ -48,25 +48,24 @@ pub fn locate(
     want: Want,
     clock: TimestampKind,
 ) -> Result<Located, FrameError> {
-    let log = stream.fragment_log();
-    let start = log.start();
+    let start = stream.first_retained();
     let fragment = match want {
         Want::Latest => {
-            let end = log.committed_end();
+            let end = stream.committed_end();
             if end <= start {
                 return Err(FrameError::NoMedia(format!("stream {} has no media", stream.name)));
             }
-            Offset(end.0 - 1)
+            FragmentNumber(end.0 - 1)
         }
         Want::At(t) => {
-            let after = log.lower_bound(clock.log_key(), t.add_micros(1)).map_err(internal)?;
+            let after = stream.first_at_or_after(clock, t.add_micros(1)).map_err(internal)?;
             if after <= start {
                 return Err(FrameError::NoMedia(format!(
                     "{t} is before the first stored fragment of stream {}",
                     stream.name
                 )));
             }
-            let f = Offset(after.0 - 1);
+            let f = FragmentNumber(after.0 - 1);
             let info = stream
                 .fragment(f)
                 .map_err(internal)?
@@ -191,7 +190,11 @@ fn ticks_to_us(ticks: i128, timescale: u32) -> i64 {
     i64::try_from(ticks * 1_000_000 / i128::from(timescale.max(1))).unwrap_or(i64::MAX)
 }
 
-fn load_run(stream: &VideoStream, from: Offset, to: Offset) -> Result<Run, FrameError> {
+fn load_run(
+    stream: &VideoStream,
+    from: FragmentNumber,
+    to: FragmentNumber,
+) -> Result<Run, FrameError> {
     let last = stream
         .fragment(to)
         .map_err(internal)?
@@ -204,7 +207,7 @@ fn load_run(stream: &VideoStream, from: Offset, to: Offset) -> Result<Run, Frame
     let (config, track_id, timescale) = decoder_config(&init)?;
     let mut samples = Vec::new();
     for n in from.0..=to.0 {
-        let Some((info, bytes)) = stream.read_fragment(Offset(n)).map_err(internal)? else {
+        let Some((info, bytes)) = stream.read_fragment(FragmentNumber(n)).map_err(internal)? else {
             samples.clear();
             continue;
         };

@@ -28,10 +28,10 @@ use crate::clock::{Timestamp, TimestampKind};
 use crate::events::EventDetails;
 use crate::events::sink::Emitter;
 use crate::frames::Image;
-use crate::log::Offset;
 use crate::metrics::{Metrics, StreamLabel};
 use crate::video::VideoStream;
 use crate::video::fragment::FragmentInfo;
+use crate::video::fragment::FragmentNumber;
 
 /// Instants asked of the source at once, at most (one decode plan covers them).
 const BATCH: usize = 16;
@@ -156,20 +156,19 @@ impl Generator {
 
     /// How long ago (wall time, µs) the fragment holding instant `t` arrived.
     fn lag(&self, t: Timestamp) -> Option<i64> {
-        let log = self.stream.fragment_log();
-        let after = log.lower_bound(self.spec.timestamps.log_key(), t.add_micros(1)).ok()?;
-        let holder = Offset(after.0.checked_sub(1)?.max(log.start().0));
+        let after = self.stream.first_at_or_after(self.spec.timestamps, t.add_micros(1)).ok()?;
+        let holder = FragmentNumber(after.0.checked_sub(1)?.max(self.stream.first_retained().0));
         let f = self.stream.fragment(holder).ok().flatten()?;
         Some(self.clock.now().micros_since(f.server_ts))
     }
 
     /// The next instant to generate, or `None` until the media it depends on exists.
-    fn next_instant(&mut self, end: Offset) -> Option<Timestamp> {
+    fn next_instant(&mut self, end: FragmentNumber) -> Option<Timestamp> {
         let clock = self.spec.timestamps;
         match self.cursor {
             Cursor::At(t) => Some(t),
             Cursor::FromFragment(n) => {
-                let n = n.max(self.stream.fragment_log().start());
+                let n = n.max(self.stream.first_retained());
                 if n >= end {
                     return None;
                 }
@@ -183,11 +182,11 @@ impl Generator {
 
     async fn step(&mut self) -> Step {
         let clock = self.spec.timestamps;
-        let end = self.stream.fragment_log().committed_end();
+        let end = self.stream.committed_end();
         if end.0 == 0 {
             return Step::Idle;
         }
-        let Some(last) = self.stream.fragment(Offset(end.0 - 1)).ok().flatten() else {
+        let Some(last) = self.stream.fragment(FragmentNumber(end.0 - 1)).ok().flatten() else {
             return Step::Idle;
         };
         // Instants before the end of the newest durable fragment can be rendered.
@@ -385,7 +384,7 @@ mod tests {
                         height: 1,
                         producer_timestamp: t,
                         server_timestamp: t,
-                        fragment_number: Offset(0),
+                        fragment_number: FragmentNumber(0),
                     };
                     (t, Ok(img))
                 })
@@ -464,7 +463,7 @@ mod tests {
             timestamps: TimestampKind::Producer,
             destination: Destination::Directory { path: out.path().to_owned() },
         };
-        store.put(stream.id, &spec, Cursor::FromFragment(Offset(0))).unwrap();
+        store.put(stream.id, &spec, Cursor::FromFragment(FragmentNumber(0))).unwrap();
         let source = Arc::new(FakeSource { busy: AtomicUsize::new(busy), asked: Mutex::default() });
         let metrics = Arc::new(Metrics::new());
         let clock: crate::clock::SharedClock = Arc::new(crate::clock::ManualClock::new(now));
@@ -473,7 +472,7 @@ mod tests {
         let generator = Generator {
             stream: stream.clone(),
             spec,
-            cursor: Cursor::FromFragment(Offset(0)),
+            cursor: Cursor::FromFragment(FragmentNumber(0)),
             source: source.clone(),
             store: store.clone(),
             sink: Sink::Directory(DirectoryDestination::new(out.path(), "cam")),

@@ -168,7 +168,7 @@ impl ImageGeneration {
                 }
                 c => c,
             },
-            _ => Cursor::FromFragment(stream.fragment_log().committed_end()),
+            _ => Cursor::FromFragment(stream.committed_end()),
         };
         let (store, s) = (self.store.clone(), spec.clone());
         tokio::task::spawn_blocking(move || store.put(id, &s, cursor))

@@ -11,7 +11,7 @@ use crate::catalog::Catalog;
 use crate::catalog::VideoStreamId;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::log::Offset;
+use crate::video::fragment::FragmentNumber;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS image_generation (
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS image_generation (
 pub enum Cursor {
     /// The first instant inside (or after) this fragment: set when generation is configured, so
     /// it covers media from then on (the fragment is the log's end at that moment).
-    FromFragment(Offset),
+    FromFragment(FragmentNumber),
     /// The next instant to generate (a multiple of the interval, on the configured clock).
     At(Timestamp),
 }
@@ -145,7 +145,7 @@ fn cursor_from(next: Option<i64>, from: Option<i64>) -> Cursor {
     match (next, from) {
         (Some(us), _) => Cursor::At(Timestamp::from_micros(us)),
         (None, f) => {
-            Cursor::FromFragment(Offset(f.and_then(|f| u64::try_from(f).ok()).unwrap_or(0)))
+            Cursor::FromFragment(FragmentNumber(f.and_then(|f| u64::try_from(f).ok()).unwrap_or(0)))
         }
     }
 }
@@ -169,11 +169,11 @@ mod tests {
             timestamps: crate::clock::TimestampKind::Server,
             destination: Destination::Directory { path: "/tmp/x".into() },
         };
-        store.put(VideoStreamId(7), &spec, Cursor::FromFragment(Offset(3))).unwrap();
+        store.put(VideoStreamId(7), &spec, Cursor::FromFragment(FragmentNumber(3))).unwrap();
         let rows = store.all().unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].spec, spec);
-        assert_eq!(rows[0].cursor, Cursor::FromFragment(Offset(3)));
+        assert_eq!(rows[0].cursor, Cursor::FromFragment(FragmentNumber(3)));
         store.set_cursor(VideoStreamId(7), Cursor::At(Timestamp::from_millis(5000))).unwrap();
         assert_eq!(
             store.cursor(VideoStreamId(7)).unwrap(),

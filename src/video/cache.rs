@@ -13,14 +13,14 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
+use super::fragment::FragmentNumber;
 use crate::catalog::VideoStreamId;
-use crate::log::Offset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SegmentKey {
     pub stream_id: VideoStreamId,
-    pub first: Offset,
-    pub last: Offset,
+    pub first: FragmentNumber,
+    pub last: FragmentNumber,
 }
 
 struct Entry {
@@ -109,7 +109,11 @@ mod tests {
     use super::*;
 
     fn key(first: u64) -> SegmentKey {
-        SegmentKey { stream_id: VideoStreamId(1), first: Offset(first), last: Offset(first) }
+        SegmentKey {
+            stream_id: VideoStreamId(1),
+            first: FragmentNumber(first),
+            last: FragmentNumber(first),
+        }
     }
 
     #[test]

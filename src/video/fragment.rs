@@ -5,8 +5,36 @@
 use crate::clock::Timestamp;
 use crate::log::{IndexEntry, META_LEN, Offset, RecordMeta};
 
-/// The fragment number: the fragment's offset in its stream's log. Decimal strings in the API.
-pub type FragmentNumber = Offset;
+/// A fragment's number: increasing in ingestion order, never reused (not after retention, not
+/// after a restart); decimal strings in the API. It is the fragment's offset in its stream's log,
+/// but a distinct type, so positions in other logs (init segments, data-stream shards) cannot
+/// pass for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FragmentNumber(pub u64);
+
+impl FragmentNumber {
+    /// The fragment's position in its stream's fragment log.
+    pub fn offset(self) -> Offset {
+        Offset(self.0)
+    }
+
+    /// The number after this one.
+    pub fn next(self) -> FragmentNumber {
+        FragmentNumber(self.0 + 1)
+    }
+}
+
+impl From<Offset> for FragmentNumber {
+    fn from(o: Offset) -> Self {
+        FragmentNumber(o.0)
+    }
+}
+
+impl std::fmt::Display for FragmentNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 const META_VERSION: u8 = 1;
 
@@ -81,7 +109,7 @@ pub struct FragmentInfo {
 impl FragmentInfo {
     pub fn from_entry(e: &IndexEntry) -> Self {
         FragmentInfo {
-            number: e.offset,
+            number: e.offset.into(),
             size: e.len,
             producer_ts: e.time,
             server_ts: e.arrival,

@@ -42,7 +42,7 @@ use crate::media::fmp4::{Fmp4Reader, InitSegment, Item, Limits};
 use crate::metrics::Metrics;
 use crate::name::StreamName;
 
-use fragment::FragmentInfo;
+use fragment::{FragmentInfo, FragmentNumber};
 use writer::{ProducerInfo, ProducerSession, TimestampMode, WriterState};
 
 pub use crate::config::MAX_VIDEO_RETENTION_HOURS as MAX_RETENTION_HOURS;
@@ -284,8 +284,8 @@ impl VideoStream {
     }
 
     /// Resolves once fragment `n` is durable (per the storage sync policy).
-    pub async fn wait_durable(&self, n: Offset) -> Result<()> {
-        self.fragments.wait_durable(n).await?;
+    pub async fn wait_durable(&self, n: FragmentNumber) -> Result<()> {
+        self.fragments.wait_durable(n.offset()).await?;
         Ok(())
     }
 
@@ -294,13 +294,12 @@ impl VideoStream {
         self.fragments.subscribe()
     }
 
-    pub fn fragment_log(&self) -> &Log {
-        &self.fragments
-    }
-
     /// Reads one fragment's bytes (CRC-checked). `None` if it does not exist (any more).
-    pub fn read_fragment(&self, n: Offset) -> Result<Option<(FragmentInfo, Bytes)>> {
-        Ok(self.fragments.read(n)?.map(|r| (FragmentInfo::from_entry(&r.entry), r.payload)))
+    pub fn read_fragment(&self, n: FragmentNumber) -> Result<Option<(FragmentInfo, Bytes)>> {
+        Ok(self
+            .fragments
+            .read(n.offset())?
+            .map(|r| (FragmentInfo::from_entry(&r.entry), r.payload)))
     }
 
     /// The live playlists' target duration (s) and part target (µs): at least these, and never
@@ -329,8 +328,8 @@ impl VideoStream {
         }
     }
 
-    pub fn fragment(&self, n: Offset) -> Result<Option<FragmentInfo>> {
-        Ok(self.fragments.entry(n)?.map(|e| FragmentInfo::from_entry(&e)))
+    pub fn fragment(&self, n: FragmentNumber) -> Result<Option<FragmentInfo>> {
+        Ok(self.fragments.entry(n.offset())?.map(|e| FragmentInfo::from_entry(&e)))
     }
 
     pub fn describe(&self) -> StreamDescription {

@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::VideoStream;
+use super::fragment::FragmentNumber;
 use super::fragment::{FragmentInfo, TimestampKind};
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::log::Offset;
 
 /// Upper bound on fragments walked back to find a segment start (a GOP longer than this many
 /// fragments is cut into segments that do not start with a keyframe).
@@ -18,8 +18,8 @@ const MAX_SEGMENT_FRAGMENTS: usize = 600;
 /// A run of fragments served as one HLS media segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentRef {
-    pub first: Offset,
-    pub last: Offset,
+    pub first: FragmentNumber,
+    pub last: FragmentNumber,
     pub segment: u32,
     pub discontinuity: u32,
     /// The first fragment starts a discontinuity (new producer session or init segment).
@@ -95,7 +95,7 @@ pub struct LiveWindow {
     /// The stream's recent segments are made of several fragments: serve LL-HLS.
     pub low_latency: bool,
     /// The committed end when the window was read: the number the next fragment will get.
-    pub end: Offset,
+    pub end: FragmentNumber,
 }
 
 impl LiveWindow {
@@ -143,13 +143,29 @@ const REPLAY_LOOKAHEAD_US: i64 = 120_000_000;
 #[derive(Debug, Clone)]
 pub struct FragmentPage {
     pub fragments: Vec<FragmentInfo>,
-    pub next: Option<Offset>,
+    pub next: Option<FragmentNumber>,
 }
 
 impl VideoStream {
+    /// The first fragment whose timestamp on `clock` is at or after `t` (the committed end if
+    /// none is).
+    pub fn first_at_or_after(&self, clock: TimestampKind, t: Timestamp) -> Result<FragmentNumber> {
+        Ok(self.fragments.lower_bound(clock.log_key(), t)?.into())
+    }
+
     /// The index entries of fragments `from..to`, at most `limit`.
-    pub fn infos(&self, from: Offset, to: Offset, limit: usize) -> Result<Vec<FragmentInfo>> {
-        Ok(self.fragments.entries(from, to, limit)?.iter().map(FragmentInfo::from_entry).collect())
+    pub fn infos(
+        &self,
+        from: FragmentNumber,
+        to: FragmentNumber,
+        limit: usize,
+    ) -> Result<Vec<FragmentInfo>> {
+        Ok(self
+            .fragments
+            .entries(from.offset(), to.offset(), limit)?
+            .iter()
+            .map(FragmentInfo::from_entry)
+            .collect())
     }
 
     /// Fragments with `start <= t <= end` on the chosen clock, in fragment-number order.
@@ -158,20 +174,20 @@ impl VideoStream {
         clock: TimestampKind,
         start: Option<Timestamp>,
         end: Option<Timestamp>,
-        after: Option<Offset>,
+        after: Option<FragmentNumber>,
         limit: usize,
     ) -> Result<FragmentPage> {
         let key = clock.log_key();
         let mut from = match start {
-            Some(t) => self.fragments.lower_bound(key, t)?,
-            None => self.fragments.start(),
+            Some(t) => FragmentNumber::from(self.fragments.lower_bound(key, t)?),
+            None => self.first_retained(),
         };
         if let Some(a) = after {
-            from = from.max(Offset(a.0 + 1));
+            from = from.max(a.next());
         }
         let to = match end {
-            Some(t) => self.fragments.lower_bound(key, t.add_micros(1))?,
-            None => self.fragments.committed_end(),
+            Some(t) => FragmentNumber::from(self.fragments.lower_bound(key, t.add_micros(1))?),
+            None => self.committed_end(),
         };
         let fragments = self.infos(from, to, limit.saturating_add(1))?;
         let (fragments, next) = if fragments.len() > limit {
@@ -185,14 +201,14 @@ impl VideoStream {
     }
 
     /// The offset of the segment start at or before `o` (walking back at most a GOP).
-    pub fn segment_start_at_or_before(&self, o: Offset) -> Result<Offset> {
-        let entries = self.fragments.entries_rev(Offset(o.0 + 1), MAX_SEGMENT_FRAGMENTS)?;
+    pub fn segment_start_at_or_before(&self, o: FragmentNumber) -> Result<FragmentNumber> {
+        let entries = self.fragments.entries_rev(o.next().offset(), MAX_SEGMENT_FRAGMENTS)?;
         for e in entries.iter().rev() {
             if FragmentInfo::from_entry(e).meta.segment_start() {
-                return Ok(e.offset);
+                return Ok(e.offset.into());
             }
         }
-        Ok(entries.first().map_or(o, |e| e.offset))
+        Ok(entries.first().map_or(o, |e| e.offset.into()))
     }
 
     /// Whole segments covering `[start, end)` on the chosen clock: the first segment is the one
@@ -205,15 +221,15 @@ impl VideoStream {
         end: Option<Timestamp>,
     ) -> Result<Vec<SegmentRef>> {
         let key = clock.log_key();
-        let first_offset = self.fragments.start();
+        let first_offset = self.first_retained();
         let mut from = match start {
-            Some(t) => self.fragments.lower_bound(key, t)?,
+            Some(t) => FragmentNumber::from(self.fragments.lower_bound(key, t)?),
             None => first_offset,
         };
         if let Some(t) = start {
             // The fragment before `from` may still be playing at `start`.
             if from > first_offset
-                && let Some(prev) = self.fragment(Offset(from.0 - 1))?
+                && let Some(prev) = self.fragment(FragmentNumber(from.0 - 1))?
             {
                 let prev_end = prev.time(clock).add_micros(i64::from(prev.meta.duration_us));
                 // Overlaps under a millisecond (the API's precision) do not count.
@@ -223,8 +239,8 @@ impl VideoStream {
             }
         }
         let to = match end {
-            Some(t) => self.fragments.lower_bound(key, t)?,
-            None => self.fragments.committed_end(),
+            Some(t) => FragmentNumber::from(self.fragments.lower_bound(key, t)?),
+            None => self.committed_end(),
         };
         if from >= to {
             return Ok(Vec::new());
@@ -295,16 +311,16 @@ impl VideoStream {
     /// the stream is low-latency (a recent segment has more than one fragment), the segment still
     /// being received and every fragment (part) of the window. See [`LiveWindow`].
     pub fn live_window(&self, count: usize, allow_low_latency: bool) -> Result<LiveWindow> {
-        let end = self.fragments.committed_end();
+        let end = self.committed_end();
         let mut want = count + 1;
         loop {
             let frags: Vec<FragmentInfo> = self
                 .fragments
-                .entries_rev(end, want.saturating_mul(8).max(16))?
+                .entries_rev(end.offset(), want.saturating_mul(8).max(16))?
                 .iter()
                 .map(FragmentInfo::from_entry)
                 .collect();
-            let got_all = frags.first().is_none_or(|f| f.number <= self.fragments.start());
+            let got_all = frags.first().is_none_or(|f| f.number <= self.first_retained());
             let mut segs = group_segments(&frags);
             // The oldest group may be a partial segment (cut by the window): drop it unless it
             // really starts a segment.
@@ -351,7 +367,7 @@ impl VideoStream {
             return Ok(false);
         }
         Ok(self
-            .fragment(Offset(seg.first.0 - 1))?
+            .fragment(FragmentNumber(seg.first.0 - 1))?
             .is_none_or(|prev| prev.meta.segment_start() && prev.meta.keyframe()))
     }
 }
@@ -363,7 +379,7 @@ mod tests {
 
     fn frag(n: u64, flags: u8, init: u32) -> FragmentInfo {
         FragmentInfo {
-            number: Offset(n),
+            number: FragmentNumber(n),
             size: 100,
             producer_ts: Timestamp::from_millis(n as i64 * 200),
             server_ts: Timestamp::from_millis(n as i64 * 200),

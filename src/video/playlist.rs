@@ -5,10 +5,10 @@
 use serde::Deserialize;
 
 use super::VideoStream;
+use super::fragment::FragmentNumber;
 use super::fragment::{FragmentInfo, TimestampKind};
 use super::playback::{LiveWindow, SegmentRef};
 use crate::catalog::VideoStreamId;
-use crate::log::Offset;
 use crate::media::hls::{LowLatency, MediaPlaylist, Part, PartialSegment, Segment};
 
 /// Where a playlist of a recorded range marks EXT-X-DISCONTINUITY.
@@ -200,7 +200,7 @@ pub fn live_playlist(
     playlist
 }
 
-pub fn part_uri(stream_id: VideoStreamId, n: Offset) -> String {
+pub fn part_uri(stream_id: VideoStreamId, n: FragmentNumber) -> String {
     format!("part/{stream_id}/{}.m4s", n.0)
 }
 
@@ -211,8 +211,8 @@ mod tests {
 
     fn seg(segment: u32, first: u64, count: u32) -> SegmentRef {
         SegmentRef {
-            first: Offset(first),
-            last: Offset(first + u64::from(count) - 1),
+            first: FragmentNumber(first),
+            last: FragmentNumber(first + u64::from(count) - 1),
             segment,
             discontinuity: 0,
             discontinuity_start: false,
@@ -233,7 +233,7 @@ mod tests {
             partial: Some(seg(6, 20, 3)),
             fragments: Vec::new(),
             low_latency: true,
-            end: Offset(23),
+            end: FragmentNumber(23),
         }
     }
 
@@ -259,7 +259,7 @@ mod tests {
             partial: None,
             fragments: Vec::new(),
             low_latency: false,
-            end: Offset(0),
+            end: FragmentNumber(0),
         };
         let a = Awaited { msn: u64::MAX, part: Some(u64::MAX) };
         assert_eq!(playlist_holds(&empty, a), Holds::NotYet);

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use super::VideoStream;
 use super::cache::SegmentKey;
 use super::fragment::FragmentInfo;
+use super::fragment::FragmentNumber;
 use crate::error::{Error, Result};
-use crate::log::Offset;
 
 /// The version of each served format, in the ETag of everything served as immutable: bumped
 /// when the bytes served under an unchanged URL change, so caches and players refetch.
@@ -36,7 +36,7 @@ const PRODUCER_CHECK: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// New fragments are committed; the new end.
-    Media(Offset),
+    Media(FragmentNumber),
     /// The producer left (only when asked to watch it): the segment in progress is complete.
     ProducerLeft,
     /// The stream was deleted or the server is shutting down.
@@ -47,13 +47,13 @@ pub enum Wake {
 
 impl VideoStream {
     /// One past the newest committed fragment.
-    pub fn committed_end(&self) -> Offset {
-        self.fragments.committed_end()
+    pub fn committed_end(&self) -> FragmentNumber {
+        self.fragments.committed_end().into()
     }
 
     /// The oldest fragment retention has not deleted.
-    pub fn first_retained(&self) -> Offset {
-        self.fragments.start()
+    pub fn first_retained(&self) -> FragmentNumber {
+        self.fragments.start().into()
     }
 
     /// Runs `f` over the stream on the blocking pool: for queries that may read many index
@@ -70,7 +70,7 @@ impl VideoStream {
 
     /// The ETag of fragments `first..=last` as served: stable for the stream's life, versioned
     /// by the media format.
-    pub fn segment_etag(&self, first: Offset, last: Offset) -> String {
+    pub fn segment_etag(&self, first: FragmentNumber, last: FragmentNumber) -> String {
         format!("\"m{MEDIA_FORMAT}-{}-{}-{}\"", self.id, first.0, last.0)
     }
 
@@ -80,14 +80,18 @@ impl VideoStream {
     }
 
     /// The ETag of fragment `n` exactly as stored.
-    pub fn stored_fragment_etag(&self, n: Offset) -> String {
+    pub fn stored_fragment_etag(&self, n: FragmentNumber) -> String {
         format!("\"f{STORED_FORMAT}-{}-{}\"", self.id, n.0)
     }
 
     /// Fragments `first..=last` as served (retimed onto the stream timeline), from the shared
     /// segment cache or the log. Deleted data is never served: a cached segment is checked
     /// against retention, and a missing fragment is a 404. Log reads run on the blocking pool.
-    pub async fn segment(self: &Arc<Self>, first: Offset, last: Offset) -> Result<Vec<Bytes>> {
+    pub async fn segment(
+        self: &Arc<Self>,
+        first: FragmentNumber,
+        last: FragmentNumber,
+    ) -> Result<Vec<Bytes>> {
         if last < first {
             return Err(Error::not_found("a segment's last fragment is before its first"));
         }
@@ -114,10 +118,10 @@ impl VideoStream {
 
     /// Reads fragments `first..=last` as served; 404 if any is missing (never stored, or deleted
     /// by retention).
-    fn read_served(&self, first: Offset, last: Offset) -> Result<Vec<Bytes>> {
+    fn read_served(&self, first: FragmentNumber, last: FragmentNumber) -> Result<Vec<Bytes>> {
         let mut parts = Vec::with_capacity(usize::try_from(last.0 - first.0 + 1).unwrap_or(0) * 3);
         for n in first.0..=last.0 {
-            match self.read_fragment_for_playback(Offset(n))? {
+            match self.read_fragment_for_playback(FragmentNumber(n))? {
                 Some((_, bytes)) => parts.extend(bytes),
                 None => {
                     return Err(Error::not_found(format!(
@@ -135,7 +139,7 @@ impl VideoStream {
     /// watch, not by polling; only the producer check is periodic.
     pub async fn wait_for_media(
         &self,
-        seen: Offset,
+        seen: FragmentNumber,
         deadline: Instant,
         watch_producer: bool,
     ) -> Wake {
@@ -143,8 +147,8 @@ impl VideoStream {
         let mut check = tokio::time::interval(PRODUCER_CHECK);
         loop {
             let end = *rx.borrow_and_update();
-            if end > seen {
-                return Wake::Media(end);
+            if end > seen.offset() {
+                return Wake::Media(end.into());
             }
             if watch_producer && !self.is_live() {
                 return Wake::ProducerLeft;
@@ -163,7 +167,7 @@ impl VideoStream {
     /// result is slices of them. Falls back to the stored bytes if the moof cannot be retimed.
     pub fn read_fragment_for_playback(
         &self,
-        n: Offset,
+        n: FragmentNumber,
     ) -> Result<Option<(FragmentInfo, Vec<Bytes>)>> {
         let Some((info, bytes)) = self.read_fragment(n)? else { return Ok(None) };
         Ok(Some((info, self.retime(&info, bytes)?)))

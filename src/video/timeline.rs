@@ -6,10 +6,10 @@
 //! `api::timeline`.
 
 use super::VideoStream;
+use super::fragment::FragmentNumber;
 use super::fragment::{FragmentInfo, TimestampKind};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::log::Offset;
 
 /// Windows holding at most this many fragments are answered exactly (one index read of the
 /// window's entries); larger ones in buckets.
@@ -149,11 +149,11 @@ impl VideoStream {
             )));
         }
         let key = q.clock.log_key();
-        let mut lo = self.fragments.lower_bound(key, start)?;
-        let hi = self.fragments.lower_bound(key, end)?;
+        let mut lo = FragmentNumber::from(self.fragments.lower_bound(key, start)?);
+        let hi = FragmentNumber::from(self.fragments.lower_bound(key, end)?);
         // A fragment that started before the window may still be playing at its start.
-        if lo > stats.start
-            && let Some(prev) = self.fragment(Offset(lo.0 - 1))?
+        if lo.offset() > stats.start
+            && let Some(prev) = self.fragment(FragmentNumber(lo.0 - 1))?
             && end_on(&prev, q.clock) > start
         {
             lo = prev.number;
@@ -172,7 +172,7 @@ impl VideoStream {
         if exact {
             let frags: Vec<FragmentInfo> = self
                 .fragments
-                .entries(lo, hi, count as usize)?
+                .entries(lo.offset(), hi.offset(), count as usize)?
                 .iter()
                 .map(FragmentInfo::from_entry)
                 .collect();
@@ -221,19 +221,19 @@ impl VideoStream {
             start.add_micros(off)
         };
         let mut out = Vec::with_capacity(q.buckets);
-        let mut lo = self.fragments.lower_bound(key, start)?;
+        let mut lo = FragmentNumber::from(self.fragments.lower_bound(key, start)?);
         for i in 0..n {
             let (b0, b1) = (edge(i), edge(i + 1));
             let hi = if i + 1 == n {
-                self.fragments.lower_bound(key, end)?
+                FragmentNumber::from(self.fragments.lower_bound(key, end)?)
             } else {
-                self.fragments.lower_bound(key, b1)?
+                FragmentNumber::from(self.fragments.lower_bound(key, b1)?)
             };
             let fragments = hi.0.saturating_sub(lo.0);
             let mut coverage = 0.0;
             if fragments > 0 {
                 let a = self.fragment(lo)?;
-                let z = self.fragment(Offset(hi.0 - 1))?;
+                let z = self.fragment(FragmentNumber(hi.0 - 1))?;
                 let durs: Vec<f64> =
                     [a, z].iter().flatten().map(|f| f64::from(f.meta.duration_us)).collect();
                 if !durs.is_empty() {
@@ -256,7 +256,7 @@ mod tests {
 
     fn frag(n: u64, start_ms: i64, dur_ms: u32) -> FragmentInfo {
         FragmentInfo {
-            number: Offset(n),
+            number: FragmentNumber(n),
             size: 100,
             producer_ts: Timestamp::from_millis(start_ms),
             server_ts: Timestamp::from_millis(start_ms),

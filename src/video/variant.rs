@@ -4,9 +4,9 @@
 //! media playlists themselves never read media.
 
 use super::VideoStream;
+use super::fragment::FragmentNumber;
 use super::playback::SegmentRef;
 use crate::error::Result;
-use crate::log::Offset;
 use crate::media::fmp4::samples;
 
 /// Segments measured for a multivariant playlist: enough for the peak of a long range's start,
@@ -66,7 +66,7 @@ impl VideoStream {
     }
 
     /// The video frame rate of fragment `n`: its video samples over their duration.
-    fn frame_rate(&self, n: Offset) -> Result<Option<f64>> {
+    fn frame_rate(&self, n: FragmentNumber) -> Result<Option<f64>> {
         let Some((info, bytes)) = self.read_fragment(n)? else { return Ok(None) };
         let Some(init) = self.init(info.meta.init_id)? else { return Ok(None) };
         let Some(video) = init.video() else { return Ok(None) };

@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use super::VideoStream;
 use super::fragment::{
     FLAG_DISCONTINUITY, FLAG_KEYFRAME, FLAG_SEGMENT_START, FragmentInfo, FragmentMeta,
+    FragmentNumber,
 };
 use crate::clock::Timestamp;
-use crate::log::{LogError, NewRecord, Offset};
+use crate::log::{LogError, NewRecord};
 use crate::media::fmp4::{Fragment, InitSegment, TrackInfo};
 
 /// Kinesis Video Streams PutMedia error codes (kinesis-reference.md), as Sluice uses them.
@@ -171,7 +172,7 @@ async fn blocking<T: Send + 'static>(
 /// What an accepted fragment became.
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {
-    pub number: Offset,
+    pub number: FragmentNumber,
     pub info: FragmentInfo,
     /// The producer's own timecode for the fragment (its decode time), in milliseconds.
     pub timecode_ms: i64,
@@ -309,6 +310,7 @@ impl ProducerSession {
                 format!("storing fragment at byte {}: {e}", fragment.offset),
             ),
         })?;
+        let number = FragmentNumber::from(number);
         let info = FragmentInfo { number, ..p.info };
         self.stream.writer.lock().unwrap_or_else(|p| p.into_inner()).last = Some(info);
         self.pending_discontinuity = false;
@@ -423,7 +425,7 @@ impl ProducerSession {
             payload: fragment.bytes.clone(),
         };
         let info = FragmentInfo {
-            number: Offset(0),
+            number: FragmentNumber(0),
             size: u32::try_from(fragment.bytes.len()).unwrap_or(u32::MAX),
             producer_ts,
             server_ts: arrival.max(state.last.map_or(Timestamp::MIN, |l| l.server_ts)),
