@@ -13,29 +13,46 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::name::StreamName;
 
-/// A video stream's catalog id. It names the stream's directory (`video/<id>/`) and appears in
-/// its media URLs, so a re-created stream of the same name never serves the old one's media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct VideoStreamId(pub i64);
+/// Declares a catalog id: a newtype over a table's `i64` row id, shown as the number, stored and
+/// read by SQLite as one, and (de)serialized as one.
+macro_rules! catalog_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
 
-impl std::fmt::Display for VideoStreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
 
-impl rusqlite::ToSql for VideoStreamId {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        self.0.to_sql()
-    }
-}
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                self.0.to_sql()
+            }
+        }
 
-impl rusqlite::types::FromSql for VideoStreamId {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        i64::column_result(v).map(VideoStreamId)
-    }
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                v: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                i64::column_result(v).map($name)
+            }
+        }
+    };
 }
+pub(crate) use catalog_id;
+
+catalog_id!(
+    /// A video stream's catalog id. It names the stream's directory (`video/<id>/`) and appears
+    /// in its media URLs, so a re-created stream of the same name never serves the old one's
+    /// media.
+    VideoStreamId
+);
 
 /// A video stream's catalog row.
 #[derive(Debug, Clone, PartialEq)]

@@ -51,6 +51,9 @@ static FILES: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
         ("player.js", Asset::new(include_bytes!("../web/player.js"), JS)),
         ("timeline.js", Asset::new(include_bytes!("../web/timeline.js"), JS)),
         ("status.js", Asset::new(include_bytes!("../web/status.js"), JS)),
+        ("stream-events.js", Asset::new(include_bytes!("../web/stream-events.js"), JS)),
+        ("stream-fragments.js", Asset::new(include_bytes!("../web/stream-fragments.js"), JS)),
+        ("stream-frame.js", Asset::new(include_bytes!("../web/stream-frame.js"), JS)),
         ("style.css", Asset::new(include_bytes!("../web/style.css"), "text/css; charset=utf-8")),
         ("favicon.svg", Asset::new(include_bytes!("../web/favicon.svg"), "image/svg+xml")),
     ]

@@ -3,9 +3,12 @@
 // play; download a clip of the selection), frame grab, the stream's events and its fragments.
 
 import { api, iso, qs, recentBitrate, streamPath } from './api.js';
-import { setConnected } from './status.js';
 import { ago, bitrate, bytes, clock, copyButton, dateTime, duration, el, pushCommand, retention } from './format.js';
 import { Player } from './player.js';
+import { setConnected } from './status.js';
+import { EventsPanel } from './stream-events.js';
+import { FragmentsPanel } from './stream-fragments.js';
+import { FrameGrab } from './stream-frame.js';
 import { Timeline } from './timeline.js';
 
 const POLL_MS = 2000;
@@ -15,15 +18,9 @@ const CLICK_PLAY_MS = 3600e3;
 
 export function renderStream(root, name, params) {
   const base = streamPath(name);
-  let desc = null;
-  let stopped = false;
-  let pollTimer = null;
-  let tickTimer = null;
-  let fetchTimer = null;
-  let follow = true;
-  let selection = null;
-  let rate = null;
-  let frameSupported = false;
+  // The page's state, in one place: the stream's description (polled), whether the page is
+  // gone, whether the timeline follows now, the selected range, the recent bitrate, and timers.
+  const page = { desc: null, stopped: false, follow: true, selection: null, rate: null, timers: {} };
 
   // ---- header -------------------------------------------------------------------------------
   const statePill = el('span.pill.idle', {}, '…');
@@ -40,7 +37,10 @@ export function renderStream(root, name, params) {
   const modeBadge = el('span.badge', { hidden: true });
   const latency = el('span#latency.latency', { title: 'Distance between the frame on screen (its EXT-X-PROGRAM-DATE-TIME) and this computer\'s clock' });
   const jumpLive = el('button#jump-live.small', { type: 'button', title: 'Play the live edge' }, 'Jump to live');
-  const grabBtn = el('button#grab-frame.small.ghost', { type: 'button', hidden: true, title: 'Save the frame on screen as a JPEG' }, 'Grab frame');
+  const frame = new FrameGrab(base, name,
+    () => player.playingDate() ?? (page.desc?.latestProducerTimestamp ? Date.parse(page.desc.latestProducerTimestamp) : null),
+    (message) => { showBanner(message); setTimeout(() => showBanner(null), 5000); });
+  const grabBtn = frame.button;
   const clipLink = el('a#download-clip.button.small.ghost.disabled', { 'aria-disabled': 'true', title: 'Select a range on the timeline first' }, 'Download clip');
   const player = new Player(video, { onStatus: onPlayerStatus });
   const playerCard = el('section.card.player-card', {},
@@ -53,11 +53,11 @@ export function renderStream(root, name, params) {
   const windowLabel = el('span.window-label');
   const zoomBtns = ZOOMS.map(([label, span]) => el('button.seg', {
     type: 'button',
-    onclick: () => { follow = true; timeline.setView(Date.now() - span, Date.now() + span * 0.02); },
+    onclick: () => { page.follow = true; timeline.setView(Date.now() - span, Date.now() + span * 0.02); },
   }, label));
   const fitBtn = el('button#fit.seg', { type: 'button', title: 'Everything stored', onclick: fitAll }, 'All');
   const toolbar = el('div.toolbar', {},
-    el('div.segmented', {}, el('button.seg', { type: 'button', title: 'Earlier', onclick: () => { follow = false; timeline.pan(-0.5); } }, '◀'),
+    el('div.segmented', {}, el('button.seg', { type: 'button', title: 'Earlier', onclick: () => { page.follow = false; timeline.pan(-0.5); } }, '◀'),
       el('button.seg', { type: 'button', title: 'Zoom out', onclick: () => timeline.zoom(2) }, '−'),
       el('button.seg', { type: 'button', title: 'Zoom in', onclick: () => timeline.zoom(0.5) }, '+'),
       el('button.seg', { type: 'button', title: 'Later', onclick: () => timeline.pan(0.5) }, '▶')),
@@ -73,29 +73,20 @@ export function renderStream(root, name, params) {
     selInfo);
 
   const timeline = new Timeline(canvas, {
-    onView: (s, e) => { follow = e >= Date.now() - (e - s) * 0.05; scheduleFetch(); },
+    onView: (s, e) => { page.follow = e >= Date.now() - (e - s) * 0.05; scheduleFetch(); },
     onPick: pickTime,
     onSelect: selectRange,
     onHover: (text) => { hoverInfo.textContent = text ?? 'Click to play from a moment · drag to select a range · wheel to zoom · drag the time axis to pan'; },
   });
 
   // ---- events and fragments -----------------------------------------------------------------
-  const eventsList = el('ul.events');
-  const eventsNote = el('span.muted');
-  const fragBody = el('tbody');
-  const fragNote = el('span.muted');
-  const eventsCard = el('section.card.events-card', {}, el('div.card-head', {}, el('h2', {}, 'Events'), eventsNote), eventsList);
-  const fragCard = el('section.card.flush-body', {},
-    el('div.card-head', {}, el('h2', {}, 'Fragments'), fragNote),
-    el('div.table-wrap.fragments-scroll', {}, el('table.fragments', {},
-      el('thead', {}, el('tr', {}, ['#', 'Producer time', 'Server time', 'Duration', 'Size', 'Key', ''].map((h, i) => el('th', { class: i === 3 || i === 4 ? 'num' : null }, h)))),
-      fragBody)));
-
-  const frameDialog = el('dialog.frame-dialog');
+  const events = new EventsPanel(base, pickTime);
+  const fragments = new FragmentsPanel(base);
+  const refreshFragments = () => { if (!page.stopped) fragments.refresh(page.selection, page.desc); };
 
   root.append(head, stats, banner,
-    el('div.stream-grid', {}, playerCard, eventsCard),
-    timelineCard, fragCard, frameDialog);
+    el('div.stream-grid', {}, playerCard, events.card),
+    timelineCard, fragments.card, frame.dialog);
 
   // ---- behaviour ----------------------------------------------------------------------------
 
@@ -127,19 +118,19 @@ export function renderStream(root, name, params) {
   }
 
   function idleOverlay() {
-    if (!desc) return;
-    if (!desc.fragmentCount) {
+    if (!page.desc) return;
+    if (!page.desc.fragmentCount) {
       setOverlay({
         title: 'No video yet',
         text: 'This stream has no recorded media. Push fragmented MP4 to it and the live picture appears here by itself:',
         code: pushCommand(name),
       });
     } else {
-      const last = Date.parse(desc.latestProducerTimestamp);
+      const last = Date.parse(page.desc.latestProducerTimestamp);
       setOverlay({
         title: 'Producer offline',
-        text: `Nothing is being pushed right now. The last fragment arrived ${ago(desc.latestServerTimestamp)}. Pick a moment on the timeline, or:`,
-        actions: [el('button.primary', { type: 'button', onclick: () => playRange(Math.max(Date.parse(desc.earliestProducerTimestamp), last - 60e3), last + 5e3) }, 'Play the last minute')],
+        text: `Nothing is being pushed right now. The last fragment arrived ${ago(page.desc.latestServerTimestamp)}. Pick a moment on the timeline, or:`,
+        actions: [el('button.primary', { type: 'button', onclick: () => playRange(Math.max(Date.parse(page.desc.earliestProducerTimestamp), last - 60e3), last + 5e3) }, 'Play the last minute')],
       });
     }
   }
@@ -153,13 +144,13 @@ export function renderStream(root, name, params) {
         title: s.mode === 'replay' ? 'Cannot play this range' : 'Live playback interrupted',
         text: s.message, tone: 'bad',
         actions: [el('button', { type: 'button', onclick: () => (s.mode === 'replay' && player.range ? playRange(player.range.start, player.range.end) : goLive()) }, 'Retry'),
-          desc?.live && s.mode === 'replay' ? el('button.primary', { type: 'button', onclick: goLive }, 'Go live') : null],
+          page.desc?.live && s.mode === 'replay' ? el('button.primary', { type: 'button', onclick: goLive }, 'Go live') : null],
       });
     } else if (s.kind === 'ended' && s.mode === 'replay') {
       setOverlay({
         title: 'End of the range', tone: 'soft',
         actions: [el('button', { type: 'button', onclick: () => playRange(player.range.start, player.range.end) }, 'Replay'),
-          desc?.live ? el('button.primary', { type: 'button', onclick: goLive }, 'Go live') : null],
+          page.desc?.live ? el('button.primary', { type: 'button', onclick: goLive }, 'Go live') : null],
       });
     }
     updateMode();
@@ -171,11 +162,11 @@ export function renderStream(root, name, params) {
     modeBadge.className = `badge ${m === 'live' ? 'live' : 'replay'}`;
     modeBadge.textContent = m === 'live' ? '● LIVE' : m === 'replay' && player.range
       ? `REPLAY ${dateTime(player.range.start)} → ${clock(player.range.end)}` : '';
-    jumpLive.disabled = !desc?.live && m !== 'live';
+    jumpLive.disabled = !page.desc?.live && m !== 'live';
   }
 
   function goLive() {
-    if (!desc?.live && desc) { idleOverlay(); return; }
+    if (!page.desc?.live && page.desc) { idleOverlay(); return; }
     player.playLive(`${base}/hls/master.m3u8`);
     updateMode();
   }
@@ -192,8 +183,8 @@ export function renderStream(root, name, params) {
 
   function pickTime(t) {
     const data = timeline.data;
-    const latest = desc?.latestProducerTimestamp ? Date.parse(desc.latestProducerTimestamp) : null;
-    if (desc?.live && latest !== null && t >= latest - 2000) { goLive(); return; }
+    const latest = page.desc?.latestProducerTimestamp ? Date.parse(page.desc.latestProducerTimestamp) : null;
+    if (page.desc?.live && latest !== null && t >= latest - 2000) { goLive(); return; }
     let start = t;
     if (!timeline.recordedAt(t)) {
       const next = data?.ranges?.map((r) => Date.parse(r.start)).find((s) => s > t);
@@ -207,8 +198,8 @@ export function renderStream(root, name, params) {
   }
 
   function selectRange(sel) {
-    selection = sel && sel.end - sel.start >= 500 ? sel : null;
-    if (!selection) {
+    page.selection = sel && sel.end - sel.start >= 500 ? sel : null;
+    if (!page.selection) {
       selInfo.hidden = true;
       clipLink.classList.add('disabled');
       clipLink.setAttribute('aria-disabled', 'true');
@@ -216,7 +207,7 @@ export function renderStream(root, name, params) {
       refreshFragments();
       return;
     }
-    const { start, end } = selection;
+    const { start, end } = page.selection;
     const clipUrl = `${base}/clip.mp4${qs({ start: iso(start), end: iso(end) })}`;
     clipLink.href = clipUrl;
     clipLink.setAttribute('download', `${name}-${iso(start).replace(/[:.]/g, '-')}.mp4`);
@@ -237,72 +228,34 @@ export function renderStream(root, name, params) {
   /** The first view: the last 15 minutes, or less for a stream younger than that. */
   function initialView() {
     const now = Date.now();
-    const since = desc.earliestProducerTimestamp ? Date.parse(desc.earliestProducerTimestamp) : now;
+    const since = page.desc.earliestProducerTimestamp ? Date.parse(page.desc.earliestProducerTimestamp) : now;
     const span = Math.min(15 * 60e3, Math.max(60e3, (now - since) * 1.1));
-    follow = true;
+    page.follow = true;
     timeline.setView(now - span * 0.95, now + span * 0.05);
   }
 
   function fitAll() {
-    if (!desc?.earliestProducerTimestamp) return;
-    const s = Date.parse(desc.earliestProducerTimestamp);
-    const e = desc.live ? Date.now() : Date.parse(desc.latestProducerTimestamp);
+    if (!page.desc?.earliestProducerTimestamp) return;
+    const s = Date.parse(page.desc.earliestProducerTimestamp);
+    const e = page.desc.live ? Date.now() : Date.parse(page.desc.latestProducerTimestamp);
     const pad = Math.max(5000, (e - s) * 0.04);
-    follow = !!desc.live;
+    page.follow = !!page.desc.live;
     timeline.setView(s - pad, e + pad);
   }
 
-  // Frame grab: offered when the server has the frames endpoint (a bad `at` is a 400 there; a
-  // 404 that is not an API error means the route does not exist).
-  (async () => {
-    try {
-      const r = await fetch(`${base}/frame.jpg?at=not-a-time`);
-      let apiError = false;
-      try { apiError = !!(await r.json()).error; } catch (_) { /* not JSON */ }
-      frameSupported = !(r.status === 404 && !apiError) && r.status !== 405;
-    } catch (_) { frameSupported = false; }
-    if (!stopped) grabBtn.hidden = !frameSupported;
-  })();
-
-  grabBtn.onclick = async () => {
-    const t = player.playingDate() ?? (desc?.latestProducerTimestamp ? Date.parse(desc.latestProducerTimestamp) : null);
-    const at = t === null ? 'latest' : iso(t);
-    grabBtn.disabled = true;
-    try {
-      const r = await fetch(`${base}/frame.jpg${qs({ at, timestamps: 'producer' })}`);
-      if (!r.ok) {
-        let msg = `${r.status}`;
-        try { msg = (await r.json()).error.message; } catch (_) { /* not JSON */ }
-        throw new Error(msg);
-      }
-      const url = URL.createObjectURL(await r.blob());
-      const file = `${name}-${at.replace(/[:.]/g, '-')}.jpg`;
-      frameDialog.replaceChildren(
-        el('div.dialog-head', {}, el('b', {}, `Frame at ${t === null ? 'latest' : dateTime(t)}`), el('span.spacer'),
-          el('a.button.small.primary', { href: url, download: file }, 'Download'),
-          el('button.small.ghost', { type: 'button', onclick: () => frameDialog.close() }, 'Close')),
-        el('img', { src: url, alt: `Frame of ${name}` }));
-      frameDialog.onclose = () => URL.revokeObjectURL(url);
-      frameDialog.showModal();
-    } catch (e) {
-      showBanner(`Could not grab a frame: ${e.message}`);
-      setTimeout(() => showBanner(null), 5000);
-    } finally {
-      grabBtn.disabled = false;
-    }
-  };
+  frame.probe().then((supported) => { if (!page.stopped) grabBtn.hidden = !supported; });
 
   // ---- data ---------------------------------------------------------------------------------
 
   function renderStats() {
-    const d = desc;
+    const d = page.desc;
     statePill.className = `pill ${d.live ? 'live' : 'idle'}`;
     statePill.textContent = d.live ? 'Live' : d.fragmentCount ? 'Producer offline' : 'No data yet';
     statePill.title = d.producer ? `${d.producer.protocol} from ${d.producer.remoteAddr}, since ${new Date(d.producer.connectedAt).toLocaleString()}` : '';
     const stat = (label, value, title) => el('div.stat', { title }, el('span.k', {}, label), el('span.v', {}, value));
     grabBtn.disabled = !d.fragmentCount;
     stats.replaceChildren(...[
-      stat('Bitrate', d.live ? bitrate(rate) : '—', 'Media bitrate of the last 10 s'),
+      stat('Bitrate', d.live ? bitrate(page.rate) : '—', 'Media bitrate of the last 10 s'),
       stat('Stored', bytes(d.bytesStored)),
       stat('Fragments', d.fragmentCount.toLocaleString()),
       stat('Retention', retention(d)),
@@ -313,58 +266,47 @@ export function renderStream(root, name, params) {
   }
 
   async function poll() {
-    clearTimeout(pollTimer);
+    clearTimeout(page.timers.poll);
     try {
-      const wasLive = desc?.live;
-      desc = await api(base);
+      const wasLive = page.desc?.live;
+      page.desc = await api(base);
       setConnected(true);
       if (banner.dataset.kind === 'poll') { showBanner(null); delete banner.dataset.kind; }
-      rate = desc.live ? await recentBitrate(name).catch(() => rate) : null;
-      if (stopped) return;
+      page.rate = page.desc.live ? await recentBitrate(name).catch(() => page.rate) : null;
+      if (page.stopped) return;
       renderStats();
       if (!wasLive && wasLive !== false && !params.get('start')) initialView();
       if (!player.mode) {
-        if (desc.live) goLive();
+        if (page.desc.live) goLive();
         else idleOverlay();
-      } else if (desc.live && !wasLive && player.mode === 'live') {
+      } else if (page.desc.live && !wasLive && player.mode === 'live') {
         goLive();
       }
       updateMode();
-      if (follow) {
+      if (page.follow) {
         const span = timeline.end - timeline.start;
         timeline.setView(Date.now() - span * 0.95, Date.now() + span * 0.05, false);
         scheduleFetch(0);
       }
-      if (!selection) refreshFragments();
+      if (!page.selection) refreshFragments();
     } catch (e) {
       if (e.status === 404) {
         player.destroy();
         root.replaceChildren(el('div.empty', {}, el('div.empty-icon', {}, '?'), el('h2', {}, `No stream “${name}”`),
           el('p', {}, 'It may have been deleted.'), el('a.button.primary', { href: '#/' }, 'All streams')));
-        stopped = true;
+        page.stopped = true;
         return;
       }
       setConnected(e.status !== 0);
       banner.dataset.kind = 'poll';
       showBanner(e.status === 0 ? 'Cannot reach the Sluice server; retrying…' : `Could not load the stream: ${e.message}`);
     }
-    if (!stopped) pollTimer = setTimeout(poll, POLL_MS);
+    if (!page.stopped) page.timers.poll = setTimeout(poll, POLL_MS);
   }
 
   function scheduleFetch(delay = 150) {
-    clearTimeout(fetchTimer);
-    fetchTimer = setTimeout(fetchTimeline, delay);
-  }
-
-  /** Events stamped on either clock (producers may send server-clock events), in time order. */
-  async function fetchEvents(start, end) {
-    const lists = await Promise.all(['producer', 'server'].map((timestamps) =>
-      api(`${base}/events${qs({ start: iso(start), end: iso(end), timestamps, limit: 1000 })}`)
-        .then((r) => r.events).catch(() => [])));
-    const seen = new Set();
-    return lists.flat()
-      .filter((e) => !seen.has(e.sequenceNumber) && seen.add(e.sequenceNumber))
-      .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp));
+    clearTimeout(page.timers.fetch);
+    page.timers.fetch = setTimeout(fetchTimeline, delay);
   }
 
   let fetchSeq = 0;
@@ -376,12 +318,12 @@ export function renderStream(root, name, params) {
     if (end <= start) { timeline.setData({ ranges: [], gaps: [], buckets: [] }, []); return; }
     const buckets = Math.max(50, Math.min(1000, Math.floor(canvas.clientWidth / 3)));
     try {
-      const [data, events] = await Promise.all([
+      const [data, evs] = await Promise.all([
         api(`${base}/timeline${qs({ start: iso(start), end: iso(end), buckets })}`),
-        fetchEvents(start, end),
+        events.fetch(start, end),
       ]);
-      if (seq !== fetchSeq || stopped) return;
-      timeline.setData(data, events);
+      if (seq !== fetchSeq || page.stopped) return;
+      timeline.setData(data, evs);
       const recorded = data.ranges.reduce((a, r) => a + r.durationMs, 0);
       // Gaps between recordings (not the time before the first or after the last one).
       const first = data.ranges.length ? data.ranges[0].start : null;
@@ -390,62 +332,9 @@ export function renderStream(root, name, params) {
       rangeNote.textContent = data.fragmentCount
         ? `${duration(recorded)} recorded in view${inner ? ` · ${inner} gap${inner > 1 ? 's' : ''}` : ''}${data.resolution === 'buckets' ? ' · overview' : ''}`
         : 'No data in this range — zoom out or pick another time';
-      renderEvents(events);
+      events.render(evs, timeline.end - timeline.start);
     } catch (e) {
       if (seq === fetchSeq) rangeNote.textContent = `Timeline unavailable: ${e.message}`;
-    }
-  }
-
-  function renderEvents(events) {
-    const shown = events.slice(-50).reverse();
-    const longView = timeline.end - timeline.start > 20 * 3600e3;
-    eventsNote.textContent = events.length ? `${events.length} in view` : '';
-    if (!shown.length) {
-      eventsList.replaceChildren(el('li.empty-row', {}, 'No events in this range. Producers attach metadata with POST ', el('code', {}, `${base}/events`), '.'));
-      return;
-    }
-    eventsList.replaceChildren(...shown.map((ev) => {
-      const t = Date.parse(ev.timestamp);
-      return el('li', { onclick: () => pickTime(t), title: 'Play from this event' },
-        el('span.ev-time', { title: new Date(t).toLocaleString() }, longView ? dateTime(t) : clock(t, true)),
-        el('span.ev-type', {}, ev.type),
-        el('span.ev-data', {}, ev.data === null || ev.data === undefined ? '' : JSON.stringify(ev.data)));
-    }));
-  }
-
-  let fragSeq = 0;
-  async function refreshFragments() {
-    const seq = ++fragSeq;
-    try {
-      let rows;
-      if (selection) {
-        const r = await api(`${base}/fragments${qs({ start: iso(selection.start), end: iso(selection.end), limit: 100 })}`);
-        rows = r.fragments;
-        fragNote.textContent = `${r.fragments.length}${r.next ? '+' : ''} in the selection`;
-      } else if (desc?.latestProducerTimestamp) {
-        const from = Date.parse(desc.latestProducerTimestamp) - 120e3;
-        const r = await api(`${base}/fragments${qs({ start: iso(from), limit: 2000 })}`);
-        rows = r.fragments.slice(-50).reverse();
-        fragNote.textContent = 'newest 50';
-      } else {
-        rows = [];
-        fragNote.textContent = '';
-      }
-      if (seq !== fragSeq || stopped) return;
-      if (!rows.length) {
-        fragBody.replaceChildren(el('tr', {}, el('td.empty-row', { colSpan: 7 }, selection ? 'No fragments in the selection.' : 'No fragments yet.')));
-        return;
-      }
-      fragBody.replaceChildren(...rows.map((f) => el('tr', {},
-        el('td.mono', {}, f.fragmentNumber),
-        el('td.mono', {}, dateTime(Date.parse(f.producerTimestamp)) + `.${String(Date.parse(f.producerTimestamp) % 1000).padStart(3, '0')}`),
-        el('td.mono', {}, clock(Date.parse(f.serverTimestamp), true)),
-        el('td.num', {}, `${(f.durationMs / 1000).toFixed(3)} s`),
-        el('td.num', {}, bytes(f.sizeBytes)),
-        el('td', {}, el('span.tags', {}, f.keyframe ? el('span.tag.key', {}, 'key') : '', f.discontinuity ? el('span.tag.disc', { title: 'first fragment of a producer session or a new init segment' }, 'disc') : '')),
-        el('td', {}, el('a.small-link', { href: `${base}/fragments/${f.fragmentNumber}/media`, title: 'The stored moof+mdat' }, '↓')))));
-    } catch (e) {
-      if (seq === fragSeq) fragNote.textContent = `Could not list fragments: ${e.message}`;
     }
   }
 
@@ -474,7 +363,7 @@ export function renderStream(root, name, params) {
   const ps = Date.parse(params.get('start') || '');
   const pe = Date.parse(params.get('end') || '');
   if (Number.isFinite(ps) && Number.isFinite(pe) && pe > ps) {
-    follow = false;
+    page.follow = false;
     const pad = (pe - ps) * 0.1;
     timeline.setView(ps - pad, pe + pad, false);
     timeline.setSelection({ start: ps, end: pe });
@@ -483,13 +372,13 @@ export function renderStream(root, name, params) {
   }
   scheduleFetch(0);
   poll();
-  tickTimer = setInterval(tick, 250);
+  page.timers.tick = setInterval(tick, 250);
 
   return () => {
-    stopped = true;
-    clearTimeout(pollTimer);
-    clearTimeout(fetchTimer);
-    clearInterval(tickTimer);
+    page.stopped = true;
+    clearTimeout(page.timers.poll);
+    clearTimeout(page.timers.fetch);
+    clearInterval(page.timers.tick);
     timeline.destroy();
     player.destroy();
   };

@@ -72,31 +72,11 @@ impl StreamMode {
     }
 }
 
-/// A data stream's catalog id: it names the stream's directory and is bound into its shard
-/// iterators and pagination tokens.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct DataStreamId(pub i64);
-
-impl std::fmt::Display for DataStreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl rusqlite::ToSql for DataStreamId {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        self.0.to_sql()
-    }
-}
-
-impl rusqlite::types::FromSql for DataStreamId {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        i64::column_result(v).map(DataStreamId)
-    }
-}
+crate::catalog::catalog_id!(
+    /// A data stream's catalog id: it names the stream's directory and is bound into its shard
+    /// iterators and pagination tokens.
+    DataStreamId
+);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRow {
