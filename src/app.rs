@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::events::sink::{DataStreamWriter, QueueSink};
 use crate::events::store::MetadataStore;
 use crate::metrics::Metrics;
-use crate::name::StreamName;
+use crate::name::{DataStreamName, StreamName};
 use crate::services::Services;
 use crate::video::VideoStreams;
 
@@ -48,7 +48,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     )?);
 
     // Lifecycle events: the video layer emits into a queue drained into the events stream.
-    let events_stream = StreamName::new(config.events.events_stream.clone())?;
+    let events_stream = DataStreamName::new(config.events.events_stream.clone())?.as_name().clone();
     data.ensure_stream(&events_stream, config.events.events_shards)?;
     let writer = Arc::new(DataStreamWriter { data: data.clone(), stream: events_stream });
     let events_stop = CancellationToken::new();
@@ -69,7 +69,8 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         config.ingest.part_duration_ms,
     );
 
-    let metadata_stream = StreamName::new(config.events.metadata_stream.clone())?;
+    let metadata_stream =
+        DataStreamName::new(config.events.metadata_stream.clone())?.as_name().clone();
     let lookup = video.clone();
     let metadata = Arc::new(MetadataStore::open(
         catalog.clone(),
