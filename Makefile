@@ -36,6 +36,7 @@ setup-bench:
 # Benchmarks (not part of `make test`): figures are quoted in docs/benchmarks.md.
 bench: setup-bench
 	cargo bench --bench log
+	cargo bench --bench rollover
 	scripts/bench-ingest.sh
 	scripts/bench-segments.sh
 	scripts/bench-llhls.sh

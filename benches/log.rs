@@ -41,6 +41,7 @@ fn build_30_days(dir: &Path) -> Log {
         segment_max_age: Duration::from_secs(365 * 24 * 3600),
         sync: SyncPolicy::Never,
         before_sync: None,
+        spare_segment: true,
     };
     let log = Log::open(dir, config, clock).expect("open bench log");
     let started = Instant::now();

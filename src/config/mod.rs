@@ -239,6 +239,7 @@ impl Config {
             segment_max_age: self.storage.segment_max_age_secs,
             sync,
             before_sync: self.storage.before_sync.clone(),
+            spare_segment: true,
         }
     }
 }

@@ -32,17 +32,22 @@ pub(super) fn recover(dir: &Path) -> Result<State, LogError> {
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let mut bases = Vec::new();
     let mut idx_only = Vec::new();
+    let mut dir_changed = false;
     for dirent in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
         let name = dirent.map_err(io_err("list", dir))?.file_name();
         let name = name.to_string_lossy();
-        if let Some(base) = segment::parse_log_name(&name) {
+        if name == segment::SPARE_LOG || name == segment::SPARE_IDX {
+            // A spare made ahead of need and never used: made again when needed.
+            let path = dir.join(name.as_ref());
+            std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            dir_changed = true;
+        } else if let Some(base) = segment::parse_log_name(&name) {
             bases.push(base);
         } else if let Some(stem) = name.strip_suffix(".idx") {
             idx_only.push(stem.to_owned());
         }
     }
     bases.sort_unstable();
-    let mut dir_changed = false;
 
     // An `.idx` without its `.log`: a crash between creating the two, or between unlinking them.
     for stem in idx_only {
@@ -193,6 +198,14 @@ fn recover_tail(files: Arc<SegmentFiles>) -> Result<(Segment, Vec<Slot>), LogErr
         files.log.set_len(0).map_err(io_err("truncate", &files.log_path))?;
         files.log.write_all_at(&header, 0).map_err(io_err("write header", &files.log_path))?;
     } else {
+        let mut h = [0u8; FILE_HEADER_LEN as usize];
+        files.log.read_exact_at(&mut h, 0).map_err(io_err("read header", &files.log_path))?;
+        if format::decode_file_header(&h, LOG_MAGIC) == Ok(segment::SPARE_BASE) {
+            // A promoted spare whose new header had not reached the disk yet.
+            tracing::warn!(path = %files.log_path.display(), "completing a segment promoted at a crash");
+            let header = format::encode_file_header(LOG_MAGIC, files.base);
+            files.log.write_all_at(&header, 0).map_err(io_err("write header", &files.log_path))?;
+        }
         check_header(&files, false).map_err(|r| corrupt(&files.log_path, None, 0, r))?;
     }
     let log_len = log_len.max(FILE_HEADER_LEN);

@@ -63,12 +63,54 @@ pub(super) struct SegmentFiles {
     pub idx_path: PathBuf,
 }
 
+/// The base offset a spare segment's headers name until it is promoted (no real segment starts
+/// there: offsets never reach it).
+pub(super) const SPARE_BASE: Offset = Offset(u64::MAX);
+
+/// File names of the spare segment (see [`SegmentFiles::create_spare`]).
+pub(super) const SPARE_LOG: &str = "spare.log";
+pub(super) const SPARE_IDX: &str = "spare.idx";
+
 impl SegmentFiles {
     /// Creates both files of a new, empty segment, writes their headers and fsyncs them. The
     /// caller fsyncs the directory.
     pub fn create(dir: &Path, base: Offset) -> Result<SegmentFiles, LogError> {
-        let log_path = log_path(dir, base);
-        let idx_path = idx_path(dir, base);
+        Self::create_at(log_path(dir, base), idx_path(dir, base), base)
+    }
+
+    /// Creates the spare: both files of the next segment, made ahead of need (off the append
+    /// path) under temporary names, their headers naming [`SPARE_BASE`], fsynced with the
+    /// directory. A rollover then only renames it ([`SegmentFiles::promote`]). Recovery removes a
+    /// spare it finds.
+    pub fn create_spare(dir: &Path) -> Result<SegmentFiles, LogError> {
+        let files = Self::create_at(dir.join(SPARE_LOG), dir.join(SPARE_IDX), SPARE_BASE)?;
+        sync_dir(dir)?;
+        Ok(files)
+    }
+
+    /// Makes the spare the segment starting at `base`: headers naming `base`, then the segment's
+    /// file names (the index first, as `create` does). The caller fsyncs the directory. Until the
+    /// files' next fdatasync the `.log` header may still read as a spare's on disk; recovery
+    /// rewrites it (only the newest segment can be in that state: a segment is fdatasynced when
+    /// it is sealed).
+    pub fn promote(self, dir: &Path, base: Offset) -> Result<SegmentFiles, LogError> {
+        let (log_path, idx_path) = (log_path(dir, base), idx_path(dir, base));
+        self.idx
+            .write_all_at(&format::encode_file_header(IDX_MAGIC, base), 0)
+            .map_err(io_err("write header", &self.idx_path))?;
+        self.log
+            .write_all_at(&format::encode_file_header(LOG_MAGIC, base), 0)
+            .map_err(io_err("write header", &self.log_path))?;
+        std::fs::rename(&self.idx_path, &idx_path).map_err(io_err("rename", &idx_path))?;
+        std::fs::rename(&self.log_path, &log_path).map_err(io_err("rename", &log_path))?;
+        Ok(SegmentFiles { base, log: self.log, idx: self.idx, log_path, idx_path })
+    }
+
+    fn create_at(
+        log_path: PathBuf,
+        idx_path: PathBuf,
+        base: Offset,
+    ) -> Result<SegmentFiles, LogError> {
         let create = |path: &Path, magic| -> Result<File, LogError> {
             let f = OpenOptions::new()
                 .read(true)

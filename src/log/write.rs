@@ -253,9 +253,19 @@ impl Log {
             }
             st.committed
         };
+        // Half way to a rollover, the next segment's files are made ahead of need.
+        let half_full = position >= inner.config.segment_max_bytes / 2
+            || w.opened_at.is_some_and(|t| {
+                let half_age =
+                    i64::try_from(inner.config.segment_max_age.as_micros() / 2).unwrap_or(i64::MAX);
+                inner.clock.now().micros_since(t) >= half_age
+            });
         drop(w);
         inner.publish(committed);
         inner.kick_syncer();
+        if half_full && inner.config.spare_segment {
+            inner.ensure_spare();
+        }
         Ok(super::offset_range(first, n))
     }
 }
@@ -280,7 +290,12 @@ impl Inner {
             return Err(self.fail(e));
         }
         self.commit.count_sync();
-        let files = Arc::new(SegmentFiles::create(&self.dir, w.next)?);
+        // The spare made ahead of need when there is one (a rename), else new files.
+        let spare = lock(&self.spare).take();
+        let files = Arc::new(match spare {
+            Some(spare) => spare.promote(&self.dir, w.next)?,
+            None => SegmentFiles::create(&self.dir, w.next)?,
+        });
         segment::sync_dir(&self.dir)?;
         let committed = {
             let mut st = lock(&self.state);
@@ -298,6 +313,34 @@ impl Inner {
         w.reset_to(files);
         self.publish(committed);
         Ok(())
+    }
+
+    /// Makes sure a spare segment exists or is being made, on a thread of its own, so the next
+    /// rollover does not create files on the append path. Called after appends once the active
+    /// segment is half way to its rollover; cheap when a spare exists.
+    pub(super) fn ensure_spare(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.spare_pending.load(Ordering::Acquire) || lock(&self.spare).is_some() {
+            return;
+        }
+        if self.spare_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = Arc::downgrade(self);
+        let dir = self.dir.clone();
+        let spawned = std::thread::Builder::new().name("log-spare".into()).spawn(move || {
+            let made = SegmentFiles::create_spare(&dir);
+            let Some(inner) = inner.upgrade() else { return };
+            match made {
+                Ok(files) => *lock(&inner.spare) = Some(files),
+                // The next rollover creates its segment itself, as without a spare.
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not create a spare segment"),
+            }
+            inner.spare_pending.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.spare_pending.store(false, Ordering::Release);
+        }
     }
 
     /// Announces a committed end to subscribers, never moving it backwards.
@@ -380,6 +423,76 @@ mod tests {
         for i in 0..9 {
             assert!(log.read(Offset(i))?.is_some(), "offset {i}");
         }
+        Ok(())
+    }
+
+    /// Waits (bounded) until the log's spare segment exists on disk.
+    fn wait_for_spare(dir: &Path) {
+        for _ in 0..500 {
+            if dir.join(super::segment::SPARE_LOG).exists()
+                && dir.join(super::segment::SPARE_IDX).exists()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no spare segment in {}", dir.display());
+    }
+
+    #[test]
+    fn rollovers_promote_the_spare_made_ahead_and_recovery_drops_an_unused_one()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let cfg = LogConfig { segment_max_bytes: 32 + 3 * 66, ..config(SyncPolicy::Never) };
+        {
+            let log = open(dir.path(), cfg.clone(), &clock());
+            log.append(rec(0, b"0123456789"))?;
+            assert!(!dir.path().join(super::segment::SPARE_LOG).exists(), "not before half way");
+            log.append(rec(1, b"0123456789"))?;
+            wait_for_spare(dir.path());
+            for i in 2..7 {
+                log.append(rec(i, b"0123456789"))?;
+            }
+            // Two rollovers, each taking the spare made after the one before.
+            assert_eq!(segment_bases(dir.path())?, vec![0, 3, 6]);
+            wait_for_spare(dir.path());
+            for i in 0..7 {
+                assert!(log.read(Offset(i))?.is_some(), "offset {i}");
+            }
+        }
+        // Reopened: the unused spare is removed, everything is there, appends go on.
+        let log = open(dir.path(), cfg, &clock());
+        assert!(!dir.path().join(super::segment::SPARE_LOG).exists());
+        assert!(!dir.path().join(super::segment::SPARE_IDX).exists());
+        assert_eq!(log.committed_end(), Offset(7));
+        assert_eq!(log.append(rec(7, b"0123456789"))?, Offset(7));
+        Ok(())
+    }
+
+    /// A crash right after a rollover promoted the spare, before the new header reached the
+    /// disk: the newest segment's `.log` still names the spare's base. Recovery completes it.
+    #[test]
+    fn recovery_completes_a_promoted_spare_whose_header_was_not_written() -> anyhow::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir()?;
+        let cfg = LogConfig { segment_max_bytes: 32 + 3 * 66, ..config(SyncPolicy::Always) };
+        {
+            let log = open(dir.path(), cfg.clone(), &clock());
+            for i in 0..4 {
+                log.append(rec(i, b"0123456789"))?;
+            }
+        }
+        assert_eq!(segment_bases(dir.path())?, vec![0, 3]);
+        let tail = super::segment::log_path(dir.path(), Offset(3));
+        let spare_header =
+            super::format::encode_file_header(super::format::LOG_MAGIC, super::segment::SPARE_BASE);
+        std::fs::OpenOptions::new().write(true).open(&tail)?.write_all_at(&spare_header, 0)?;
+        let log = open(dir.path(), cfg, &clock());
+        assert_eq!(log.committed_end(), Offset(4));
+        assert_eq!(
+            log.read(Offset(3))?.map(|r| r.payload),
+            Some(Bytes::from_static(b"0123456789"))
+        );
         Ok(())
     }
 
