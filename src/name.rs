@@ -45,7 +45,23 @@ impl StreamName {
                 max,
             });
         }
+        if s.bytes().all(|b| b == b'.') {
+            // `.` and `..` are path components, and a name of dots only is never meant as one.
+            return Err(InvalidName { shown: shown(), reason: "is only dots", max });
+        }
         Ok(StreamName(s))
+    }
+
+    /// The name as one path component, for the few places a user-facing layout names files by
+    /// stream (an image directory `<path>/<stream>/`). Safe by construction: a valid name has no
+    /// separator and is not `.` or `..`. Sluice's own data is named by ids, never by names.
+    pub fn as_path_component(&self) -> &std::path::Path {
+        let p = std::path::Path::new(&self.0);
+        debug_assert!(matches!(
+            p.components().collect::<Vec<_>>().as_slice(),
+            [std::path::Component::Normal(_)]
+        ));
+        p
     }
 
     pub fn as_str(&self) -> &str {
@@ -101,7 +117,15 @@ mod tests {
     #[test]
     fn validates_like_kinesis() {
         assert!(StreamName::new("cam-1.front_door").is_ok());
-        assert!(StreamName::new("..").is_ok());
+        for dots in [".", "..", "...", "...."] {
+            assert!(StreamName::new(dots).is_err(), "{dots:?} is a path component, not a name");
+        }
+        for ok in [".a", "a.", "a..b", "-", "_", "x"] {
+            let n = StreamName::new(ok).unwrap();
+            let mut parts = n.as_path_component().components();
+            assert!(matches!(parts.next(), Some(std::path::Component::Normal(_))), "{ok}");
+            assert!(parts.next().is_none(), "{ok}");
+        }
         assert!(StreamName::new("").is_err());
         assert!(StreamName::new("a/b").is_err());
         assert!(StreamName::new("x".repeat(256)).is_ok());

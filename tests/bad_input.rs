@@ -190,11 +190,31 @@ async fn invalid_names_and_requests_get_precise_errors() {
         let url = server.url("/v1/streams");
         async move { http.post(url).json(&body).send().await.unwrap() }
     };
-    for bad in ["", "has space", "slash/y", "é", &"x".repeat(257)] {
+    // Path components (`.`, `..`) and names of dots only are not names: a stream named `..`
+    // would otherwise write its images beside, not inside, a configured directory.
+    for bad in ["", "has space", "slash/y", "é", &"x".repeat(257), ".", "..", "..."] {
         let resp = post(json!({ "name": bad })).await;
         assert_eq!(resp.status(), 400, "name {bad:?}");
         let v: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["code"], "InvalidArgument");
+    }
+    // A name with dots and other characters is fine. A dots-only name in a URL path is refused
+    // (`.` and `..` themselves are resolved away by every HTTP client before they are sent).
+    assert_eq!(post(json!({ "name": ".cam." })).await.status(), 201);
+    for path in ["/v1/streams/...", "/v1/streams/.../hls/live.m3u8"] {
+        let resp = server.http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+    }
+    // A client that sends `..` as it is (curl --path-as-is) gets the same answer.
+    for path in ["/v1/streams/..", "/v1/streams/./hls/live.m3u8"] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = server.base.trim_start_matches("http://").to_owned();
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        sock.write_all(req.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
     }
     let resp = post(json!({ "name": "ok", "retentionHours": 87601 })).await;
     assert_eq!(resp.status(), 400);

@@ -80,8 +80,8 @@ pub struct DirectoryDestination {
 }
 
 impl DirectoryDestination {
-    pub fn new(root: &Path, stream: &str) -> Self {
-        DirectoryDestination { dir: root.join(stream) }
+    pub fn new(root: &Path, stream: &crate::name::StreamName) -> Self {
+        DirectoryDestination { dir: root.join(stream.as_path_component()) }
     }
 
     /// Writes the image, then its manifest line; returns the file name. Blocking file I/O: call

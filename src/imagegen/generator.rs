@@ -475,7 +475,10 @@ mod tests {
             cursor: Cursor::FromFragment(FragmentNumber(0)),
             source: source.clone(),
             store: store.clone(),
-            sink: Sink::Directory(DirectoryDestination::new(out.path(), "cam")),
+            sink: Sink::Directory(DirectoryDestination::new(
+                out.path(),
+                &crate::name::StreamName::new("cam").unwrap(),
+            )),
             metrics: metrics.clone(),
             status: status.clone(),
             events: Arc::new(Emitter::new(clock.clone())),

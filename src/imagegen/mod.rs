@@ -120,7 +120,7 @@ impl ImageGeneration {
         spec: &ImageGenerationSpec,
     ) -> Result<()> {
         let Destination::Directory { path } = &spec.destination else { return Ok(()) };
-        let dir = path.join(stream.as_str());
+        let dir = path.join(stream.as_path_component());
         let d = dir.clone();
         let created = tokio::task::spawn_blocking(move || std::fs::create_dir_all(&d))
             .await
@@ -199,7 +199,7 @@ impl ImageGeneration {
         self.running.insert(stream.id, &stream, generating, move |stop| {
             let sink = match &spec.destination {
                 Destination::Directory { path } => {
-                    Sink::Directory(DirectoryDestination::new(path, s.name.as_str()))
+                    Sink::Directory(DirectoryDestination::new(path, &s.name))
                 }
                 Destination::Webhook { url } => Sink::Webhook(WebhookDestination::start(
                     url.clone(),
