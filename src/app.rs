@@ -34,18 +34,36 @@ pub struct Server {
 /// Opens everything the server needs under `config.server.data_dir`. `shutdown` ends long-lived
 /// requests and background tasks when cancelled.
 pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) -> Result<Server> {
+    // Listeners first: a port that is taken is reported as such, before any store is opened.
+    // RTSP publish is bound here so its address (port 0 in tests) is known before `run` serves it.
+    let rtsp = if config.rtsp.enabled {
+        Some(crate::ingest::rtsp::RtspListener::bind(&config.rtsp).map_err(|e| {
+            crate::error::Error::unavailable(format!(
+                "cannot listen for RTSP publish on {}: {e} (set [rtsp] listen, --rtsp-listen or \
+                 SLUICE_RTSP_LISTEN, or [rtsp] enabled = false)",
+                config.rtsp.listen
+            ))
+            .with_source(e)
+        })?)
+    } else {
+        None
+    };
     let data_dir = &config.server.data_dir;
-    std::fs::create_dir_all(data_dir)?;
-    let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite"))?);
+    let in_data_dir = |e: crate::error::Error| {
+        let message = format!("cannot open the data directory {}: {}", data_dir.display(), e);
+        crate::error::Error::new(e.kind, message).with_source(e)
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| in_data_dir(e.into()))?;
+    let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite")).map_err(in_data_dir)?);
     let metrics = Arc::new(Metrics::new());
-    let data = Arc::new(DataStreams::open(catalog.clone(), &config, clock.clone())?);
-    let video = Arc::new(VideoStreams::open(
-        catalog.clone(),
-        &config,
-        clock,
-        metrics.clone(),
-        shutdown.clone(),
-    )?);
+    let data = Arc::new(
+        DataStreams::open(catalog.clone(), &config, clock.clone())
+            .map_err(|e| in_data_dir(e.into()))?,
+    );
+    let video = Arc::new(
+        VideoStreams::open(catalog.clone(), &config, clock, metrics.clone(), shutdown.clone())
+            .map_err(in_data_dir)?,
+    );
 
     // Lifecycle events: the video layer emits into a queue drained into the events stream.
     let events_stream = DataStreamName::new(config.events.events_stream.clone())?.as_name().clone();
@@ -89,17 +107,6 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         &config.image_generation,
     )?;
     imagegen.start()?;
-    // RTSP publish: bound here so its address (port 0 in tests) is known before `run` serves it.
-    let rtsp = if config.rtsp.enabled {
-        Some(crate::ingest::rtsp::RtspListener::bind(&config.rtsp).map_err(|e| {
-            crate::error::Error::unavailable(format!(
-                "cannot listen for RTSP on {}: {e}",
-                config.rtsp.listen
-            ))
-        })?)
-    } else {
-        None
-    };
     let rtsp_addr = rtsp.as_ref().map(|l| l.local_addr());
     let background = Background { events_stop, events_task, rtsp };
     let services = Arc::new(Services {

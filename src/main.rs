@@ -33,6 +33,9 @@ enum Command {
         /// Data directory, overriding server.data_dir.
         #[arg(long, env = "SLUICE_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// RTSP publish listen address, overriding rtsp.listen.
+        #[arg(long, env = "SLUICE_RTSP_LISTEN")]
+        rtsp_listen: Option<SocketAddr>,
     },
     /// Frames from a running server.
     Frames {
@@ -73,7 +76,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve { config, listen, data_dir } => {
+        Command::Serve { config, listen, data_dir, rtsp_listen } => {
             let mut cfg = match &config {
                 Some(path) => Config::load(path)?,
                 None => Config::default(),
@@ -84,6 +87,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.server.data_dir = d;
             }
+            if let Some(r) = rtsp_listen {
+                cfg.rtsp.listen = r;
+            }
             cfg.validate()?;
             tokio::runtime::Runtime::new()?.block_on(serve(cfg))
         }
@@ -92,22 +98,31 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen).await.with_context(|| {
+        format!(
+            "cannot listen for HTTP on {} (set [server] listen, --listen or SLUICE_LISTEN)",
+            cfg.server.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     let data_dir = cfg.server.data_dir.clone();
-    let server = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())
-        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "sluice is serving");
+    let webrtc = cfg.webrtc.udp_addrs.join(", ");
+    // Its errors say which listener or directory failed.
+    let server = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())?;
+    tracing::info!(http = %addr, rtsp = ?server.rtsp_addr, webrtc_udp = %webrtc, data_dir = %data_dir.display(), "sluice is serving");
     let rtsp = match server.rtsp_addr {
         Some(rtsp) => format!(
             "  RTSP publish: ffmpeg -re -i in.mp4 -c copy -f rtsp -rtsp_transport tcp rtsp://{rtsp}/NAME\n"
         ),
-        None => String::new(),
+        None => "  RTSP publish: off ([rtsp] enabled = false)\n".to_owned(),
     };
+    let listeners = format!(
+        "  Listening:   HTTP {addr}; RTSP {}; WebRTC UDP {webrtc}\n  Data:        {}\n",
+        server.rtsp_addr.map_or("off".to_owned(), |a| a.to_string()),
+        data_dir.display()
+    );
     eprintln!(
-        "\n  Sluice is running.\n  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n{rtsp}  WHIP:        http://{addr}/v1/streams/NAME/whip\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
+        "\n  Sluice is running.\n{listeners}  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n{rtsp}  WHIP:        http://{addr}/v1/streams/NAME/whip\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
     );
     tokio::spawn(signal_shutdown(shutdown.clone()));
     sluice::app::run(listener, server).await?;
