@@ -211,3 +211,40 @@ async fn free_disk_floor_deletes_the_oldest_video_first() {
     assert_eq!(acks_of(&acks, "PERSISTED").len(), 6);
     server.stop().await;
 }
+
+/// With segments larger than the disk (the default 256 MiB on a small disk), a stream's media is
+/// all in its one active segment, which the floor may not delete. The floor seals it, and a later
+/// pass deletes it once newer media sits after it: recording goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_disk_floor_seals_a_lone_segment_then_deletes_it() {
+    let t0 = Timestamp::parse_api("2026-01-01T00:00:00Z").unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let floor = 1_000_000;
+    let server = TestServer::start_with(
+        |c| {
+            c.storage.retention_interval_secs = std::time::Duration::from_secs(3600);
+            c.storage.min_free_bytes = floor;
+        },
+        clock.clone(),
+    )
+    .await;
+    server.create_stream("a").await;
+    server.push("a", fixture("h264.mp4"), "").await;
+    let disk = Arc::new(SimulatedDisk { dir: server.dir.clone(), capacity: u64::MAX.into() });
+    server.state.video.set_disk_space(disk.clone());
+    let used = du(&server.dir.join("video"));
+    disk.capacity.store(used + floor - 250_000, std::sync::atomic::Ordering::SeqCst);
+
+    // First pass: nothing can go yet, the segment is sealed.
+    assert!(server.state.video.enforce_disk_floor().is_empty());
+    assert_eq!(server.fragments("a").await.len(), 6, "sealing deletes nothing");
+    // Newer media arrives after it; the next pass deletes the sealed, older segment.
+    clock.advance(Duration::from_secs(60));
+    let acks = server.push("a", fixture("h264.mp4"), "").await;
+    assert_eq!(acks_of(&acks, "PERSISTED").len(), 6);
+    let deleted = server.state.video.enforce_disk_floor();
+    let gone: u64 = deleted.iter().map(|(_, d)| d.records).sum();
+    assert_eq!(gone, 6, "the sealed segment's six fragments: {deleted:?}");
+    assert_eq!(server.fragments("a").await.len(), 6, "the newer media stays");
+    server.stop().await;
+}

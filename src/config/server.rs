@@ -60,6 +60,8 @@ pub struct StorageConfig {
     /// The free-disk floor, in bytes: while the data directory's filesystem has less available,
     /// each retention pass deletes the oldest video (whole log segments, oldest first across all
     /// video streams, never a stream's newest segment) ahead of retention, so recording goes on.
+    /// When every stream is down to one segment, the largest stream's is sealed so that a later
+    /// pass can delete it.
     /// Data streams keep their own retention. 0 disables it. Default 1 GiB.
     pub min_free_bytes: u64,
     /// Not a setting: fault injection for tests (a stalled or slow disk), called before the logs'

@@ -154,6 +154,19 @@ impl Writer {
 }
 
 impl Log {
+    /// Seals the active segment now if it holds records, so retention can delete it (the free-disk
+    /// floor does this when a log's only segment holds everything). Returns whether it sealed.
+    pub fn seal_active(&self) -> Result<bool, LogError> {
+        let inner = &self.inner;
+        let mut w = lock(&inner.writer);
+        inner.check_failed()?;
+        if w.count == 0 {
+            return Ok(false);
+        }
+        inner.roll(&mut w)?;
+        Ok(true)
+    }
+
     /// Appends one record; returns its offset. Only `write(2)`: the record becomes visible and
     /// durable per the [`super::SyncPolicy`] (see [`Log::wait_durable`]).
     pub fn append(&self, rec: NewRecord) -> Result<Offset, LogError> {

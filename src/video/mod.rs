@@ -445,6 +445,8 @@ pub struct VideoStreams {
     streams: RwLock<BTreeMap<StreamName, Arc<VideoStream>>>,
     /// Serialises create/delete so the catalog and the map change together.
     admin: Mutex<()>,
+    /// When the free-disk floor last said it could delete nothing (the line is rate-limited).
+    floor_warned: Mutex<Option<std::time::Instant>>,
     shutdown: CancellationToken,
 }
 
@@ -503,6 +505,7 @@ impl VideoStreams {
             disk: RwLock::new(Arc::new(FilesystemSpace(config.server.data_dir.clone()))),
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
+            floor_warned: Mutex::new(None),
             shutdown,
         })
     }

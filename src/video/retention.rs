@@ -122,11 +122,23 @@ impl VideoStreams {
                 })
                 .min_by_key(|(arrival, _)| *arrival);
             let Some((_, stream)) = oldest else {
-                tracing::warn!(
-                    free,
-                    floor,
-                    "free disk space is below the floor and no video can be deleted"
-                );
+                // Every stream is down to one segment (large segments on a small disk). Seal the
+                // active segment of the stream holding the most: a later pass may delete it, once
+                // newer media sits in the segment after it.
+                let biggest = self
+                    .all()
+                    .into_iter()
+                    .filter(|s| s.fragments.stats().records > 0)
+                    .max_by_key(|s| s.fragments.stats().bytes);
+                match biggest.map(|s| (s.fragments.seal_active(), s)) {
+                    Some((Ok(true), s)) => {
+                        tracing::warn!(stream = %s.name, free, floor, "free disk space below the floor: sealed the stream's segment so it can be deleted");
+                    }
+                    Some((Err(e), s)) => {
+                        tracing::error!(stream = %s.name, error = %e, "could not seal a segment for the free-disk floor");
+                    }
+                    _ => self.floor_unmet(free, floor),
+                }
                 break;
             };
             match stream.delete_oldest_segment(self.clock.now()) {
@@ -151,6 +163,21 @@ impl VideoStreams {
             }
         }
         out
+    }
+}
+
+impl VideoStreams {
+    /// Says, at most once a minute, that the floor is unmet and nothing can be deleted.
+    fn floor_unmet(&self, free: u64, floor: u64) {
+        let mut last = self.floor_warned.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(
+                free,
+                floor,
+                "free disk space is below the floor and no video can be deleted"
+            );
+        }
     }
 }
 
