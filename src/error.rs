@@ -131,6 +131,9 @@ impl From<LogError> for Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Error::unavailable(format!("the disk is full (catalog: {e})")).with_source(e);
+        }
         Error::internal(format!("catalog: {e}")).with_source(e)
     }
 }
@@ -141,5 +144,26 @@ impl From<std::io::Error> for Error {
             return Error::unavailable(format!("disk full: {e}")).with_source(e);
         }
         Error::internal(format!("i/o: {e}")).with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_unavailable_not_a_fault() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        let e = Error::from(full);
+        assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+        let enospc = Error::from(std::io::Error::from_raw_os_error(28));
+        assert_eq!(enospc.kind, ErrorKind::Unavailable);
+        let other = Error::from(std::io::Error::from_raw_os_error(5));
+        assert_eq!(other.kind, ErrorKind::Internal);
+        assert!(error_chain(&other).starts_with("i/o: "), "{}", error_chain(&other));
     }
 }

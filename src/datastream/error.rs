@@ -38,6 +38,10 @@ pub enum DsError {
     /// A fault in the server or its storage (HTTP 500).
     #[error("{0}")]
     Internal(String),
+    /// The server cannot take this now: its storage is full, or it is shutting down (HTTP 503,
+    /// `ServiceUnavailable`, which the AWS SDKs retry with back-off).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl DsError {
@@ -54,10 +58,12 @@ impl DsError {
             DsError::Validation(_) => "ValidationException",
             DsError::Serialization(_) => "SerializationException",
             DsError::Internal(_) => "InternalFailure",
+            DsError::Unavailable(_) => "ServiceUnavailable",
         }
     }
 
-    /// True for server faults (HTTP 500); everything else is the client's (HTTP 400).
+    /// True for server faults (HTTP 500); everything else is the client's (HTTP 400) or a
+    /// refusal to retry later (HTTP 503, [`DsError::Unavailable`]).
     pub fn is_server_fault(&self) -> bool {
         matches!(self, DsError::Internal(_))
     }
@@ -73,14 +79,19 @@ impl DsError {
             | DsError::ProvisionedThroughputExceeded(m)
             | DsError::Validation(m)
             | DsError::Serialization(m)
-            | DsError::Internal(m) => m,
+            | DsError::Internal(m)
+            | DsError::Unavailable(m) => m,
         }
     }
 }
 
 impl From<LogError> for DsError {
     fn from(e: LogError) -> Self {
-        DsError::Internal(format!("storage: {e}"))
+        if e.is_disk_full() {
+            DsError::Unavailable(format!("the storage is full; retry later: {e}"))
+        } else {
+            DsError::Internal(format!("storage: {e}"))
+        }
     }
 }
 
@@ -90,6 +101,7 @@ impl From<Error> for DsError {
             ErrorKind::InvalidArgument => DsError::InvalidArgument(e.message),
             ErrorKind::NotFound => DsError::ResourceNotFound(e.message),
             ErrorKind::Conflict => DsError::ResourceInUse(e.message),
+            ErrorKind::Unavailable => DsError::Unavailable(e.message),
             _ => DsError::Internal(e.message),
         }
     }
@@ -97,13 +109,13 @@ impl From<Error> for DsError {
 
 impl From<rusqlite::Error> for DsError {
     fn from(e: rusqlite::Error) -> Self {
-        DsError::Internal(format!("catalog: {e}"))
+        Error::from(e).into()
     }
 }
 
 impl From<std::io::Error> for DsError {
     fn from(e: std::io::Error) -> Self {
-        DsError::Internal(format!("i/o: {e}"))
+        Error::from(e).into()
     }
 }
 
@@ -117,11 +129,34 @@ impl From<DsError> for Error {
             | DsError::Serialization(_)
             | DsError::ExpiredIterator(_)
             | DsError::ExpiredNextToken(_) => ErrorKind::InvalidArgument,
-            DsError::LimitExceeded(_) | DsError::ProvisionedThroughputExceeded(_) => {
-                ErrorKind::Unavailable
-            }
+            DsError::LimitExceeded(_)
+            | DsError::ProvisionedThroughputExceeded(_)
+            | DsError::Unavailable(_) => ErrorKind::Unavailable,
             DsError::Internal(_) => ErrorKind::Internal,
         };
         Error::new(kind, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_service_unavailable() {
+        let full = LogError::Io {
+            op: "write",
+            path: "/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        let e = DsError::from(full);
+        assert_eq!(e.type_name(), "ServiceUnavailable");
+        assert!(!e.is_server_fault());
+        assert_eq!(Error::from(e).kind, ErrorKind::Unavailable);
+        let catalog = DsError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        assert_eq!(catalog.type_name(), "ServiceUnavailable");
     }
 }

@@ -286,6 +286,13 @@ impl DataStreams {
         let stream = self.resolve(sel)?;
         let mut written = self.write_blocking(stream, items).await;
         self.wait_all(&mut written).await;
+        // Storage that took none of the records (a full disk): one 503 for the request, which
+        // the SDKs retry, rather than a 200 whose every record failed.
+        if let Some(Err(DsError::Unavailable(m))) = written.first()
+            && written.iter().all(|w| matches!(w, Err(DsError::Unavailable(_))))
+        {
+            return Err(DsError::Unavailable(m.clone()));
+        }
         Ok(written
             .into_iter()
             .map(|w| match w {

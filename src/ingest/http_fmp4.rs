@@ -86,6 +86,8 @@ enum End {
     Fatal(IngestError),
     /// The stream was deleted or the server is shutting down.
     Stopped,
+    /// Storage failed (a full disk); the producer already has its ERROR 5001.
+    StorageFailed(String),
 }
 
 async fn run_session(
@@ -110,6 +112,7 @@ async fn run_session(
             (format!("{} ({})", e.code.name(), e.message), Some(Ack::error(e)))
         }
         End::Disconnected(why) => (format!("disconnected: {why}"), None),
+        End::StorageFailed(why) => (format!("storage failed: {why}"), None),
         End::Stopped => {
             let e = IngestError::new(
                 IngestErrorCode::StreamNotActive,
@@ -210,7 +213,8 @@ async fn read_body(
                             acks.send(Ack::error(&e));
                             if e.code == IngestErrorCode::ArchivalError {
                                 // Storage failed (a full disk): stop taking data we cannot keep.
-                                return End::Stopped;
+                                // The ERROR 5001 just sent says why; nothing more is sent.
+                                return End::StorageFailed(e.message.clone());
                             }
                         }
                     }

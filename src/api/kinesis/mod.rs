@@ -65,6 +65,9 @@ async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
     if let Ok(id) = HeaderValue::from_str(&request_id()) {
         h.insert("x-amzn-requestid", id);
     }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     resp
 }
 
@@ -162,6 +165,8 @@ fn error_body(e: &DsError) -> (StatusCode, Vec<u8>) {
     let status = if e.is_server_fault() {
         tracing::error!(error = %e, "kinesis request failed");
         StatusCode::INTERNAL_SERVER_ERROR
+    } else if matches!(e, DsError::Unavailable(_)) {
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::BAD_REQUEST
     };

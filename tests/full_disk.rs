@@ -1,0 +1,163 @@
+//! A full disk, for real: the `sluice` binary runs in a private mount namespace (`unshare -rm`)
+//! with its data directory on a 24 MiB tmpfs, and producers fill it. Every write then gets one
+//! clear refusal: a producer ERROR 5001 (and no false "stream deleted" after it), 503 with
+//! Retry-After for a stream create, a Kinesis `ServiceUnavailable` 503 for a PutRecords that
+//! could store nothing; reads go on.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sluice serve` in a mount namespace of its own, its data on a fresh tmpfs of `size`.
+fn start_on_small_disk(dir: &std::path::Path, size: &str) -> Server {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = dir.join("config.toml");
+    // No free-disk floor (this test wants the disk full), small segments, RTSP on a free port.
+    std::fs::write(
+        &config,
+        "[storage]\nmin_free_bytes = 0\nsegment_max_bytes = 1048576\n[rtsp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size={size} tmpfs '{data}' && exec '{bin}' serve --listen 127.0.0.1:0 --data-dir '{data}' --config '{config}'",
+        data = data.display(),
+        bin = env!("CARGO_BIN_EXE_sluice"),
+        config = config.display(),
+    );
+    let mut child = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) runs the server in a mount namespace");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = match lines.next() {
+            Some(l) => l.expect("read stderr"),
+            None => panic!(
+                "the server did not start in a mount namespace with a tmpfs data directory; \
+                 this test needs `unshare -rm` and tmpfs mounts (user namespaces)"
+            ),
+        };
+        if let Some(url) = line.trim().strip_prefix("Web UI:") {
+            break url.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_clearly_and_keeps_serving_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_on_small_disk(dir.path(), "24m");
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.base);
+    let resp = http.post(url("/v1/streams")).json(&json!({ "name": "cam" })).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let kinesis = |op: &str, body: Value| {
+        http.post(url("/"))
+            .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body.to_string())
+            .send()
+    };
+    let resp =
+        kinesis("CreateStream", json!({ "StreamName": "ds", "ShardCount": 1 })).await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Fill the disk with pushes until the producer is refused.
+    let fixture = fixture("h264.mp4");
+    let mut refused = None;
+    for i in 0..200 {
+        let start = format!("2026-01-01T00:{:02}:{:02}Z", i / 6, (i % 6) * 10);
+        let resp = http
+            .put(url(&format!("/v1/streams/cam/media?producerStart={start}")))
+            .body(fixture.clone())
+            .send()
+            .await
+            .unwrap();
+        let acks: Vec<Value> = resp
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ack JSON"))
+            .collect();
+        if acks.iter().any(|a| a["EventType"] == "ERROR") {
+            refused = Some(acks);
+            break;
+        }
+    }
+    let acks = refused.expect("the disk filled up within 200 pushes");
+    let errors: Vec<&Value> = acks.iter().filter(|a| a["EventType"] == "ERROR").collect();
+    assert!(
+        errors.iter().all(|e| e["ErrorCode"] == 5001),
+        "one clear error per condition: {errors:?}"
+    );
+    assert!(!errors.is_empty());
+
+    // The last bytes go to new streams (each takes a few pages) until creating one is refused
+    // too: a precise 503 with Retry-After, not a 500.
+    let mut created = 0;
+    let resp = loop {
+        let name = format!("fill-{created}");
+        let resp =
+            http.post(url("/v1/streams")).json(&json!({ "name": name })).send().await.unwrap();
+        if resp.status() != 201 || created == 2000 {
+            break resp;
+        }
+        created += 1;
+    };
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").is_some();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(retry, "Retry-After");
+    assert_eq!(body["error"]["code"], "ServiceUnavailable");
+
+    // A PutRecords that can store none of its records: one ServiceUnavailable 503 (the SDKs
+    // retry it), not a 200 whose every record failed.
+    use base64::Engine;
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 200_000]);
+    let records: Vec<Value> =
+        (0..3).map(|i| json!({ "Data": big, "PartitionKey": format!("k{i}") })).collect();
+    let resp =
+        kinesis("PutRecords", json!({ "StreamName": "ds", "Records": records })).await.unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").is_some();
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((status, body["__type"].as_str()), (503, Some("ServiceUnavailable")), "{body}");
+    assert!(retry, "Retry-After");
+
+    // Reads go on: the stream, its playlist and a segment.
+    let resp = http.get(url("/v1/streams/cam")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let playlist = http.get(url("/v1/streams/cam/hls/index.m3u8")).send().await.unwrap();
+    assert_eq!(playlist.status(), 200);
+    let text = playlist.text().await.unwrap();
+    let seg = text.lines().find(|l| l.starts_with("seg/")).expect("a segment");
+    let resp = http.get(url(&format!("/v1/streams/cam/hls/{seg}"))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let health = http.get(url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
