@@ -161,3 +161,122 @@ async fn a_full_disk_refuses_writes_clearly_and_keeps_serving_reads() {
     let health = http.get(url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// Kills the first server with SIGKILL on a full disk; the second must start on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_starts_on_a_full_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nmin_free_bytes = 0\nsegment_max_bytes = 1048576\n[rtsp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let serve = format!(
+        "'{bin}' serve --listen 127.0.0.1:0 --data-dir '{data}' --config '{config}'",
+        bin = env!("CARGO_BIN_EXE_sluice"),
+        data = data.display(),
+        config = config.display()
+    );
+    // One mount namespace for both servers: the tmpfs (and what fills it) outlives the first.
+    let script = format!(
+        "mount -t tmpfs -o size=24m tmpfs '{data}' || exit 1; {serve} & echo \"FIRST_PID $!\" >&2; wait; echo 'SECOND START' >&2; exec {serve}",
+        data = data.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux)");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_base = |what: &str, log: &mut Vec<String>| -> Option<String> {
+        loop {
+            let line = rx.recv_timeout(std::time::Duration::from_secs(60)).ok()?;
+            log.push(line.clone());
+            if let Some(url) = line.trim().strip_prefix("Web UI:") {
+                return Some(url.trim().trim_end_matches('/').to_owned());
+            }
+            let _ = what;
+        }
+    };
+    let mut log = Vec::new();
+    let first = next_base("first", &mut log).expect("the first server starts");
+    let pid: u32 = log
+        .iter()
+        .find_map(|l| l.strip_prefix("FIRST_PID ").map(|p| p.trim().parse().unwrap()))
+        .expect("the first server's pid");
+    let server = Server { child, base: first.clone() };
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{first}/v1/streams"))
+        .json(&json!({ "name": "cam" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let fixture = fixture("h264.mp4");
+    for i in 0..200 {
+        let start = format!("2026-01-01T00:{:02}:{:02}Z", i / 6, (i % 6) * 10);
+        let text = http
+            .put(format!("{first}/v1/streams/cam/media?producerStart={start}"))
+            .body(fixture.clone())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("\"ERROR\"") {
+            break;
+        }
+    }
+    for n in 0..2000 {
+        let r = http
+            .post(format!("{first}/v1/streams"))
+            .json(&json!({ "name": format!("f{n}") }))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 201 {
+            break;
+        }
+    }
+    let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let second = next_base("second", &mut log);
+    let second = second
+        .unwrap_or_else(|| panic!("the server did not start on a full disk:\n{}", log.join("\n")));
+    let resp = http.get(format!("{second}/v1/streams/cam")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "reads go on");
+    let playlist =
+        http.get(format!("{second}/v1/streams/cam/hls/index.m3u8")).send().await.unwrap();
+    assert_eq!(playlist.status(), 200);
+    // The condition is reported: the stream whose creation the full disk cut short is left out
+    // (its data kept), and the disk's free space is shown.
+    let health: Value =
+        http.get(format!("{second}/healthz")).send().await.unwrap().json().await.unwrap();
+    assert!(health["disk"]["availableBytes"].is_u64(), "{health}");
+    let left_out = health["unavailableStreams"].as_array().expect("a list");
+    assert_eq!(health["status"], if left_out.is_empty() { "ok" } else { "degraded" }, "{health}");
+    // Writes that cannot be stored are refused clearly.
+    let resp = http
+        .post(format!("{second}/v1/streams"))
+        .json(&json!({ "name": "late" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    drop(server);
+}

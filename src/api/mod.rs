@@ -75,8 +75,19 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+/// Liveness with detail: `degraded` when a stream could not be opened at start-up or the disk
+/// is below the free-disk floor (the server serves on; writes that cannot be stored get 503).
+async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
+    let video = state.video.clone();
+    let disk = tokio::task::spawn_blocking(move || video.disk_status()).await.ok();
+    let unavailable = state.video.unavailable();
+    let below = disk.as_ref().is_some_and(|d| d.below_floor);
+    let status = if unavailable.is_empty() && !below { "ok" } else { "degraded" };
+    axum::Json(serde_json::json!({
+        "status": status,
+        "unavailableStreams": unavailable,
+        "disk": disk,
+    }))
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {

@@ -447,6 +447,8 @@ pub struct VideoStreams {
     admin: Mutex<()>,
     /// When the free-disk floor last said it could delete nothing (the line is rate-limited).
     floor_warned: Mutex<Option<std::time::Instant>>,
+    /// Streams in the catalog that could not be opened at start-up (see `open`).
+    unavailable: Vec<StreamName>,
     shutdown: CancellationToken,
 }
 
@@ -467,10 +469,13 @@ impl VideoStreams {
         let events = Arc::new(Emitter::new(clock.clone()));
         let segment_cache = Arc::new(cache::SegmentCache::new(config.hls.segment_cache_bytes));
         let mut streams = BTreeMap::new();
+        let mut known: Vec<String> = Vec::new();
+        let mut unavailable = Vec::new();
         for row in catalog.video_streams()? {
             let dir = root.join(row.id.to_string());
             let name = row.name.clone();
-            let s = VideoStream::open(
+            known.push(row.id.to_string());
+            match VideoStream::open(
                 catalog.clone(),
                 row,
                 dir,
@@ -480,16 +485,28 @@ impl VideoStreams {
                 metrics.clone(),
                 events.clone(),
                 segment_cache.clone(),
-            )?;
-            streams.insert(name, Arc::new(s));
+            ) {
+                Ok(s) => {
+                    streams.insert(name, Arc::new(s));
+                }
+                // One stream that cannot be opened (a full disk while it was being created, a
+                // damaged file) does not keep the server, or the other streams, down. Its data
+                // stays where it is; the next start tries again.
+                Err(e) => {
+                    tracing::error!(stream = %name, error = %e, "cannot open the stream; it is left out until the next start");
+                    unavailable.push(name);
+                }
+            }
         }
-        let known: Vec<String> = streams.values().map(|s| s.id.to_string()).collect();
         for entry in std::fs::read_dir(&root)? {
             let entry = entry?;
             let fname = entry.file_name().to_string_lossy().into_owned();
             if !known.contains(&fname) {
                 tracing::warn!(dir = %entry.path().display(), "removing the data of a deleted stream");
-                std::fs::remove_dir_all(entry.path())?;
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    // Removing frees space; failing to is no reason not to start.
+                    tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove it yet");
+                }
             }
         }
         Ok(VideoStreams {
@@ -506,12 +523,18 @@ impl VideoStreams {
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
             floor_warned: Mutex::new(None),
+            unavailable,
             shutdown,
         })
     }
 
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// Streams that could not be opened at start-up: their data is kept, the next start retries.
+    pub fn unavailable(&self) -> &[StreamName] {
+        &self.unavailable
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

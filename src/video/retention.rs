@@ -166,7 +166,30 @@ impl VideoStreams {
     }
 }
 
+/// The data directory's disk, as `/healthz` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskStatus {
+    /// Bytes available to Sluice (`None` if they cannot be measured).
+    pub available_bytes: Option<u64>,
+    /// The free-disk floor (`storage.min_free_bytes`); 0 when off.
+    pub min_free_bytes: u64,
+    pub below_floor: bool,
+}
+
 impl VideoStreams {
+    /// Free space against the floor. Measures the filesystem: a blocking call.
+    pub fn disk_status(&self) -> DiskStatus {
+        let probe = self.disk.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let available_bytes = probe.available_bytes().ok();
+        DiskStatus {
+            available_bytes,
+            min_free_bytes: self.min_free_bytes,
+            below_floor: self.min_free_bytes > 0
+                && available_bytes.is_some_and(|a| a < self.min_free_bytes),
+        }
+    }
+
     /// Says, at most once a minute, that the floor is unmet and nothing can be deleted.
     fn floor_unmet(&self, free: u64, floor: u64) {
         let mut last = self.floor_warned.lock().unwrap_or_else(|p| p.into_inner());
