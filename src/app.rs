@@ -64,6 +64,9 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         VideoStreams::open(catalog.clone(), &config, clock, metrics.clone(), shutdown.clone())
             .map_err(in_data_dir)?,
     );
+    if let Some(a) = video.disk_status().available_bytes {
+        metrics.disk_available_bytes.set(i64::try_from(a).unwrap_or(i64::MAX));
+    }
 
     // Lifecycle events: the video layer emits into a queue drained into the events stream.
     let events_stream = DataStreamName::new(config.events.events_stream.clone())?.as_name().clone();
@@ -195,7 +198,14 @@ async fn retention_loop(state: ApiState) {
             _ = state.shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        // The free-disk floor first: it is what keeps recording going on a full disk.
+        // The disk, as metrics show it, then the free-disk floor: it is what keeps recording
+        // going on a full disk.
+        let video = state.video.clone();
+        if let Ok(disk) = tokio::task::spawn_blocking(move || video.disk_status()).await
+            && let Some(a) = disk.available_bytes
+        {
+            state.metrics.disk_available_bytes.set(i64::try_from(a).unwrap_or(i64::MAX));
+        }
         let video = state.video.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || video.enforce_disk_floor()).await {
             tracing::error!(error = %e, "free-disk floor task failed");

@@ -38,6 +38,10 @@ pub struct Metrics {
     pub retention_deleted_bytes: Family<StreamLabel, Counter>,
     pub hls_requests: Family<KindLabel, Counter>,
     pub segment_cache_hits: Counter,
+    /// Bytes available on the data directory's filesystem, measured each retention pass.
+    pub disk_available_bytes: Gauge,
+    /// Video streams that could not be opened at start-up.
+    pub streams_unavailable: Gauge,
     pub segment_cache_misses: Counter,
     /// Images rendered by `crate::frames`, failed images, and requests refused (queue full).
     pub frames_images: Counter,
@@ -122,6 +126,8 @@ impl Metrics {
             retention_deleted_bytes: Family::default(),
             hls_requests: Family::default(),
             segment_cache_hits: Counter::default(),
+            disk_available_bytes: Gauge::default(),
+            streams_unavailable: Gauge::default(),
             segment_cache_misses: Counter::default(),
             frames_images: Counter::default(),
             frames_image_errors: Counter::default(),
@@ -180,6 +186,16 @@ impl Metrics {
             "hls_requests",
             "HLS requests by kind (live, index, init, segment)",
             m.hls_requests.clone(),
+        );
+        registry.register(
+            "disk_available_bytes",
+            "Bytes available on the data directory's filesystem (each retention pass)",
+            m.disk_available_bytes.clone(),
+        );
+        registry.register(
+            "video_streams_unavailable",
+            "Video streams that could not be opened at start-up (their data is kept)",
+            m.streams_unavailable.clone(),
         );
         registry.register(
             "hls_segment_cache_hits",

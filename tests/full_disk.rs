@@ -270,6 +270,12 @@ async fn a_server_starts_on_a_full_disk() {
     assert!(health["disk"]["availableBytes"].is_u64(), "{health}");
     let left_out = health["unavailableStreams"].as_array().expect("a list");
     assert_eq!(health["status"], if left_out.is_empty() { "ok" } else { "degraded" }, "{health}");
+    let metrics = http.get(format!("{second}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("sluice_disk_available_bytes "), "{metrics}");
+    assert!(
+        metrics.contains(&format!("sluice_video_streams_unavailable {}", left_out.len())),
+        "{metrics}"
+    );
     // Writes that cannot be stored are refused clearly.
     let resp = http
         .post(format!("{second}/v1/streams"))

@@ -509,6 +509,7 @@ impl VideoStreams {
                 }
             }
         }
+        metrics.streams_unavailable.set(i64::try_from(unavailable.len()).unwrap_or(i64::MAX));
         Ok(VideoStreams {
             catalog,
             root,
