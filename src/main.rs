@@ -96,7 +96,32 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Raises the open-file soft limit to the hard limit: every stream holds four files open, and
+/// every client connection a socket, so the common default of 1,024 is reached by a modest
+/// server. Logs the limit in force.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(current), max) = (limit.current, limit.maximum) else {
+        tracing::info!("open-file limit: unlimited");
+        return;
+    };
+    let target = max.unwrap_or(u64::MAX);
+    if target > current {
+        let raised = rustix::process::Rlimit { current: max, maximum: max };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::info!(from = current, to = target, "open-file limit raised"),
+            Err(e) => {
+                tracing::warn!(limit = current, error = %e, "could not raise the open-file limit")
+            }
+        }
+    } else {
+        tracing::info!(limit = current, "open-file limit");
+    }
+}
+
 async fn serve(cfg: Config) -> anyhow::Result<()> {
+    raise_fd_limit();
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await.with_context(|| {
         format!(

@@ -95,3 +95,42 @@ fn the_banner_lists_every_listener() {
     assert!(listening.contains("RTSP 127.0.0.1:"), "{listening}");
     assert!(listening.contains("WebRTC UDP"), "{listening}");
 }
+
+/// The open-file soft limit is raised to the hard limit at start-up, and logged.
+#[test]
+fn the_open_file_limit_is_raised_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let script = format!(
+        "ulimit -S -n 256 && exec '{}' serve --listen 127.0.0.1:0 --rtsp-listen 127.0.0.1:0 --data-dir '{}'",
+        env!("CARGO_BIN_EXE_sluice"),
+        data.display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let line = loop {
+        let line = lines.next().expect("the limit is logged before the banner").expect("read");
+        if line.contains("open-file limit") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let hard: u64 =
+        String::from_utf8(Command::new("sh").args(["-c", "ulimit -H -n"]).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+    if hard > 256 {
+        assert!(line.contains("raised") && line.contains("from=256"), "{line}");
+    } else {
+        assert!(line.contains("limit=256"), "{line}");
+    }
+}
