@@ -24,30 +24,43 @@ impl Drop for Server {
     }
 }
 
-/// `sluice serve` in a mount namespace of its own, its data on a fresh tmpfs of `size`.
-fn start_on_small_disk(dir: &std::path::Path, size: &str) -> Server {
+/// The data directory under `dir` and the `sluice serve` command line for it: no free-disk floor
+/// (these tests want the disk full), small segments, RTSP on a free port.
+fn serve_command(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let config = dir.join("config.toml");
-    // No free-disk floor (this test wants the disk full), small segments, RTSP on a free port.
     std::fs::write(
         &config,
         "[storage]\nmin_free_bytes = 0\nsegment_max_bytes = 1048576\n[rtsp]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    let script = format!(
-        "mount -t tmpfs -o size={size} tmpfs '{data}' && exec '{bin}' serve --listen 127.0.0.1:0 --data-dir '{data}' --config '{config}'",
-        data = data.display(),
+    let serve = format!(
+        "'{bin}' serve --listen 127.0.0.1:0 --data-dir '{data}' --config '{config}'",
         bin = env!("CARGO_BIN_EXE_sluice"),
-        config = config.display(),
+        data = data.display(),
+        config = config.display()
     );
-    let mut child = Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
+    (data, serve)
+}
+
+/// `sh -c script` in a mount namespace of its own (`unshare -rm`), its stderr piped.
+fn in_namespace(script: &str) -> Child {
+    Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("unshare (util-linux) runs the server in a mount namespace");
+        .expect("unshare (util-linux) runs the server in a mount namespace")
+}
+
+/// `sluice serve` in a mount namespace of its own, its data on a fresh tmpfs of `size`.
+fn start_on_small_disk(dir: &std::path::Path, size: &str) -> Server {
+    let (data, serve) = serve_command(dir);
+    let script =
+        format!("mount -t tmpfs -o size={size} tmpfs '{}' && exec {serve}", data.display());
+    let mut child = in_namespace(&script);
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
@@ -166,32 +179,13 @@ async fn a_full_disk_refuses_writes_clearly_and_keeps_serving_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_starts_on_a_full_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "[storage]\nmin_free_bytes = 0\nsegment_max_bytes = 1048576\n[rtsp]\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
-    let serve = format!(
-        "'{bin}' serve --listen 127.0.0.1:0 --data-dir '{data}' --config '{config}'",
-        bin = env!("CARGO_BIN_EXE_sluice"),
-        data = data.display(),
-        config = config.display()
-    );
+    let (data, serve) = serve_command(dir.path());
     // One mount namespace for both servers: the tmpfs (and what fills it) outlives the first.
     let script = format!(
         "mount -t tmpfs -o size=24m tmpfs '{data}' || exit 1; {serve} & echo \"FIRST_PID $!\" >&2; wait; echo 'SECOND START' >&2; exec {serve}",
         data = data.display()
     );
-    let mut child = Command::new("unshare")
-        .args(["-rm", "sh", "-c", &script])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("unshare (util-linux)");
+    let mut child = in_namespace(&script);
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
