@@ -1,4 +1,4 @@
-//! A full disk, for real: the `sluice` binary runs in a private mount namespace (`unshare -rm`)
+//! A full disk, for real: the `sluice` binary runs in a private mount namespace (`unshare`)
 //! with its data directory on a 24 MiB tmpfs, and producers fill it. Every write then gets one
 //! clear refusal: a producer ERROR 5001 (and no false "stream deleted" after it), 503 with
 //! Retry-After for a stream create, a Kinesis `ServiceUnavailable` 503 for a PutRecords that
@@ -44,10 +44,12 @@ fn serve_command(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     (data, serve)
 }
 
-/// `sh -c script` in a mount namespace of its own (`unshare -rm`), its stderr piped.
+/// `sh -c script` in a mount namespace of its own (`unshare -m` as root, else in a user namespace
+/// too, `unshare -rm`), its stderr piped.
 fn in_namespace(script: &str) -> Child {
+    let flags = if rustix::process::geteuid().is_root() { "-m" } else { "-rm" };
     Command::new("unshare")
-        .args(["-rm", "sh", "-c", script])
+        .args([flags, "sh", "-c", script])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
