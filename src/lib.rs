@@ -8,7 +8,8 @@
 //! - [`frames_cli`]: `sluice frames export`, a client of the images endpoint that writes an ML
 //!   dataset (images + `manifest.jsonl`), resumable.
 //! - [`app`]: wiring: builds the services from the config (`build` → `Server`), the router, and
-//!   `run(listener, server)` with the ordered shutdown.
+//!   `run(listener, server)` with the ordered shutdown; the HTTP server loop with its timeouts and
+//!   connection limits (`app::http`).
 //! - [`web`]: the browser UI (`web/`, embedded), served at `/`.
 //! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, the HTTP ingests, Kinesis,
 //!   metrics); thin adapters over the services, with one place that maps errors to statuses.

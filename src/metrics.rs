@@ -38,6 +38,10 @@ pub struct Metrics {
     pub retention_deleted_bytes: Family<StreamLabel, Counter>,
     pub hls_requests: Family<KindLabel, Counter>,
     pub segment_cache_hits: Counter,
+    /// Open HTTP connections.
+    pub http_connections: Gauge,
+    /// HTTP connections closed at accept, by the limit they were over (`total`, `per_ip`).
+    pub http_connections_refused: Family<KindLabel, Counter>,
     /// Bytes available on the data directory's filesystem, measured each retention pass.
     pub disk_available_bytes: Gauge,
     /// Video streams that could not be opened at start-up.
@@ -126,6 +130,8 @@ impl Metrics {
             retention_deleted_bytes: Family::default(),
             hls_requests: Family::default(),
             segment_cache_hits: Counter::default(),
+            http_connections: Gauge::default(),
+            http_connections_refused: Family::default(),
             disk_available_bytes: Gauge::default(),
             streams_unavailable: Gauge::default(),
             segment_cache_misses: Counter::default(),
@@ -186,6 +192,12 @@ impl Metrics {
             "hls_requests",
             "HLS requests by kind (live, index, init, segment)",
             m.hls_requests.clone(),
+        );
+        registry.register("http_connections", "Open HTTP connections", m.http_connections.clone());
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections closed at accept, by the limit they were over",
+            m.http_connections_refused.clone(),
         );
         registry.register(
             "disk_available_bytes",

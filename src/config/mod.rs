@@ -85,6 +85,20 @@ impl Config {
         if self.rtsp.udp_ports[0] > self.rtsp.udp_ports[1] || self.rtsp.udp_ports[1] == u16::MAX {
             return bad("rtsp.udp_ports", "must be [first, last] with first <= last < 65535");
         }
+        if self.server.header_read_timeout_secs.is_zero()
+            || self.server.body_progress_timeout_secs.is_zero()
+        {
+            return bad(
+                "server.header_read_timeout_secs",
+                "header_read_timeout_secs and body_progress_timeout_secs must be at least 1",
+            );
+        }
+        if self.server.max_connections == 0 || self.server.max_connections_per_ip == 0 {
+            return bad(
+                "server.max_connections",
+                "max_connections and max_connections_per_ip must be at least 1",
+            );
+        }
         if self.rtsp.session_timeout_secs.is_zero() {
             return bad("rtsp.session_timeout_secs", "must be at least 1");
         }

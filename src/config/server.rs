@@ -17,6 +17,18 @@ pub struct ServerConfig {
     /// How long shutdown waits for open requests to finish, in seconds. Default 10.
     #[serde(deserialize_with = "super::units::secs")]
     pub shutdown_grace_secs: Duration,
+    /// A client must send a whole request head within this, in seconds; it also closes a
+    /// keep-alive connection that sends no next request. Default 30.
+    #[serde(deserialize_with = "super::units::secs")]
+    pub header_read_timeout_secs: Duration,
+    /// A request body that sends no byte for this long ends with an error, in seconds (on
+    /// progress, not duration: long uploads that keep sending are never cut). Default 60.
+    #[serde(deserialize_with = "super::units::secs")]
+    pub body_progress_timeout_secs: Duration,
+    /// Most HTTP connections open at once; more are closed at once, and counted. Default 8192.
+    pub max_connections: usize,
+    /// Most HTTP connections from one source address. Default 1024.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +37,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             shutdown_grace_secs: Duration::from_secs(10),
+            header_read_timeout_secs: Duration::from_secs(30),
+            body_progress_timeout_secs: Duration::from_secs(60),
+            max_connections: 8192,
+            max_connections_per_ip: 1024,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Wiring: opens the catalog and the streams from a `Config`, builds the router, runs the server
 //! and its background tasks, and shuts down in order: producers are told first, open requests get
-//! a grace period, then every log is synced.
+//! a grace period, then every log is synced. The HTTP server loop, with its timeouts and
+//! connection limits, is [`http`].
+
+pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -160,11 +163,15 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     });
     let shutdown = state.shutdown.clone();
     let grace = state.config.server.shutdown_grace_secs;
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let serve =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve = http::serve(
+        listener,
+        router(state.clone()),
+        &state.config.server,
+        state.metrics.clone(),
+        shutdown.clone(),
+    );
     tokio::select! {
-        r = serve => r?,
+        () = serve => {},
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("shutdown grace period over; closing the remaining connections");
         }
