@@ -31,6 +31,8 @@
 //! - [`datastream`]: Kinesis data streams on the log: shards and hash ranges, sequence numbers,
 //!   MAC'd shard iterators, throttling, resharding with lineage, retention.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
+//! - [`memory`]: the memory budget (`[server] memory_limit`): reservations the large, variable
+//!   buffers take before they allocate, refused past the limit.
 //! - [`metrics`]: the Prometheus registry and the counters every layer reports into.
 //! - [`config`]: the strict TOML configuration, every field with its unit and default.
 //! - [`error`]: the crate error (a kind and context), mapped to HTTP in `api`.
@@ -78,6 +80,7 @@ pub mod imagegen;
 pub mod ingest;
 pub mod log;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod name;
 pub mod services;

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub http_connections_refused: Family<KindLabel, Counter>,
     /// Bytes available on the data directory's filesystem, measured each retention pass.
     pub disk_available_bytes: Gauge,
+    /// The memory budget (`crate::memory`): its limit (0: none), bytes held by part, refusals.
+    pub memory_limit: Gauge,
+    pub memory_reserved: Family<KindLabel, Gauge>,
+    pub memory_refused: Family<KindLabel, Counter>,
     /// Video streams that could not be opened at start-up.
     pub streams_unavailable: Gauge,
     pub segment_cache_misses: Counter,
@@ -133,6 +137,9 @@ impl Metrics {
             http_connections: Gauge::default(),
             http_connections_refused: Family::default(),
             disk_available_bytes: Gauge::default(),
+            memory_limit: Gauge::default(),
+            memory_reserved: Family::default(),
+            memory_refused: Family::default(),
             streams_unavailable: Gauge::default(),
             segment_cache_misses: Counter::default(),
             frames_images: Counter::default(),
@@ -203,6 +210,21 @@ impl Metrics {
             "disk_available_bytes",
             "Bytes available on the data directory's filesystem (each retention pass)",
             m.disk_available_bytes.clone(),
+        );
+        registry.register(
+            "memory_limit_bytes",
+            "The memory budget ([server] memory_limit); 0 when unset",
+            m.memory_limit.clone(),
+        );
+        registry.register(
+            "memory_reserved_bytes",
+            "Bytes held against the memory budget, by kind (segment_cache, ingest, kinesis)",
+            m.memory_reserved.clone(),
+        );
+        registry.register(
+            "memory_refused",
+            "Reservations refused because the memory budget was in use, by kind",
+            m.memory_refused.clone(),
         );
         registry.register(
             "video_streams_unavailable",

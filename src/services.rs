@@ -22,6 +22,7 @@ use crate::imagegen::spec::ImageGenerationSpec;
 use crate::imagegen::{ImageGeneration, ImageGenerationView};
 use crate::ingest::pull::{PullManager, SourceConfig, SourceDescription};
 use crate::ingest::whip::WhipSessions;
+use crate::memory::{MemoryBudget, Reservation};
 use crate::metrics::Metrics;
 use crate::name::StreamName;
 use crate::video::{NewStream, StreamDescription, StreamUpdate, VideoStream, VideoStreams};
@@ -43,6 +44,10 @@ pub struct Services {
     pub pulls: Arc<PullManager>,
     /// Open WHIP sessions (`crate::ingest::whip`).
     pub whip: Arc<WhipSessions>,
+    /// The memory budget (`crate::memory`) the large buffers reserve from.
+    pub memory: Arc<MemoryBudget>,
+    /// The segment cache's share of the budget, held while the server runs.
+    pub segment_cache_memory: Reservation,
     /// Cancelled at shutdown: long-lived responses (ingest, live tails, blocking playlists) end.
     pub shutdown: CancellationToken,
 }

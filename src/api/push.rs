@@ -86,6 +86,7 @@ async fn push(
         stream,
         state.video.clock().clone(),
         state.config.ingest.clone(),
+        state.memory.clone(),
         mode,
         remote_addr,
     )?;

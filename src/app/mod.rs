@@ -17,9 +17,10 @@ use crate::catalog::Catalog;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::datastream::DataStreams;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::sink::{DataStreamWriter, QueueSink};
 use crate::events::store::MetadataStore;
+use crate::memory::{self, MemoryBudget};
 use crate::metrics::Metrics;
 use crate::name::{DataStreamName, StreamName};
 use crate::services::Services;
@@ -59,8 +60,14 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     std::fs::create_dir_all(data_dir).map_err(|e| in_data_dir(e.into()))?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite")).map_err(in_data_dir)?);
     let metrics = Arc::new(Metrics::new());
+    let limit = Some(config.server.memory_limit_bytes).filter(|&l| l != 0);
+    let memory = MemoryBudget::new(limit, metrics.clone());
+    // The segment cache stays full by design: its bytes are held for the process's life.
+    let segment_cache_memory = memory
+        .reserve(memory::Part::SegmentCache, config.hls.segment_cache_bytes)
+        .map_err(|e| Error::invalid(format!("hls.segment_cache_bytes: {e}")))?;
     let data = Arc::new(
-        DataStreams::open(catalog.clone(), &config, clock.clone())
+        DataStreams::open(catalog.clone(), &config, clock.clone(), memory.clone())
             .map_err(|e| in_data_dir(e.into()))?,
     );
     let video = Arc::new(
@@ -125,6 +132,8 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         imagegen,
         pulls,
         whip,
+        memory,
+        segment_cache_memory,
         shutdown,
     });
     Ok(Server { services, rtsp_addr, background })

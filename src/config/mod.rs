@@ -99,6 +99,24 @@ impl Config {
                 "max_connections and max_connections_per_ip must be at least 1",
             );
         }
+        let memory = self.server.memory_limit_bytes;
+        if memory != 0 {
+            if memory < 32 * 1024 * 1024 {
+                return bad("server.memory_limit_bytes", "must be 0 (no limit) or at least 32 MiB");
+            }
+            if self.hls.segment_cache_bytes > memory / 2 {
+                return bad(
+                    "hls.segment_cache_bytes",
+                    "must be at most half of server.memory_limit_bytes (lower one or raise the other)",
+                );
+            }
+            if self.ingest.max_fragment_bytes > (memory - self.hls.segment_cache_bytes) as u64 {
+                return bad(
+                    "ingest.max_fragment_bytes",
+                    "must fit in server.memory_limit_bytes beside hls.segment_cache_bytes, or no fragment of that size could be received",
+                );
+            }
+        }
         if self.rtsp.session_timeout_secs.is_zero() {
             return bad("rtsp.session_timeout_secs", "must be at least 1");
         }

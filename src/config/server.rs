@@ -29,6 +29,12 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most HTTP connections from one source address. Default 1024.
     pub max_connections_per_ip: usize,
+    /// The memory budget, in bytes: what the segment cache, producers' fragments being received,
+    /// Kinesis request bodies and GetRecords answers may hold together (`crate::memory`). Past
+    /// it, producers wait and then get ERROR 5000, Kinesis answers 503 `ServiceUnavailable` (or
+    /// a shorter GetRecords). 0 (the default) sets no limit; the parts are still counted in
+    /// /metrics.
+    pub memory_limit_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +47,7 @@ impl Default for ServerConfig {
             body_progress_timeout_secs: Duration::from_secs(60),
             max_connections: 8192,
             max_connections_per_ip: 1024,
+            memory_limit_bytes: 0,
         }
     }
 }

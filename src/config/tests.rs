@@ -102,3 +102,20 @@ fn system_data_stream_names_follow_the_data_stream_limit() {
     c.events.events_stream = "e".repeat(128);
     c.validate().unwrap();
 }
+
+#[test]
+fn the_memory_limit_must_hold_its_fixed_parts() {
+    let check = |toml: &str| Config::from_toml(toml, Path::new("x.toml")).map(drop);
+    assert!(check("[server]\nmemory_limit_bytes = 0\n").is_ok(), "0 is no limit");
+    assert!(check("[server]\nmemory_limit_bytes = 268435456\n").is_ok());
+    let small = check("[server]\nmemory_limit_bytes = 1000000\n").unwrap_err().to_string();
+    assert!(small.contains("at least 32 MiB"), "{small}");
+    // The default 64 MiB segment cache is more than half of 100 MiB.
+    let cache = check("[server]\nmemory_limit_bytes = 104857600\n").unwrap_err().to_string();
+    assert!(cache.contains("hls.segment_cache_bytes"), "{cache}");
+    let fragment =
+        check("[server]\nmemory_limit_bytes = 67108864\n[hls]\nsegment_cache_bytes = 33554432\n")
+            .unwrap_err()
+            .to_string();
+    assert!(fragment.contains("ingest.max_fragment_bytes"), "{fragment}");
+}

@@ -56,6 +56,7 @@ use crate::catalog::Catalog;
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::{Config, DataStreamsConfig};
 use crate::log::{DeletedRange, Log, LogConfig, Offset, Retention};
+use crate::memory::MemoryBudget;
 use crate::name::StreamName;
 
 pub use error::DsError;
@@ -385,6 +386,8 @@ pub struct DataStreams {
     /// Serialises operations that change streams or shards, so the catalog, the directories and
     /// the in-memory registry change together.
     admin: Mutex<()>,
+    /// GetRecords answers reserve from it (`crate::memory`).
+    memory: Arc<MemoryBudget>,
 }
 
 impl fmt::Debug for DataStreams {
@@ -401,6 +404,7 @@ impl DataStreams {
         catalog: Arc<Catalog>,
         config: &Config,
         clock: SharedClock,
+        memory: Arc<MemoryBudget>,
     ) -> Result<DataStreams, DsError> {
         catalog.ensure_schema(store::SCHEMA)?;
         let root = config.server.data_dir.join("datastreams");
@@ -458,6 +462,7 @@ impl DataStreams {
             signer,
             streams: RwLock::new(reg),
             admin: Mutex::new(()),
+            memory,
         })
     }
 
@@ -653,7 +658,10 @@ pub(crate) mod testing {
 
         pub fn open(&self) -> Arc<DataStreams> {
             let cat = Arc::new(Catalog::open(&self.dir.path().join("catalog.sqlite")).unwrap());
-            Arc::new(DataStreams::open(cat, &self.config, self.clock.clone()).unwrap())
+            Arc::new(
+                DataStreams::open(cat, &self.config, self.clock.clone(), MemoryBudget::unlimited())
+                    .unwrap(),
+            )
         }
     }
 }

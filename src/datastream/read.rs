@@ -14,6 +14,7 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::log::{Offset, TimeKey};
+use crate::memory::{Part, Reservation};
 use crate::name::StreamName;
 
 /// Most bytes one GetRecords call returns (10 MiB).
@@ -80,7 +81,7 @@ pub fn timestamp_from_secs(secs: f64, member: &str) -> Result<Timestamp, DsError
 }
 
 /// GetRecords' answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct GetRecordsOutput {
     pub records: Vec<DataRecord>,
     /// `None` once a closed shard has been read to its end.
@@ -88,6 +89,8 @@ pub struct GetRecordsOutput {
     pub millis_behind_latest: i64,
     /// The shard's children, only when a closed shard has been read to its end.
     pub child_shards: Option<Vec<ChildShard>>,
+    /// The answer's share of the memory budget, held until the answer is encoded.
+    pub memory: Option<Reservation>,
 }
 
 /// Reads one shard: by offset, by arrival time, or following its committed end.
@@ -267,7 +270,12 @@ impl DataStreams {
         let end = reader.committed_end();
         let from = claims.offset.max(reader.start());
         let limit = limit.map_or(MAX_GET_RECORDS, |l| l as usize);
-        let records = reader.read(from, limit, MAX_GET_RECORDS_BYTES)?;
+        // The records and their base64 coexist while the answer is encoded: 1 + 4/3 their size.
+        // Under a busy memory budget the answer is shorter (at least one record, as AWS's 10 MiB
+        // cap): the consumer reads the rest with the next iterator.
+        let memory = self.memory.reserve_up_to(Part::Kinesis, MAX_GET_RECORDS_BYTES / 3 * 7);
+        let max_bytes = (memory.bytes() / 7 * 3).max(1);
+        let records = reader.read(from, limit, max_bytes)?;
         let next = records.last().map_or(from, |r| r.offset.next());
         if self.config.throughput_limits {
             let bytes: usize = records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
@@ -287,6 +295,7 @@ impl DataStreams {
                 next_shard_iterator: None,
                 millis_behind_latest,
                 child_shards: Some(children(&stream, &shard)),
+                memory: Some(memory),
             });
         }
         let next_shard_iterator =
@@ -296,6 +305,7 @@ impl DataStreams {
             next_shard_iterator,
             millis_behind_latest,
             child_shards: None,
+            memory: Some(memory),
         })
     }
 }

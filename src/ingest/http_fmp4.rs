@@ -23,6 +23,7 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::config::IngestConfig;
 use crate::error::Error;
 use crate::media::fmp4::{Fmp4Error, Fmp4Reader, Item, Limits};
+use crate::memory::{MemoryBudget, Part};
 use crate::video::VideoStream;
 use crate::video::writer::{
     Durability, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
@@ -49,6 +50,7 @@ impl Push {
         stream: Arc<VideoStream>,
         clock: SharedClock,
         config: IngestConfig,
+        memory: Arc<MemoryBudget>,
         mode: TimestampMode,
         remote_addr: Option<String>,
     ) -> Result<Push, Error> {
@@ -58,7 +60,7 @@ impl Push {
             mode,
         )?;
         tracing::info!(stream = %stream.name, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
-        Ok(Push { ctx: SessionContext { config, clock, stream }, session })
+        Ok(Push { ctx: SessionContext { config, clock, stream, memory }, session })
     }
 
     /// Reads `body` in a task of its own, sending acknowledgements into `acks`. The task ends when
@@ -72,7 +74,12 @@ struct SessionContext {
     config: IngestConfig,
     clock: SharedClock,
     stream: Arc<VideoStream>,
+    /// The fragment being received is held against it (`crate::memory`).
+    memory: Arc<MemoryBudget>,
 }
+
+/// How long a producer's reading waits for room in a busy memory budget before ERROR 5000.
+const MEMORY_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How a session ended.
 enum End {
@@ -151,6 +158,7 @@ async fn read_body(
     let cancel = session.cancelled().clone();
     let mut fragment_arrival: Option<Timestamp> = None;
     let name = ctx.stream.name.to_string();
+    let mut memory = ctx.memory.empty(Part::Ingest);
     loop {
         let next = tokio::select! {
             biased;
@@ -184,6 +192,12 @@ async fn read_body(
             Ok(Some(Ok(chunk))) => chunk,
         };
         let now = ctx.clock.now();
+        // The unparsed bytes (the fragment being received) count against the memory budget;
+        // while it is in use the body is not read, which slows the producer through TCP.
+        if let Err(e) = memory.resize_within(reader.buffered() + chunk.len(), MEMORY_PATIENCE).await
+        {
+            return End::Fatal(IngestError::new(IngestErrorCode::InternalError, e.to_string()));
+        }
         reader.push(chunk);
         loop {
             match reader.next_item() {
@@ -222,6 +236,7 @@ async fn read_body(
                 Err(e) => return End::Fatal(fmp4_error(e)),
             }
         }
+        let _ = memory.resize(reader.buffered());
     }
 }
 

@@ -30,6 +30,7 @@ use serde_json::json;
 
 use super::ApiState;
 use crate::datastream::{DataStreams, DsError};
+use crate::memory::Part;
 use ops::*;
 
 /// The `X-Amz-Target` prefix of Kinesis Data Streams operations.
@@ -52,11 +53,23 @@ async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
                 .to_owned(),
         ))
     } else {
-        match axum::body::to_bytes(body, MAX_BODY).await {
-            Ok(bytes) => dispatch(&state.data, target, &bytes).await,
-            Err(_) => error_body(&DsError::Serialization(format!(
-                "The request body is unreadable or larger than {MAX_BODY} bytes."
-            ))),
+        // The body and what is decoded from it (records' data) coexist: twice its size, taken
+        // from the memory budget before the body is read when its length is declared.
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .map_or(MAX_BODY, |n| n.min(MAX_BODY));
+        match state.memory.reserve(Part::Kinesis, 2 * declared) {
+            Err(e) => error_body(&DsError::Unavailable(e.to_string())),
+            Ok(mut memory) => match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(bytes) => {
+                    let _ = memory.resize(2 * bytes.len());
+                    dispatch(&state.data, target, &bytes).await
+                }
+                Err(_) => error_body(&DsError::Serialization(format!(
+                    "The request body is unreadable or larger than {MAX_BODY} bytes."
+                ))),
+            },
         }
     };
     let mut resp = (status, out).into_response();

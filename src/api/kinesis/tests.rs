@@ -238,6 +238,7 @@ fn get_records_body_is_the_json_kinesis_expects() {
         next_shard_iterator: Some("abc".to_owned()),
         millis_behind_latest: 42,
         child_shards: None,
+        memory: None,
     };
     let v: Value = serde_json::from_slice(&get_records_body(&out)).unwrap();
     assert_eq!(v["Records"].as_array().unwrap().len(), 3);
@@ -256,6 +257,7 @@ fn get_records_body_is_the_json_kinesis_expects() {
         next_shard_iterator: None,
         millis_behind_latest: 0,
         child_shards: Some(vec![]),
+        memory: None,
     };
     let v: Value = serde_json::from_slice(&get_records_body(&closed)).unwrap();
     assert!(v["NextShardIterator"].is_null());
