@@ -60,7 +60,12 @@ async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .map_or(MAX_BODY, |n| n.min(MAX_BODY));
         match state.memory.reserve(Part::Kinesis, 2 * declared) {
-            Err(e) => error_body(&DsError::Unavailable(e.to_string())),
+            Err(e) => {
+                // Read the body to its end without keeping it, so the client, still sending,
+                // gets the answer rather than a reset connection.
+                discard(body, MAX_BODY).await;
+                error_body(&DsError::Unavailable(e.to_string()))
+            }
             Ok(mut memory) => match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => {
                     let _ = memory.resize(2 * bytes.len());
@@ -82,6 +87,13 @@ async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
+}
+
+/// Reads up to `limit` bytes of `body` and drops them.
+async fn discard(body: Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut body = http_body_util::Limited::new(body, limit);
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 fn request_id() -> String {
