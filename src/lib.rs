@@ -30,6 +30,8 @@
 //!   stream) and producers' metadata on the video timeline.
 //! - [`datastream`]: Kinesis data streams on the log: shards and hash ranges, sequence numbers,
 //!   MAC'd shard iterators, throttling, resharding with lineage, retention.
+//! - [`auth`]: who may do what: users and access keys with grants (from the config and the admin
+//!   API), credentials (Basic, Bearer, SigV4), secrets sealed at rest.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
 //! - [`memory`]: the memory budget (`[server] memory_limit`): reservations the large, variable
 //!   buffers take before they allocate, refused past the limit.
@@ -68,6 +70,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;

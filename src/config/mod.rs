@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod auth;
 mod server;
 mod services;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod tests;
 mod units;
 mod video;
 
+pub use auth::*;
 pub use server::*;
 pub use services::*;
 pub use video::*;
@@ -44,6 +46,7 @@ pub struct Config {
     pub sources: Vec<SourceEntry>,
     pub webrtc: WebRtcConfig,
     pub rtsp: RtspConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
