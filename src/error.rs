@@ -17,6 +17,8 @@ pub enum ErrorKind {
     NotFound,
     /// The resource exists already, or is busy (a second producer) (409).
     Conflict,
+    /// Valid credentials without the grant this needs (403).
+    Forbidden,
     /// The method is not supported on this resource (405).
     MethodNotAllowed,
     /// The request or one of its parts is larger than allowed (413).
@@ -70,6 +72,9 @@ impl Error {
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Forbidden, message)
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)

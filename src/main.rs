@@ -42,6 +42,18 @@ enum Command {
         #[command(subcommand)]
         command: FramesCommand,
     },
+    /// Credentials for `[auth]`.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Print an argon2id hash of a password for `[[auth.users]] password_hash`. The password is
+    /// read from standard input (one line), so it stays out of the shell's history.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +86,14 @@ fn main() -> anyhow::Result<()> {
                 summary.no_media,
                 summary.errors
             );
+            Ok(())
+        }
+        Command::Auth { command: AuthCommand::HashPassword } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(password.len() >= 8, "the password must be at least 8 characters");
+            println!("{}", sluice::auth::password::hash(password));
             Ok(())
         }
         Command::Serve { config, listen, data_dir, rtsp_listen } => {
@@ -130,6 +150,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         )
     })?;
     let addr = listener.local_addr()?;
+    if !cfg.auth.enabled && !addr.ip().is_loopback() {
+        tracing::warn!(http = %addr, "AUTHENTICATION IS OFF on a listener beyond loopback: anyone who can reach it may push, watch and delete every stream; set [auth] enabled = true (docs/security.md)");
+    }
     let data_dir = cfg.server.data_dir.clone();
     let webrtc = cfg.webrtc.udp_addrs.join(", ");
     // Its errors say which listener or directory failed.

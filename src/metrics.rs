@@ -21,6 +21,12 @@ pub struct ErrorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeniedLabel {
+    pub surface: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: String,
 }
@@ -48,6 +54,8 @@ pub struct Metrics {
     pub memory_limit: Gauge,
     pub memory_reserved: Family<KindLabel, Gauge>,
     pub memory_refused: Family<KindLabel, Counter>,
+    /// Requests refused by authentication or authorization, by surface and reason.
+    pub auth_denied: Family<DeniedLabel, Counter>,
     /// Video streams that could not be opened at start-up.
     pub streams_unavailable: Gauge,
     pub segment_cache_misses: Counter,
@@ -140,6 +148,7 @@ impl Metrics {
             memory_limit: Gauge::default(),
             memory_reserved: Family::default(),
             memory_refused: Family::default(),
+            auth_denied: Family::default(),
             streams_unavailable: Gauge::default(),
             segment_cache_misses: Counter::default(),
             frames_images: Counter::default(),
@@ -225,6 +234,11 @@ impl Metrics {
             "memory_refused",
             "Reservations refused because the memory budget was in use, by kind",
             m.memory_refused.clone(),
+        );
+        registry.register(
+            "auth_denied",
+            "Requests refused by authentication or authorization, by surface (http, kinesis, rtsp) and reason",
+            m.auth_denied.clone(),
         );
         registry.register(
             "video_streams_unavailable",

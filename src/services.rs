@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::datastream::DataStreams;
 use crate::error::Result;
@@ -44,6 +45,8 @@ pub struct Services {
     pub pulls: Arc<PullManager>,
     /// Open WHIP sessions (`crate::ingest::whip`).
     pub whip: Arc<WhipSessions>,
+    /// Who may do what (`crate::auth`): every surface asks it.
+    pub auth: Arc<Auth>,
     /// The memory budget (`crate::memory`) the large buffers reserve from.
     pub memory: Arc<MemoryBudget>,
     /// The segment cache's share of the budget, held while the server runs.

@@ -28,6 +28,7 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::InvalidArgument => (StatusCode::BAD_REQUEST, "InvalidArgument"),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "ResourceNotFound"),
         ErrorKind::Conflict => (StatusCode::CONFLICT, "ResourceInUse"),
+        ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "AccessDenied"),
         ErrorKind::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
         ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
         ErrorKind::UnsupportedMediaType => {

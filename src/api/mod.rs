@@ -5,6 +5,8 @@
 //! `/metrics`). A stream named in a path is looked up once, by [`path::StreamPath`]. Errors
 //! become responses in [`error`] only.
 
+pub mod access;
+pub mod auth_admin;
 pub mod byte_range;
 pub mod clip;
 pub mod datastream_sse;
@@ -49,7 +51,12 @@ pub fn router(state: ApiState) -> Router {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::CONTENT_TYPE, header::RANGE, header::IF_NONE_MATCH])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::AUTHORIZATION,
+        ])
         .expose_headers([
             header::CONTENT_LENGTH,
             header::CONTENT_RANGE,
@@ -70,6 +77,8 @@ pub fn router(state: ApiState) -> Router {
         .merge(stream_events::routes())
         .merge(timeline::routes())
         .merge(datastream_sse::routes())
+        .merge(auth_admin::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)
         .with_state(state)

@@ -3,18 +3,21 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Extension, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ApiState;
+use super::access;
 use super::error::{ApiJson, ApiQuery, ApiResult};
 use super::params::{Bounds, TimeRange, parse_limit, parse_next};
 use super::path::StreamPath;
+use crate::auth::Identity;
 use crate::clock::Timestamp;
+use crate::config::Action;
 use crate::error::Error;
 use crate::imagegen::spec::ImageGenerationSpec;
 use crate::name::StreamName;
@@ -59,8 +62,10 @@ fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
 
 async fn create(
     State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<impl IntoResponse> {
+    access::require(&state, &who, Action::Admin, body.name.as_str())?;
     validate_tags(&body.tags)?;
     if body.media_type.as_ref().is_some_and(|m| m.len() > 128) {
         return Err(Error::invalid("mediaType is at most 128 characters").into());
@@ -88,10 +93,22 @@ struct ListQuery {
 
 async fn list(
     State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let limit = parse_limit(q.limit, 100)?;
-    let mut page = state.video.list(&q.prefix, q.next.as_deref(), limit + 1);
+    // Only the streams `who` may see, so pages are read until one is full.
+    let mut page = Vec::new();
+    let mut cursor = q.next.clone();
+    loop {
+        let batch = state.video.list(&q.prefix, cursor.as_deref(), 1000);
+        let done = batch.len() < 1000;
+        cursor = batch.last().map(|s| s.name.to_string());
+        page.extend(batch.into_iter().filter(|s| state.auth.sees(&who, s.name.as_str())));
+        if done || page.len() > limit {
+            break;
+        }
+    }
     let next = if page.len() > limit {
         page.truncate(limit);
         page.last().map(|s| s.name.to_string())

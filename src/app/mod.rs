@@ -57,9 +57,16 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         let message = format!("cannot open the data directory {}: {}", data_dir.display(), e);
         crate::error::Error::new(e.kind, message).with_source(e)
     };
+    // Everything Sluice creates is private to its user (the catalog holds hashes and sealed
+    // secrets; media is the operator's), and a data directory from an older version is tightened.
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     std::fs::create_dir_all(data_dir).map_err(|e| in_data_dir(e.into()))?;
+    make_private(data_dir);
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite")).map_err(in_data_dir)?);
     let metrics = Arc::new(Metrics::new());
+    let sealer = crate::auth::seal::Sealer::load_or_create(data_dir).map_err(in_data_dir)?;
+    let auth =
+        Arc::new(crate::auth::Auth::open(&config.auth, catalog.clone(), sealer, clock.clone())?);
     let limit = Some(config.server.memory_limit_bytes).filter(|&l| l != 0);
     let memory = MemoryBudget::new(limit, metrics.clone());
     // The segment cache stays full by design: its bytes are held for the process's life.
@@ -132,11 +139,29 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         imagegen,
         pulls,
         whip,
+        auth,
         memory,
         segment_cache_memory,
         shutdown,
     });
     Ok(Server { services, rtsp_addr, background })
+}
+
+/// Tightens the data directory to 0700 and the catalog's files to 0600 (best effort: a directory
+/// the operator shares on purpose through a parent's permissions keeps working).
+fn make_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &std::path::Path, mode: u32| {
+        if let Err(e) = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %p.display(), error = %e, "cannot make private");
+        }
+    };
+    set(dir, 0o700);
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "secret.key"] {
+        set(&dir.join(f), 0o600);
+    }
 }
 
 /// Background work that outlives request handling and must finish before the final sync.

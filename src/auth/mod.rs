@@ -341,7 +341,8 @@ impl Auth {
         }
     }
 
-    fn check_throttle(&self, remote: IpAddr) -> Result<(), Failure> {
+    /// Refuses an address that failed too often in the last minute.
+    pub fn check_throttle(&self, remote: IpAddr) -> Result<(), Failure> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&(start, n)) = failures.get(&remote) {
             let age = start.elapsed();
@@ -352,7 +353,8 @@ impl Auth {
         Ok(())
     }
 
-    fn record_failure(&self, remote: IpAddr) {
+    /// Counts a failed authentication from `remote`.
+    pub fn record_failure(&self, remote: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() > 100_000 {
             failures.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);

@@ -143,9 +143,11 @@ impl DataStreams {
     }
 
     /// Creates the stream with `shard_count` shards (provisioned, 24 h retention) if it does not
-    /// exist; for the server's own system streams. Not subject to the shard limit.
+    /// exist; for the server's own system streams. Not subject to the shard limit. From then on
+    /// the stream cannot be deleted (Sluice writes its events there).
     pub fn ensure_stream(&self, name: &StreamName, shard_count: u32) -> Result<(), DsError> {
         let _admin = lock(&self.admin);
+        lock(&self.system).insert(name.to_string());
         if read_lock(&self.streams).by_name.contains_key(name) {
             return Ok(());
         }
@@ -166,6 +168,12 @@ impl DataStreams {
     ) -> Result<(), DsError> {
         let _admin = lock(&self.admin);
         let stream = self.resolve(sel)?;
+        if lock(&self.system).contains(stream.name.as_str()) {
+            return Err(DsError::ResourceInUse(format!(
+                "Stream {} is a Sluice system stream (its lifecycle events or producers' metadata are written there); it cannot be deleted.",
+                stream.name
+            )));
+        }
         if !enforce_consumer_deletion && !read_lock(&stream.state).consumers.is_empty() {
             return Err(DsError::ResourceInUse(format!(
                 "Stream {} has registered consumers; set EnforceConsumerDeletion to delete it.",

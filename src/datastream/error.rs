@@ -38,6 +38,9 @@ pub enum DsError {
     /// A fault in the server or its storage (HTTP 500).
     #[error("{0}")]
     Internal(String),
+    /// The caller's access key lacks the grant for this operation on this stream.
+    #[error("{0}")]
+    AccessDenied(String),
     /// The server cannot take this now: its storage is full, or it is shutting down (HTTP 503,
     /// `ServiceUnavailable`, which the AWS SDKs retry with back-off).
     #[error("{0}")]
@@ -59,6 +62,7 @@ impl DsError {
             DsError::Serialization(_) => "SerializationException",
             DsError::Internal(_) => "InternalFailure",
             DsError::Unavailable(_) => "ServiceUnavailable",
+            DsError::AccessDenied(_) => "AccessDeniedException",
         }
     }
 
@@ -80,7 +84,8 @@ impl DsError {
             | DsError::Validation(m)
             | DsError::Serialization(m)
             | DsError::Internal(m)
-            | DsError::Unavailable(m) => m,
+            | DsError::Unavailable(m)
+            | DsError::AccessDenied(m) => m,
         }
     }
 }
@@ -102,6 +107,7 @@ impl From<Error> for DsError {
             ErrorKind::NotFound => DsError::ResourceNotFound(e.message),
             ErrorKind::Conflict => DsError::ResourceInUse(e.message),
             ErrorKind::Unavailable => DsError::Unavailable(e.message),
+            ErrorKind::Forbidden => DsError::AccessDenied(e.message),
             _ => DsError::Internal(e.message),
         }
     }
@@ -133,6 +139,7 @@ impl From<DsError> for Error {
             | DsError::ProvisionedThroughputExceeded(_)
             | DsError::Unavailable(_) => ErrorKind::Unavailable,
             DsError::Internal(_) => ErrorKind::Internal,
+            DsError::AccessDenied(_) => ErrorKind::Forbidden,
         };
         Error::new(kind, e.to_string())
     }

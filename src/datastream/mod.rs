@@ -388,6 +388,8 @@ pub struct DataStreams {
     admin: Mutex<()>,
     /// GetRecords answers reserve from it (`crate::memory`).
     memory: Arc<MemoryBudget>,
+    /// Sluice's own streams (`ensure_stream`), which cannot be deleted.
+    system: Mutex<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for DataStreams {
@@ -463,6 +465,7 @@ impl DataStreams {
             streams: RwLock::new(reg),
             admin: Mutex::new(()),
             memory,
+            system: Mutex::new(Default::default()),
         })
     }
 

@@ -236,6 +236,15 @@ impl DataStreams {
         }))
     }
 
+    /// The name of the stream a shard iterator reads, if the iterator is valid (for
+    /// authorization before GetRecords runs).
+    pub fn iterator_stream(&self, iterator: &str) -> Option<String> {
+        let claims = self.signer.verify_iterator(iterator, self.now()).ok()?;
+        self.by_id(claims.stream_id)
+            .filter(|s| s.created_at == claims.stream_created)
+            .map(|s| s.name.to_string())
+    }
+
     /// GetRecords: at most `limit` (1–10,000, default 10,000) records and 10 MiB.
     pub fn get_records(
         &self,

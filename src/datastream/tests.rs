@@ -347,6 +347,9 @@ async fn internal_append_reader_and_validation() {
         bad(ds.create_stream("sluice-events", cap, BTreeMap::new())),
         "ResourceInUseException"
     );
+    let kept = ds.delete_stream(sel("sluice-events"), true).unwrap_err();
+    assert_eq!(kept.type_name(), "ResourceInUseException");
+    assert!(kept.message().contains("system stream"), "{kept}");
     assert_eq!(
         bad(ds.create_stream("big", Capacity::Provisioned { shard_count: 501 }, BTreeMap::new())),
         "LimitExceededException"

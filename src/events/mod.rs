@@ -40,6 +40,28 @@ pub enum EventDetails {
     StreamUpdated { retention_hours: u32, retention_bytes: Option<u64>, version: i64 },
     #[serde(rename_all = "camelCase")]
     StreamDeleted {},
+    /// A request refused by authentication or authorization (`crate::auth`); `stream` is the
+    /// stream it named, or empty.
+    #[serde(rename_all = "camelCase")]
+    AccessDenied {
+        /// `http`, `kinesis`, `rtsp`.
+        surface: &'static str,
+        /// `missing`, `unknown_principal`, `bad_secret`, `bad_signature`, `not_granted`,
+        /// `source_not_allowed`, `throttled`, `malformed`.
+        reason: &'static str,
+        principal: String,
+        action: Option<&'static str>,
+        remote_addr: Option<String>,
+    },
+    /// A user or access key created, rotated or deleted through the admin API.
+    #[serde(rename_all = "camelCase")]
+    PrincipalChanged {
+        /// `created`, `updated`, `rotated`, `deleted`.
+        change: &'static str,
+        kind: &'static str,
+        name: String,
+        by: String,
+    },
     #[serde(rename_all = "camelCase")]
     ProducerConnected { protocol: &'static str, remote_addr: Option<String> },
     #[serde(rename_all = "camelCase")]
@@ -100,6 +122,8 @@ impl EventDetails {
             EventDetails::IngestError { .. } => "IngestError",
             EventDetails::RetentionDeleted { .. } => "RetentionDeleted",
             EventDetails::ImageGenerated { .. } => "ImageGenerated",
+            EventDetails::AccessDenied { .. } => "AccessDenied",
+            EventDetails::PrincipalChanged { .. } => "PrincipalChanged",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The AWS Kinesis Data Streams wire protocol (JSON 1.1): `POST /` with
 //! `X-Amz-Target: Kinesis_20131202.<Operation>`, a JSON body with the API reference's PascalCase
-//! members, blobs in base64 and timestamps in epoch seconds. Any `Authorization` (SigV4) header
-//! is accepted and ignored. Errors are HTTP 400 `{"__type":"<Exception>","message":"…"}`
+//! members, blobs in base64 and timestamps in epoch seconds. With `[auth] enabled`, every request
+//! must be signed (SigV4, service `kinesis`) by a Sluice access key holding the grant the
+//! operation needs ([`access`]); otherwise any `Authorization` header is ignored. Errors are HTTP 400 `{"__type":"<Exception>","message":"…"}`
 //! (500 `InternalFailure` for faults); an unknown target is `UnknownOperationException`.
 //!
 //! A thin adapter: this module is the wire (routing by target, body limits, error bodies, member
@@ -9,6 +10,7 @@
 //! one `DataStreams` method (which checks every constraint) and encodes the answer. The semantics
 //! live in `crate::datastream`; docs/kinesis.md describes the surface.
 
+pub mod access;
 mod ops;
 #[cfg(test)]
 mod tests;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
@@ -29,8 +31,12 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::ApiState;
+use crate::auth::sigv4::{self, SigV4Error};
+use crate::auth::{Failure, Identity};
 use crate::datastream::{DataStreams, DsError};
+use crate::events::EventDetails;
 use crate::memory::Part;
+use crate::metrics::DeniedLabel;
 use ops::*;
 
 /// The `X-Amz-Target` prefix of Kinesis Data Streams operations.
@@ -43,7 +49,9 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/", post(handle))
 }
 
-async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+async fn handle(State(state): State<ApiState>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -69,7 +77,7 @@ async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
             Ok(mut memory) => match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => {
                     let _ = memory.resize(2 * bytes.len());
-                    dispatch(&state.data, target, &bytes).await
+                    authorized(&state, &parts, target, bytes).await
                 }
                 Err(_) => error_body(&DsError::Serialization(format!(
                     "The request body is unreadable or larger than {MAX_BODY} bytes."
@@ -87,6 +95,86 @@ async fn handle(State(state): State<ApiState>, headers: HeaderMap, body: Body) -
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
+}
+
+/// Verifies the signature and the grant (when auth is on), then runs the operation.
+async fn authorized(
+    state: &ApiState,
+    parts: &axum::http::request::Parts,
+    target: Option<&str>,
+    bytes: Bytes,
+) -> (StatusCode, Vec<u8>) {
+    let auth = &state.auth;
+    if !auth.enabled() {
+        return dispatch(&state.data, target, &bytes).await;
+    }
+    let remote = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = remote.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let denied = |reason: &'static str, who: &str, stream: &str| {
+        state
+            .metrics
+            .auth_denied
+            .get_or_create(&DeniedLabel { surface: "kinesis".into(), reason: reason.into() })
+            .inc();
+        state.video.events().emit(
+            stream,
+            EventDetails::AccessDenied {
+                surface: "kinesis",
+                reason,
+                principal: who.to_owned(),
+                action: None,
+                remote_addr: remote.map(|a| a.to_string()),
+            },
+        );
+    };
+    if let Err(Failure::Throttled { .. }) = auth.check_throttle(ip) {
+        denied("throttled", "anonymous", "");
+        return auth_error(
+            StatusCode::BAD_REQUEST,
+            "ThrottlingException",
+            "Rate exceeded: too many failed authentications from this address",
+        );
+    }
+    let now = state.video.clock().now();
+    let principal = match sigv4::verify(auth, parts, bytes.clone(), "kinesis", now).await {
+        Ok(p) => p,
+        Err(e) => {
+            auth.record_failure(ip);
+            denied(e.reason(), "anonymous", "");
+            let status = if e == SigV4Error::Missing {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return auth_error(status, e.type_name(), e.message());
+        }
+    };
+    if !principal.cidrs.is_empty() && !principal.cidrs.iter().any(|n| n.contains(&ip)) {
+        denied("source_not_allowed", &principal.name, "");
+        return error_body(&DsError::AccessDenied(format!(
+            "User: {} is not authorized to call from {ip}",
+            principal.name
+        )));
+    }
+    let who = Identity::Principal(principal);
+    let op = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("");
+    if let Err(e) = access::check(auth, &state.data, &who, op, &bytes) {
+        denied("not_granted", who.name(), "");
+        return error_body(&e);
+    }
+    let (status, out) = dispatch(&state.data, target, &bytes).await;
+    if op == "ListStreams" && status == StatusCode::OK {
+        return (status, access::filter_list(auth, &who, out));
+    }
+    (status, out)
+}
+
+fn auth_error(status: StatusCode, type_name: &str, message: &str) -> (StatusCode, Vec<u8>) {
+    let body = json!({ "__type": type_name, "message": message });
+    (status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// Reads up to `limit` bytes of `body` and drops them.

@@ -1,0 +1,273 @@
+//! The one authorization point of the HTTP surfaces: every route has a rule in [`RULES`], and the
+//! middleware [`authorize`] applies it before the handler runs: it authenticates the request
+//! (`Authorization: Basic` or `Bearer`), checks the grant the rule asks for on the stream the path
+//! names, and answers 401 (no or bad credentials, with `WWW-Authenticate`), 403 (valid but not
+//! granted) or 429 (too many failures from the address) in the API's JSON error shape. CORS
+//! preflights are never authenticated. The Kinesis API on `POST /` verifies SigV4 itself
+//! (`crate::api::kinesis`), under the same grants.
+//!
+//! A route without a rule is refused when auth is on, and `tests/auth.rs` checks that every
+//! endpoint of docs/api.md has one.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::auth::{Failure, Identity};
+use crate::config::Action;
+use crate::error::Error;
+use crate::events::EventDetails;
+use crate::metrics::DeniedLabel;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `action` on the stream named by the path parameter `param`.
+    Stream(Action, &'static str),
+    /// Any grant on the stream named by `param` (describe: what players and producers read
+    /// before they start).
+    SeeStream(&'static str),
+    /// `action` on some stream; the handler checks the one the body names (create).
+    SomeStream(Action),
+    /// Any identity; the handler shows only the streams it may see (list).
+    Listed,
+    /// `action` on the server as a whole (a grant for `*`), or loopback when the config opens
+    /// metrics there.
+    Server(Action),
+    /// `/healthz`: like `/metrics`.
+    Health,
+    /// Authenticated by the surface itself (SigV4 on the Kinesis API).
+    SelfAuthenticated,
+    /// Open to everyone: the web UI's page and assets (`crate::web`, outside this middleware);
+    /// what the UI then shows goes through the API's rules.
+    Public,
+}
+
+/// Every HTTP route of the API and the grant it needs: (method, route pattern, rule).
+pub const RULES: &[(&str, &str, Rule)] = &[
+    ("GET", "/", Rule::Public),
+    ("GET", "/ui/{file}", Rule::Public),
+    ("GET", "/vendor/{file}", Rule::Public),
+    ("GET", "/healthz", Rule::Health),
+    ("GET", "/metrics", Rule::Server(Action::Metrics)),
+    ("POST", "/", Rule::SelfAuthenticated),
+    ("GET", "/v1/streams", Rule::Listed),
+    ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
+    ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),
+    ("PATCH", "/v1/streams/{name}", Rule::Stream(Action::Admin, "name")),
+    ("DELETE", "/v1/streams/{name}", Rule::Stream(Action::Admin, "name")),
+    ("GET", "/v1/streams/{name}/fragments", Rule::Stream(Action::Read, "name")),
+    ("GET", "/v1/streams/{name}/fragments/{number}/media", Rule::Stream(Action::Read, "name")),
+    ("GET", "/v1/streams/{name}/timeline", Rule::Stream(Action::Read, "name")),
+    ("GET", "/v1/streams/{name}/images", Rule::Stream(Action::Read, "name")),
+    ("GET", "/v1/streams/{name}/events", Rule::Stream(Action::Read, "name")),
+    ("POST", "/v1/streams/{name}/events", Rule::Stream(Action::Publish, "name")),
+    ("GET", "/v1/streams/{name}/media", Rule::Stream(Action::Read, "name")),
+    ("PUT", "/v1/streams/{name}/media", Rule::Stream(Action::Publish, "name")),
+    ("POST", "/v1/streams/{name}/media", Rule::Stream(Action::Publish, "name")),
+    ("POST", "/v1/streams/{name}/whip", Rule::Stream(Action::Publish, "name")),
+    ("PATCH", "/v1/streams/{name}/whip/{session}", Rule::Stream(Action::Publish, "name")),
+    ("DELETE", "/v1/streams/{name}/whip/{session}", Rule::Stream(Action::Publish, "name")),
+    ("GET", "/v1/streams/{name}/frame.jpg", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/frame.png", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/clip.mp4", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/master.m3u8", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/live.m3u8", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/index.m3u8", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/replay.m3u8", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/init/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/seg/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/hls/part/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    (
+        "GET",
+        "/v1/data-streams/{stream}/shards/{shard}/records",
+        Rule::Stream(Action::Read, "stream"),
+    ),
+    ("GET", "/v1/auth/users", Rule::Server(Action::Admin)),
+    ("PUT", "/v1/auth/users/{user}", Rule::Server(Action::Admin)),
+    ("DELETE", "/v1/auth/users/{user}", Rule::Server(Action::Admin)),
+    ("GET", "/v1/auth/keys", Rule::Server(Action::Admin)),
+    ("POST", "/v1/auth/keys", Rule::Server(Action::Admin)),
+    ("POST", "/v1/auth/keys/{key}/rotate", Rule::Server(Action::Admin)),
+    ("DELETE", "/v1/auth/keys/{key}", Rule::Server(Action::Admin)),
+    ("GET", "/v1/auth/whoami", Rule::Listed),
+];
+
+/// The rule for a request, `HEAD` following `GET`.
+pub fn rule(method: &Method, route: &str) -> Option<Rule> {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    RULES.iter().find(|(m, r, _)| *m == method && *r == route).map(|(_, _, rule)| *rule)
+}
+
+/// The middleware: authenticates, applies the route's rule, and leaves the [`Identity`] in the
+/// request's extensions for handlers that filter or check a name from the body.
+pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let route = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let auth = &state.auth;
+    if !auth.enabled() {
+        parts.extensions.insert(Identity::Anonymous);
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let Some(rule) = route.as_deref().and_then(|r| rule(&parts.method, r)) else {
+        return ApiError(Error::forbidden("this route has no access rule")).into_response();
+    };
+    if matches!(rule, Rule::SelfAuthenticated | Rule::Public) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let ip = remote.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let header = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let who = match auth.authenticate(header, ip) {
+        Ok(who) => who,
+        Err(f) => return deny(&state, &f_reason(&f), None, "", remote, Some(f)),
+    };
+    let stream = match rule {
+        Rule::Stream(_, p) | Rule::SeeStream(p) => {
+            match RawPathParams::from_request_parts(&mut parts, &state).await {
+                Ok(params) => params.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_owned()),
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let loopback = remote.is_some_and(|a| a.is_loopback());
+    let allowed = match rule {
+        Rule::Stream(action, _) => auth.allows(&who, action, stream.as_deref()),
+        Rule::SeeStream(_) => stream.as_deref().is_some_and(|s| auth.sees(&who, s)),
+        Rule::SomeStream(action) => who_has(auth, &who, action),
+        Rule::Listed => {
+            matches!(who, Identity::Principal(_)) || !auth.config().anonymous.is_empty()
+        }
+        Rule::Server(Action::Metrics) | Rule::Health => {
+            (loopback && auth.config().loopback_metrics) || auth.allows(&who, Action::Metrics, None)
+        }
+        Rule::Server(action) => auth.allows(&who, action, None),
+        Rule::SelfAuthenticated | Rule::Public => true,
+    };
+    if !allowed {
+        let action = match rule {
+            Rule::Stream(a, _) | Rule::SomeStream(a) | Rule::Server(a) => Some(a.name()),
+            _ => None,
+        };
+        let reason = if matches!(who, Identity::Anonymous) { "missing" } else { "not_granted" };
+        return deny(
+            &state,
+            &(reason, who.name().to_owned()),
+            action,
+            stream.as_deref().unwrap_or(""),
+            remote,
+            None,
+        );
+    }
+    parts.extensions.insert(who);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Whether `who` holds `action` on any stream at all.
+fn who_has(auth: &crate::auth::Auth, who: &Identity, action: Action) -> bool {
+    match who {
+        Identity::Anonymous => auth.config().anonymous.iter().any(|g| g.action.covers(action)),
+        Identity::Principal(p) => p.grants.iter().any(|g| g.action.covers(action)),
+    }
+}
+
+fn f_reason(f: &Failure) -> (&'static str, String) {
+    (f.reason(), String::new())
+}
+
+/// Answers a refused request and records it (a counter and an `AccessDenied` event).
+fn deny(
+    state: &ApiState,
+    (reason, principal): &(&'static str, String),
+    action: Option<&'static str>,
+    stream: &str,
+    remote: Option<IpAddr>,
+    failure: Option<Failure>,
+) -> Response {
+    state
+        .metrics
+        .auth_denied
+        .get_or_create(&DeniedLabel { surface: "http".into(), reason: (*reason).into() })
+        .inc();
+    state.video.events().emit(
+        stream,
+        EventDetails::AccessDenied {
+            surface: "http",
+            reason,
+            principal: if principal.is_empty() { "anonymous".into() } else { principal.clone() },
+            action,
+            remote_addr: remote.map(|a| a.to_string()),
+        },
+    );
+    let (status, code, message) = match (&failure, *reason) {
+        (Some(Failure::Throttled { .. }), _) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "too many failed authentications from this address; retry later".to_owned(),
+        ),
+        (Some(Failure::SourceNotAllowed), _) => (
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "these credentials may not be used from this address".to_owned(),
+        ),
+        (Some(_), _) => (
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "the credentials are not valid (Basic user:password, or Bearer accessKeyId:secret)"
+                .to_owned(),
+        ),
+        (None, "missing") => (
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "credentials are required (Authorization: Basic or Bearer)".to_owned(),
+        ),
+        (None, _) => (
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            match action {
+                Some(a) if stream.is_empty() => {
+                    format!("`{principal}` has no `{a}` grant for this")
+                }
+                Some(a) => format!("`{principal}` has no `{a}` grant on `{stream}`"),
+                None => format!("`{principal}` has no grant on `{stream}`"),
+            },
+        ),
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    if status == StatusCode::UNAUTHORIZED {
+        h.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"sluice\", charset=\"UTF-8\""),
+        );
+        h.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sluice\""));
+    }
+    if let Some(Failure::Throttled { retry_after }) = failure {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+    }
+    resp
+}
+
+/// For handlers: `who` must hold `action` on `stream` (a name from the body), else 403.
+pub fn require(
+    state: &ApiState,
+    who: &Identity,
+    action: Action,
+    stream: &str,
+) -> Result<(), Error> {
+    if state.auth.allows(who, action, Some(stream)) {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!("`{}` has no `{action}` grant on `{stream}`", who.name())))
+    }
+}

@@ -1,0 +1,346 @@
+//! `[auth] enabled`: the authorization matrix over every route (generated from the one rule table,
+//! `sluice::api::access::RULES`, which must cover every endpoint of docs/api.md), the admin API,
+//! Basic and Bearer credentials, and the Kinesis API signed with SigV4 by the AWS SDK.
+
+mod common;
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{TestServer, fixture};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice::api::access::{RULES, Rule};
+use sluice::auth::password;
+use sluice::clock::SystemClock;
+use sluice::config::{Action, Grant, StreamPattern, UserEntry};
+
+const OPERATOR: (&str, &str) = ("operator", "operator-password");
+
+async fn server() -> TestServer {
+    TestServer::start_with(
+        |c| {
+            c.auth.enabled = true;
+            c.auth.loopback_metrics = false;
+            c.auth.failures_per_minute = 10_000;
+            c.auth.users.push(UserEntry {
+                name: OPERATOR.0.into(),
+                password_hash: password::hash(OPERATOR.1),
+                grants: vec![Grant { action: Action::Admin, streams: StreamPattern::All }],
+                cidrs: vec![],
+            });
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")))
+}
+
+async fn call(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = s.http.request(method, s.url(path));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// A key with one grant, made through the admin API; returns its `Bearer id:secret`.
+async fn key(s: &TestServer, action: &str, streams: &str) -> String {
+    let admin = basic(OPERATOR.0, OPERATOR.1);
+    let (status, v) = call(
+        s,
+        Method::POST,
+        "/v1/auth/keys",
+        Some(&admin),
+        Some(json!({"grants": [{"action": action, "streams": streams}], "description": "test"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    format!(
+        "Bearer {}:{}",
+        v["accessKeyId"].as_str().unwrap(),
+        v["secretAccessKey"].as_str().unwrap()
+    )
+}
+
+fn concrete(route: &str) -> String {
+    route
+        .replace("{name}", "cam-1")
+        .replace("{stream}", "data-1")
+        .replace("{shard}", "shardId-000000000000")
+        .replace("{number}", "1")
+        .replace("{id}", "1")
+        .replace("{file}", "x.m4s")
+        .replace("{session}", "nosuchsession")
+        .replace("{user}", "someone")
+        .replace("{key}", "SLKNOSUCHKEY00000000")
+}
+
+fn action_name(a: Action) -> &'static str {
+    a.name()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_401_401_403_then_lets_the_granted_in() {
+    let s = server().await;
+    let admin = basic(OPERATOR.0, OPERATOR.1);
+    let (status, _) =
+        call(&s, Method::POST, "/v1/streams", Some(&admin), Some(json!({"name": "cam-1"}))).await;
+    assert_eq!(status, 201);
+    // A wrong password is checked once (argon2 is slow by design); a wrong key secret everywhere.
+    let (st, _) =
+        call(&s, Method::GET, "/v1/streams", Some(&basic(OPERATOR.0, "not-the-password")), None)
+            .await;
+    assert_eq!(st, 401);
+    let some_key = key(&s, "read", "*").await;
+    let wrong = format!("{}:{}", some_key.rsplit_once(':').unwrap().0, "z".repeat(40));
+    let mut checked = 0;
+    for (method, route, rule) in RULES {
+        let path = concrete(route);
+        let m: Method = method.parse().unwrap();
+        let body = match (*method, *route) {
+            ("POST", "/v1/streams") => Some(json!({"name": "cam-1"})),
+            ("PUT", "/v1/auth/users/{user}") => Some(json!({"password": "longer-than-8"})),
+            ("POST" | "PATCH" | "PUT", _) => Some(json!({})),
+            _ => None,
+        };
+        let own = if route.contains("{stream}") { "data-1" } else { "cam-1" };
+        let (granted, ungranted) = match *rule {
+            Rule::Public | Rule::SelfAuthenticated => continue,
+            Rule::Stream(a, _) => {
+                (key(&s, action_name(a), own).await, Some(key(&s, action_name(a), "other").await))
+            }
+            Rule::SeeStream(_) => {
+                (key(&s, "playback", "cam*").await, Some(key(&s, "read", "other").await))
+            }
+            Rule::SomeStream(a) => {
+                (key(&s, action_name(a), "*").await, Some(key(&s, "read", "*").await))
+            }
+            Rule::Listed => (key(&s, "playback", "x").await, None),
+            Rule::Server(a) => {
+                (key(&s, action_name(a), "*").await, Some(key(&s, action_name(a), "cam-1").await))
+            }
+            Rule::Health => (key(&s, "metrics", "*").await, Some(key(&s, "admin", "cam-1").await)),
+        };
+        let what = format!("{method} {route}");
+        let (st, v) = call(&s, m.clone(), &path, None, body.clone()).await;
+        assert_eq!(st, 401, "{what} without credentials: {v}");
+        assert_eq!(v["error"]["code"], "Unauthorized", "{what}");
+        let (st, _) = call(&s, m.clone(), &path, Some(&wrong), body.clone()).await;
+        assert_eq!(st, 401, "{what} with a wrong secret");
+        if let Some(u) = ungranted {
+            let (st, v) = call(&s, m.clone(), &path, Some(&u), body.clone()).await;
+            assert_eq!(st, 403, "{what} valid but not granted: {v}");
+            assert_eq!(v["error"]["code"], "AccessDenied", "{what}");
+        }
+        let (st, v) = call(&s, m.clone(), &path, Some(&granted), body.clone()).await;
+        assert!(st != 401 && st != 403, "{what} granted got {st}: {v}");
+        checked += 1;
+    }
+    assert!(checked >= 35, "{checked}");
+    // CORS preflights are never authenticated.
+    let pre = s
+        .http
+        .request(Method::OPTIONS, s.url("/v1/streams/cam-1"))
+        .header("origin", "http://example.test")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    s.stop().await;
+}
+
+/// docs/api.md's endpoints, with every `{…}` segment as `*`, must each have a rule.
+#[test]
+fn every_documented_endpoint_has_a_rule() {
+    let norm = |p: &str| {
+        p.split('/')
+            .map(|seg| if seg.contains('{') { "*" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let rules: Vec<(String, String)> =
+        RULES.iter().map(|(m, r, _)| (m.to_string(), norm(r))).collect();
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
+    let mut seen = 0;
+    for line in docs.split('`').filter(|s| s.contains(" /")) {
+        let Some((method, path)) = line.split_once(' ') else { continue };
+        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) {
+            continue;
+        }
+        let path = path.split(['?', ' ']).next().unwrap();
+        seen += 1;
+        assert!(
+            rules.contains(&(method.to_owned(), norm(path))),
+            "docs/api.md documents `{method} {path}`, which has no rule in api::access::RULES"
+        );
+    }
+    assert!(seen >= 30, "{seen} endpoints found in docs/api.md");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_publish_play_and_are_listed_only_where_granted() {
+    let s = server().await;
+    let admin = basic(OPERATOR.0, OPERATOR.1);
+    for name in ["cam-1", "cam-2", "door"] {
+        call(&s, Method::POST, "/v1/streams", Some(&admin), Some(json!({"name": name}))).await;
+    }
+    let camera = key(&s, "publish", "cam-1").await;
+    let viewer = key(&s, "playback", "cam*").await;
+    // The camera pushes into its own stream only.
+    let push = |name: &'static str, auth: String| {
+        let s = &s;
+        async move {
+            s.http
+                .put(s.url(&format!("/v1/streams/{name}/media")))
+                .header("authorization", auth)
+                .body(fixture("h264.mp4"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let resp = push("cam-1", camera.clone()).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("PERSISTED"));
+    assert_eq!(push("cam-2", camera.clone()).await.status(), 403);
+    assert_eq!(push("cam-1", viewer.clone()).await.status(), 403);
+    // The viewer plays, but cannot read fragments or delete.
+    let (st, _) =
+        call(&s, Method::GET, "/v1/streams/cam-1/hls/index.m3u8", Some(&viewer), None).await;
+    assert_eq!(st, 200);
+    let (st, _) = call(&s, Method::GET, "/v1/streams/cam-1/fragments", Some(&viewer), None).await;
+    assert_eq!(st, 403);
+    let (st, _) = call(&s, Method::DELETE, "/v1/streams/cam-1", Some(&viewer), None).await;
+    assert_eq!(st, 403);
+    // Listing shows what each may see.
+    let names = |v: Value| -> Vec<String> {
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, v) = call(&s, Method::GET, "/v1/streams", Some(&viewer), None).await;
+    assert_eq!(names(v), ["cam-1", "cam-2"]);
+    let (_, v) = call(&s, Method::GET, "/v1/streams", Some(&admin), None).await;
+    assert_eq!(names(v), ["cam-1", "cam-2", "door"]);
+    let (st, v) = call(&s, Method::GET, "/v1/auth/whoami", Some(&viewer), None).await;
+    assert_eq!((st, &v["admin"]), (200, &json!(false)), "{v}");
+    // Keys are listed without secrets; a rotated key's old secret stops working.
+    let (_, keys) = call(&s, Method::GET, "/v1/auth/keys", Some(&admin), None).await;
+    assert!(!keys.to_string().contains(viewer.split(':').nth(1).unwrap()), "no secret listed");
+    let id = camera.trim_start_matches("Bearer ").split(':').next().unwrap().to_owned();
+    let (st, rotated) =
+        call(&s, Method::POST, &format!("/v1/auth/keys/{id}/rotate"), Some(&admin), None).await;
+    assert_eq!(st, 200, "{rotated}");
+    assert_eq!(push("cam-1", camera.clone()).await.status(), 401);
+    let fresh = format!("Bearer {id}:{}", rotated["secretAccessKey"].as_str().unwrap());
+    assert_eq!(push("cam-1", fresh).await.status(), 200);
+    // Denials are counted.
+    let metrics_key = key(&s, "metrics", "*").await;
+    let (_, text) = call(&s, Method::GET, "/metrics", Some(&metrics_key), None).await;
+    let text = text.as_str().unwrap().to_owned();
+    assert!(
+        text.contains("sluice_auth_denied_total{surface=\"http\",reason=\"not_granted\"}"),
+        "{text}"
+    );
+    let secret = rotated["secretAccessKey"].as_str().unwrap();
+    assert!(!text.contains(OPERATOR.1) && !text.contains(secret), "no secret in /metrics");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_sdk_signs_and_is_refused_precisely() {
+    use aws_sdk_kinesis::primitives::Blob;
+    let s = server().await;
+    let admin_key = key(&s, "admin", "*").await;
+    let reader_key = key(&s, "read", "*").await;
+    let client = |bearer: &str| {
+        let (id, secret) = bearer.trim_start_matches("Bearer ").split_once(':').unwrap();
+        let creds = aws_sdk_kinesis::config::Credentials::new(id, secret, None, None, "test");
+        let conf = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+            .region(aws_sdk_kinesis::config::Region::new("eu-west-1"))
+            .endpoint_url(s.base.clone())
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_kinesis::Client::from_conf(conf)
+    };
+    let admin = client(&admin_key);
+    admin.create_stream().stream_name("signed").shard_count(1).send().await.unwrap();
+    admin
+        .put_record()
+        .stream_name("signed")
+        .partition_key("k")
+        .data(Blob::new(&b"hello"[..]))
+        .send()
+        .await
+        .unwrap();
+    let code = |e: &aws_sdk_kinesis::error::SdkError<_, _>| -> String {
+        use aws_sdk_kinesis::error::ProvideErrorMetadata;
+        e.as_service_error()
+            .and_then(|e: &aws_sdk_kinesis::operation::put_record::PutRecordError| {
+                e.code().map(str::to_owned)
+            })
+            .unwrap_or_else(|| format!("{e:?}"))
+    };
+    let reader = client(&reader_key);
+    let err = reader
+        .put_record()
+        .stream_name("signed")
+        .partition_key("k")
+        .data(Blob::new(&b"x"[..]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "AccessDeniedException");
+    let summary = reader.describe_stream_summary().stream_name("signed").send().await.unwrap();
+    assert_eq!(summary.stream_description_summary().unwrap().stream_name(), "signed");
+    let (id, _) = admin_key.trim_start_matches("Bearer ").split_once(':').unwrap();
+    let wrong = client(&format!("Bearer {id}:{}", "x".repeat(40)));
+    let err = wrong
+        .put_record()
+        .stream_name("signed")
+        .partition_key("k")
+        .data(Blob::new(&b"x"[..]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "InvalidSignatureException");
+    let unknown = client(&format!("Bearer SLKUNKNOWNUNKNOWN000:{}", "y".repeat(40)));
+    let err = unknown
+        .put_record()
+        .stream_name("signed")
+        .partition_key("k")
+        .data(Blob::new(&b"x"[..]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "UnrecognizedClientException");
+    // ListStreams shows only what the key may see.
+    let scoped = client(&key(&s, "read", "sig*").await);
+    admin.create_stream().stream_name("hidden").shard_count(1).send().await.unwrap();
+    let names = scoped.list_streams().send().await.unwrap().stream_names().to_vec();
+    assert_eq!(names, ["signed"]);
+    s.stop().await;
+}
