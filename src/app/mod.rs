@@ -187,6 +187,8 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     let rtsp = background.rtsp.map(|l| {
         let ctx = Arc::new(crate::ingest::rtsp::RtspContext {
             video: state.video.clone(),
+            auth: state.auth.clone(),
+            metrics: state.metrics.clone(),
             clock: state.video.clock().clone(),
             config: state.config.rtsp.clone(),
             part_duration: state.config.ingest.part_duration_ms,

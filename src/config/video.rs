@@ -109,6 +109,10 @@ pub struct RtspConfig {
     /// seconds. Default 30.
     #[serde(deserialize_with = "super::units::secs")]
     pub session_timeout_secs: Duration,
+    /// With `[auth]` on, also offer Digest authentication to publishers (for access keys: Digest
+    /// needs the secret, and users' passwords are kept only as hashes). Basic is always offered.
+    /// Default false.
+    pub digest: bool,
 }
 
 impl Default for RtspConfig {
@@ -119,6 +123,7 @@ impl Default for RtspConfig {
             udp_ports: [30000, 30999],
             auto_create_streams: true,
             session_timeout_secs: Duration::from_secs(30),
+            digest: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! - [`session`]: one connection's state machine (requests, RTP/RTCP, timeouts).
 
+pub mod access;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -27,6 +28,9 @@ use crate::video::VideoStreams;
 /// What every RTSP connection needs.
 pub struct RtspContext {
     pub video: Arc<VideoStreams>,
+    /// Publishers' credentials and grants (`access`).
+    pub auth: Arc<crate::auth::Auth>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub clock: SharedClock,
     pub config: RtspConfig,
     /// Fragment (LL-HLS part) length for the RTP ingest (`[ingest] part_duration_ms`).

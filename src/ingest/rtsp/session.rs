@@ -19,11 +19,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::RtspContext;
+use super::{RtspContext, access};
 use crate::error::ErrorKind;
+use crate::events::EventDetails;
 use crate::ingest::rtp::RtpIngest;
 use crate::media::rtp::{Depacketizer, Sequence, Unit, parse_rtp, rtcp_sender_report};
 use crate::media::sdp;
+use crate::metrics::DeniedLabel;
 use crate::name::StreamName;
 use crate::video::NewStream;
 
@@ -61,6 +63,8 @@ struct Conn {
     peer: SocketAddr,
     local: SocketAddr,
     session_id: String,
+    /// The Digest nonce of this connection's challenges.
+    nonce: String,
     publish: Option<Publish>,
     udp_tx: mpsc::Sender<UdpPacket>,
     out: Vec<u8>,
@@ -80,6 +84,7 @@ pub async fn run(ctx: Arc<RtspContext>, mut socket: TcpStream, peer: SocketAddr)
         peer,
         local,
         session_id: session_id(),
+        nonce: session_id(),
         publish: None,
         udp_tx,
         out: Vec::with_capacity(1024),
@@ -340,6 +345,9 @@ impl Conn {
             );
             return;
         };
+        if !self.authorized(req, cseq, &name) {
+            return;
+        }
         let sdp_tracks = match sdp::parse(req.body()) {
             Ok(t) => t,
             Err(e) => {
@@ -551,6 +559,59 @@ impl Conn {
         let r =
             self.response(StatusCode::Ok, cseq).header(headers::TRANSPORT, reply).build(Vec::new());
         self.write(r);
+    }
+
+    /// Applies `[auth]` to an ANNOUNCE (`super::access`); answers 401 or 403 itself when refused.
+    fn authorized(
+        &mut self,
+        req: &Request<Vec<u8>>,
+        cseq: Option<&str>,
+        name: &StreamName,
+    ) -> bool {
+        let ctx = self.ctx.clone();
+        let header = req.header(&headers::AUTHORIZATION).map(|v| v.as_str().to_owned());
+        let verdict = access::check(
+            &ctx.auth,
+            ctx.config.digest,
+            &self.nonce,
+            "ANNOUNCE",
+            header.as_deref(),
+            name.as_str(),
+            self.peer.ip(),
+        );
+        let (status, reason, message) = match verdict {
+            access::Verdict::Allowed(_) => return true,
+            access::Verdict::Challenge(m) => (
+                StatusCode::Unauthorized,
+                if header.is_some() { "bad_secret" } else { "missing" },
+                m.to_owned(),
+            ),
+            access::Verdict::Forbidden(m) => (StatusCode::Forbidden, "not_granted", m),
+        };
+        ctx.metrics
+            .auth_denied
+            .get_or_create(&DeniedLabel { surface: "rtsp".into(), reason: reason.into() })
+            .inc();
+        ctx.video.events().emit(
+            name.as_str(),
+            EventDetails::AccessDenied {
+                surface: "rtsp",
+                reason,
+                principal: "anonymous".into(),
+                action: Some("publish"),
+                remote_addr: Some(self.peer.to_string()),
+            },
+        );
+        tracing::info!(peer = %self.peer, stream = %name, status = u16::from(status), %message, "RTSP publish refused");
+        let mut r = self.response(status, cseq).header(headers::CONTENT_TYPE, "text/plain");
+        if status == StatusCode::Unauthorized {
+            for c in access::challenges(ctx.config.digest, &self.nonce) {
+                r = r.header(headers::WWW_AUTHENTICATE, c);
+            }
+        }
+        let r = r.build(format!("{message}\n").into_bytes());
+        self.write(r);
+        false
     }
 
     fn response(&self, status: StatusCode, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
