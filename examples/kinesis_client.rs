@@ -81,7 +81,13 @@ fn client(endpoint: &str) -> Client {
     let conf = kinesis::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into()),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
+            None,
+            None,
+            "static",
+        ))
         .endpoint_url(endpoint)
         .retry_config(RetryConfig::disabled())
         .timeout_config(
