@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::auth::playback::TokenError;
 use crate::auth::{Failure, Identity};
 use crate::config::Action;
 use crate::error::Error;
@@ -83,6 +84,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/v1/streams/{name}/hls/init/{id}/{file}", Rule::Stream(Action::Playback, "name")),
     ("GET", "/v1/streams/{name}/hls/seg/{id}/{file}", Rule::Stream(Action::Playback, "name")),
     ("GET", "/v1/streams/{name}/hls/part/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    ("POST", "/v1/streams/{name}/playback-sessions", Rule::Stream(Action::Playback, "name")),
     (
         "GET",
         "/v1/data-streams/{stream}/shards/{shard}/records",
@@ -114,6 +116,10 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
     let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let route = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let auth = &state.auth;
+    // A playback-session token in the query stands in for credentials on playback routes.
+    if let Some(token) = take_query_param(&mut parts.uri, "token") {
+        return with_session(&state, parts, body, next, route.as_deref(), token, remote).await;
+    }
     if !auth.enabled() {
         parts.extensions.insert(Identity::Anonymous);
         return next.run(Request::from_parts(parts, body)).await;
@@ -172,6 +178,115 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// Serves a request carrying a playback-session token: checked by its MAC (with auth on) against
+/// the stream the path names; playlists in the answer get the token on every URI.
+async fn with_session(
+    state: &ApiState,
+    mut parts: axum::http::request::Parts,
+    body: axum::body::Body,
+    next: Next,
+    route: Option<&str>,
+    token: String,
+    remote: Option<IpAddr>,
+) -> Response {
+    if state.auth.enabled() {
+        let Some(Rule::Stream(Action::Playback, p)) = route.and_then(|r| rule(&parts.method, r))
+        else {
+            record(state, "bad_token", "session", None, "", remote);
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "a playback session opens only playback (HLS, clip, frame)",
+            );
+        };
+        let stream = match RawPathParams::from_request_parts(&mut parts, state).await {
+            Ok(params) => params.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_owned()),
+            Err(_) => None,
+        }
+        .unwrap_or_default();
+        if let Err(e) = state.auth.playback.verify(&token, &stream, state.video.clock().now()) {
+            let reason = if e == TokenError::Expired { "expired_token" } else { "bad_token" };
+            record(state, reason, "session", Some("playback"), &stream, remote);
+            return refuse(StatusCode::FORBIDDEN, "AccessDenied", e.message());
+        }
+    }
+    parts.extensions.insert(Identity::Anonymous);
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let is_playlist = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/vnd.apple.mpegurl"));
+    if !is_playlist || !resp.status().is_success() {
+        return resp;
+    }
+    let (mut head, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return ApiError(Error::internal("playlist body")).into_response();
+    };
+    let text = crate::media::hls_query::with_query(
+        &String::from_utf8_lossy(&bytes),
+        &format!("token={token}"),
+    );
+    head.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(head, axum::body::Body::from(text))
+}
+
+/// Removes `name=…` from the URI's query and returns its value.
+fn take_query_param(uri: &mut axum::http::Uri, name: &str) -> Option<String> {
+    let query = uri.query()?;
+    let mut value = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == name => {
+                value = Some(v.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let value = value?;
+    let path = uri.path();
+    let pq = if rest.is_empty() { path.to_owned() } else { format!("{path}?{}", rest.join("&")) };
+    let mut p = uri.clone().into_parts();
+    p.path_and_query = pq.parse().ok();
+    if let Ok(u) = axum::http::Uri::from_parts(p) {
+        *uri = u;
+    }
+    Some(value)
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Counts a refusal and writes its `AccessDenied` event.
+fn record(
+    state: &ApiState,
+    reason: &'static str,
+    principal: &str,
+    action: Option<&'static str>,
+    stream: &str,
+    remote: Option<IpAddr>,
+) {
+    state
+        .metrics
+        .auth_denied
+        .get_or_create(&DeniedLabel { surface: "http".into(), reason: reason.into() })
+        .inc();
+    state.video.events().emit(
+        stream,
+        EventDetails::AccessDenied {
+            surface: "http",
+            reason,
+            principal: if principal.is_empty() { "anonymous".into() } else { principal.to_owned() },
+            action,
+            remote_addr: remote.map(|a| a.to_string()),
+        },
+    );
+}
+
 /// Whether `who` holds `action` on any stream at all.
 fn who_has(auth: &crate::auth::Auth, who: &Identity, action: Action) -> bool {
     match who {
@@ -193,21 +308,7 @@ fn deny(
     remote: Option<IpAddr>,
     failure: Option<Failure>,
 ) -> Response {
-    state
-        .metrics
-        .auth_denied
-        .get_or_create(&DeniedLabel { surface: "http".into(), reason: (*reason).into() })
-        .inc();
-    state.video.events().emit(
-        stream,
-        EventDetails::AccessDenied {
-            surface: "http",
-            reason,
-            principal: if principal.is_empty() { "anonymous".into() } else { principal.clone() },
-            action,
-            remote_addr: remote.map(|a| a.to_string()),
-        },
-    );
+    record(state, reason, principal, action, stream, remote);
     let (status, code, message) = match (&failure, *reason) {
         (Some(Failure::Throttled { .. }), _) => (
             StatusCode::TOO_MANY_REQUESTS,

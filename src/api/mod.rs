@@ -18,6 +18,7 @@ pub mod media;
 pub mod params;
 pub mod path;
 pub mod push;
+pub mod sessions;
 pub mod stream_events;
 pub mod streams;
 pub mod timeline;
@@ -78,6 +79,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(timeline::routes())
         .merge(datastream_sse::routes())
         .merge(auth_admin::routes())
+        .merge(sessions::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(cors)

@@ -9,6 +9,7 @@
 //! memory. With `[auth] enabled = false` every request is allowed, as before.
 
 pub mod password;
+pub mod playback;
 pub mod seal;
 pub mod sigv4;
 mod store;
@@ -140,6 +141,8 @@ pub struct Auth {
     keys: RwLock<HashMap<String, Entry>>,
     catalog: Arc<Catalog>,
     sealer: Sealer,
+    /// Playback-session tokens (`playback`).
+    pub playback: playback::PlaybackTokens,
     verifier: password::Verifier,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     clock: SharedClock,
@@ -233,6 +236,7 @@ impl Auth {
             users: RwLock::new(users),
             keys: RwLock::new(keys),
             catalog,
+            playback: playback::PlaybackTokens::new(sealer.derive("sluice playback sessions")),
             sealer,
             verifier: password::Verifier::default(),
             failures: Mutex::new(HashMap::new()),

@@ -17,6 +17,8 @@ const PREFIX: &str = "v1:";
 
 pub struct Sealer {
     key: LessSafeKey,
+    /// The raw key, for keys derived from it ([`Sealer::derive`]).
+    raw: [u8; 32],
 }
 
 impl Sealer {
@@ -31,9 +33,20 @@ impl Sealer {
         Ok(Sealer::new(&bytes))
     }
 
-    pub fn new(key: &[u8; 32]) -> Sealer {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte ChaCha20 key");
-        Sealer { key: LessSafeKey::new(key) }
+    pub fn new(raw: &[u8; 32]) -> Sealer {
+        let key = UnboundKey::new(&CHACHA20_POLY1305, raw).expect("a 32-byte ChaCha20 key");
+        Sealer { key: LessSafeKey::new(key), raw: *raw }
+    }
+
+    /// A key for another purpose (`label`), derived from this one: HMAC-SHA256(key, label).
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = match <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.raw) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     pub fn seal(&self, plain: &str) -> String {
