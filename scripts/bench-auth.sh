@@ -26,7 +26,7 @@ cargo build --release --locked --quiet --bin sluice --example kinesis_client
 client="$CARGO_TARGET_DIR/release/examples/kinesis_client"
 
 key_id=BENCHKEY00000001
-secret=bench-secret-0123456789abcdef
+secret=bench-secret-0123456789abcdef0123456789a
 common='[data_streams]
 throughput_limits = false
 '

@@ -163,6 +163,9 @@ fn same(a: &str, b: &str) -> bool {
 
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
+/// The length of an access key's secret, as AWS's.
+pub const SECRET_LEN: usize = 40;
+
 impl Auth {
     /// Loads the configured principals and those the admin API created.
     pub fn open(
@@ -201,9 +204,10 @@ impl Auth {
                 }
             };
             check_key_id(&k.access_key_id)?;
-            if secret.len() < 16 {
+            // The AWS shape, which SigV4 verification expects (AWS secrets are 40 characters).
+            if secret.len() != SECRET_LEN || !secret.is_ascii() {
                 return Err(Error::invalid(format!(
-                    "auth.keys `{}`: the secret must be at least 16 characters",
+                    "auth.keys `{}`: the secret must be {SECRET_LEN} ASCII characters, as an AWS secret access key",
                     k.access_key_id
                 )));
             }

@@ -27,7 +27,7 @@ fn open(dir: &std::path::Path) -> Auth {
     });
     c.keys.push(KeyEntry {
         access_key_id: "CAMERAKEY0000001".into(),
-        secret: Some("0123456789abcdef0123".into()),
+        secret: Some("0123456789abcdef0123456789abcdef01234567".into()),
         secret_env: None,
         grants: vec![grant(Action::Publish, "cam-1")],
         cidrs: vec![],
@@ -59,8 +59,12 @@ fn credentials_grants_and_networks() {
         auth.authenticate(Some(&basic("nobody", "x")), HOME).unwrap_err(),
         Failure::UnknownPrincipal
     );
-    let camera =
-        auth.authenticate(Some(b"Bearer CAMERAKEY0000001:0123456789abcdef0123"), HOME).unwrap();
+    let camera = auth
+        .authenticate(
+            Some(b"Bearer CAMERAKEY0000001:0123456789abcdef0123456789abcdef01234567"),
+            HOME,
+        )
+        .unwrap();
     assert!(auth.allows(&camera, Action::Publish, Some("cam-1")));
     assert!(!auth.allows(&camera, Action::Publish, Some("cam-2")));
     assert!(!auth.allows(&camera, Action::Playback, Some("cam-1")));
