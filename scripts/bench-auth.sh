@@ -71,10 +71,15 @@ rps() { # url [header]
 }
 wrk -t1 -c4 -d2s "$off_url$path" >/dev/null
 wrk -t1 -c4 -d2s -H "$bearer" "$on_url$path" >/dev/null
-seg_off=(); seg_on=()
+token=$(curl -fsS -H "$bearer" -X POST "$on_url/v1/streams/b/playback-sessions" \
+  -H 'content-type: application/json' -d '{"expiresInSeconds":3600}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fsS "$on_url$path?token=$token" -o "$work/tok.seg"
+cmp -s "$work/tok.seg" "$work/off.seg" || { echo "the session URL serves different bytes" >&2; exit 1; }
+seg_off=(); seg_on=(); seg_tok=()
 for round in 1 2; do
   seg_off+=("$(rps "$off_url$path")")
   seg_on+=("$(rps "$on_url$path" "$bearer")")
+  seg_tok+=("$(rps "$on_url$path?token=$token")")
 done
 
 kin() { # url, then env
@@ -84,7 +89,7 @@ kin() { # url, then env
 kin_off=$(AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test kin "$off_url" off)
 kin_on=$(AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$secret kin "$on_url" on)
 
-python3 - "${seg_off[*]}" "${seg_on[*]}" "$kin_off" "$kin_on" "$(du -b "$work/on.seg" | cut -f1)" <<'PY'
+python3 - "${seg_off[*]}" "${seg_on[*]}" "$kin_off" "$kin_on" "$(du -b "$work/on.seg" | cut -f1)" "${seg_tok[*]}" <<'PY'
 import sys
 off = [float(x) for x in sys.argv[1].split()]
 on = [float(x) for x in sys.argv[2].split()]
@@ -98,7 +103,11 @@ ko, kn = kin(sys.argv[3]), kin(sys.argv[4])
 mo, mn = sum(off) / len(off), sum(on) / len(on)
 print(f"| | auth off | auth on | on / off |")
 print(f"|---|---|---|---|")
-print(f"| cached {int(sys.argv[5]) // 1000} KB segment, requests/s (wrk, 2 rounds) | {' · '.join(f'{x:,.0f}' for x in off)} | {' · '.join(f'{x:,.0f}' for x in on)} | {mn / mo:.2f}× |")
+tok = [float(x) for x in sys.argv[6].split()]
+mt = sum(tok) / len(tok)
+kb = int(sys.argv[5]) // 1000
+print(f"| cached {kb} KB segment, Bearer key, requests/s (wrk, 2 rounds) | {' · '.join(f'{x:,.0f}' for x in off)} | {' · '.join(f'{x:,.0f}' for x in on)} | {mn / mo:.2f}× |")
+print(f"| cached {kb} KB segment, playback-session token, requests/s | (as above) | {' · '.join(f'{x:,.0f}' for x in tok)} | {mt / mo:.2f}× |")
 for op in ("put", "get"):
     name = {"put": "PutRecords", "get": "GetRecords"}[op]
     print(f"| {name} of 100 B records, records/s (AWS SDK, 8 writers) | {ko[op]:,.0f} | {kn[op]:,.0f} | {kn[op] / ko[op]:.2f}× |")
