@@ -16,7 +16,9 @@ if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
   pkgs+=(gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp
     python3-gi gir1.2-gst-rtsp-server-1.0 chromium
     # The interop matrix's other players (tests/interop.rs): VLC (run as nobody) and mpv.
-    vlc-bin vlc-plugin-base mpv)
+    vlc-bin vlc-plugin-base mpv
+    # HTTPS and HTTP/2 checks of the TLS listener (tests/tls.rs).
+    curl)
 fi
 if [ "$what" = "bench" ]; then
   # The side-by-side peers and load generator of scripts/bench-*.sh.

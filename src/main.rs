@@ -154,6 +154,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(http = %addr, "AUTHENTICATION IS OFF on a listener beyond loopback: anyone who can reach it may push, watch and delete every stream; set [auth] enabled = true (docs/security.md)");
     }
     let data_dir = cfg.server.data_dir.clone();
+    let scheme = if cfg.server.tls_cert.is_some() { "https" } else { "http" };
     let webrtc = cfg.webrtc.udp_addrs.join(", ");
     // Its errors say which listener or directory failed.
     let server = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())?;
@@ -165,12 +166,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => "  RTSP publish: off ([rtsp] enabled = false)\n".to_owned(),
     };
     let listeners = format!(
-        "  Listening:   HTTP {addr}; RTSP {}; WebRTC UDP {webrtc}\n  Data:        {}\n",
+        "  Listening:   {} {addr}; RTSP {}; WebRTC UDP {webrtc}\n  Data:        {}\n",
+        scheme.to_uppercase(),
         server.rtsp_addr.map_or("off".to_owned(), |a| a.to_string()),
         data_dir.display()
     );
     eprintln!(
-        "\n  Sluice is running.\n{listeners}  Web UI:      http://{addr}/\n  API:         http://{addr}/v1/streams\n  Metrics:     http://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT http://{addr}/v1/streams/NAME/media\n{rtsp}  WHIP:        http://{addr}/v1/streams/NAME/whip\n  Play:        http://{addr}/v1/streams/NAME/hls/live.m3u8\n"
+        "\n  Sluice is running.\n{listeners}  Web UI:      {scheme}://{addr}/\n  API:         {scheme}://{addr}/v1/streams\n  Metrics:     {scheme}://{addr}/metrics\n  Push video:  ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT {scheme}://{addr}/v1/streams/NAME/media\n{rtsp}  WHIP:        {scheme}://{addr}/v1/streams/NAME/whip\n  Play:        {scheme}://{addr}/v1/streams/NAME/hls/live.m3u8\n"
     );
     tokio::spawn(signal_shutdown(shutdown.clone()));
     sluice::app::run(listener, server).await?;

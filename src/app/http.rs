@@ -11,6 +11,9 @@
 //! - **connection limits**, global and per source IP: a connection over either is closed at
 //!   once and counted (`sluice_http_connections_refused_total{reason}`).
 //!
+//! With `[server] tls_cert`/`tls_key`, each connection is a TLS one first (`super::tls`), its
+//! handshake bounded by the header-read timeout; HTTP/2 is offered by ALPN.
+//!
 //! Graceful shutdown: on `shutdown`, no new connections are accepted and every open connection
 //! is asked to finish its request in progress; `run` gives them the grace period.
 
@@ -32,6 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::tls::Tls;
 use crate::config::ServerConfig;
 use crate::metrics::{KindLabel, Metrics};
 
@@ -93,6 +97,7 @@ pub async fn serve(
     router: Router,
     config: &ServerConfig,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) {
     let connections = Arc::new(Connections::default());
@@ -138,6 +143,7 @@ pub async fn serve(
             }
         });
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         let done = done_rx.clone();
         let gauge = metrics.clone();
         let conns = connections.clone();
@@ -159,20 +165,31 @@ pub async fn serve(
                 drop(done);
                 return;
             }
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            builder.http2().timer(TokioTimer::new());
-            let conn = builder.serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(remote = %remote, error = %e, "connection ended with an error");
-                    }
+            match tls {
+                None => {
+                    connection(TokioIo::new(tcp), service, header_timeout, &shutdown, remote).await
                 }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                Some(tls) => {
+                    // The handshake shares the header-read timeout: a client that opens a TLS
+                    // connection and stalls is closed like one that stalls a request head.
+                    let handshake =
+                        tokio::time::timeout(header_timeout, tls.acceptor().accept(tcp));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            connection(
+                                TokioIo::new(stream),
+                                service,
+                                header_timeout,
+                                &shutdown,
+                                remote,
+                            )
+                            .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(remote = %remote, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(remote = %remote, "TLS handshake timed out"),
+                    }
                 }
             }
             drop(admitted);
@@ -183,6 +200,43 @@ pub async fn serve(
     drop(listener);
     drop(done_rx);
     done_tx.closed().await;
+}
+
+/// Serves one connection (plain or TLS) until the client goes, a timeout closes it, or shutdown
+/// lets its request in progress finish.
+async fn connection<I, S>(
+    io: I,
+    service: S,
+    header_timeout: Duration,
+    shutdown: &CancellationToken,
+    remote: std::net::SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(remote = %remote, error = %e, "connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// The request body, ended with an error if `timeout` passes without a byte of it.

@@ -4,6 +4,7 @@
 //! connection limits, is [`http`].
 
 pub mod http;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,7 +129,11 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     )?;
     imagegen.start()?;
     let rtsp_addr = rtsp.as_ref().map(|l| l.local_addr());
-    let background = Background { events_stop, events_task, rtsp };
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Tls::open(cert, key)?),
+        _ => None,
+    };
+    let background = Background { events_stop, events_task, rtsp, tls };
     let services = Arc::new(Services {
         config: Arc::new(config),
         video,
@@ -172,6 +177,8 @@ struct Background {
     events_task: tokio::task::JoinHandle<()>,
     /// The bound RTSP publish listener, served by `run`.
     rtsp: Option<crate::ingest::rtsp::RtspListener>,
+    /// The listener's certificate, when `[server] tls_cert` is set.
+    tls: Option<Arc<tls::Tls>>,
 }
 
 /// The whole HTTP surface.
@@ -199,11 +206,17 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     });
     let shutdown = state.shutdown.clone();
     let grace = state.config.server.shutdown_grace_secs;
+    // Certificate reloads (SIGHUP, changed files) until shutdown.
+    let tls = background.tls.clone();
+    if let Some(t) = &tls {
+        tokio::spawn(t.clone().watch(shutdown.clone()));
+    }
     let serve = http::serve(
         listener,
         router(state.clone()),
         &state.config.server,
         state.metrics.clone(),
+        tls,
         shutdown.clone(),
     );
     tokio::select! {

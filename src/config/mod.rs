@@ -102,6 +102,9 @@ impl Config {
                 "max_connections and max_connections_per_ip must be at least 1",
             );
         }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return bad("server.tls_cert", "tls_cert and tls_key go together");
+        }
         let memory = self.server.memory_limit_bytes;
         if memory != 0 {
             if memory < 32 * 1024 * 1024 {

@@ -35,6 +35,11 @@ pub struct ServerConfig {
     /// a shorter GetRecords). 0 (the default) sets no limit; the parts are still counted in
     /// /metrics.
     pub memory_limit_bytes: usize,
+    /// A PEM certificate chain: with `tls_key`, the listener speaks HTTPS (HTTP/2 by ALPN).
+    /// Reloaded on SIGHUP and when the files change. Default none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +53,8 @@ impl Default for ServerConfig {
             max_connections: 8192,
             max_connections_per_ip: 1024,
             memory_limit_bytes: 0,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

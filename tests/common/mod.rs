@@ -161,7 +161,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 
 /// Fails (never skips) when an external tool is missing.
 pub fn require_tool(tool: &str) {
-    let flag = if tool.starts_with("gst-") { "--version" } else { "-version" };
+    let flag = if tool.starts_with("gst-") || tool == "curl" { "--version" } else { "-version" };
     let ok = Command::new(tool).arg(flag).output().map(|o| o.status.success()).unwrap_or(false);
     assert!(
         ok,
