@@ -158,6 +158,14 @@ async fn a_camera_restart_is_survived_with_a_discontinuity_and_events() {
     assert_eq!(d["source"]["username"], "admin");
     assert_eq!(d["source"]["passwordSet"], true);
     assert_eq!(d["source"]["transport"], "tcp");
+    // The catalog holds the password sealed, never in plain text (its WAL included).
+    for file in ["catalog.sqlite", "catalog.sqlite-wal"] {
+        let bytes = std::fs::read(server.dir.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()),
+            "{file} holds the camera password in plain text"
+        );
+    }
 
     // Streaming: fragments arrive.
     let d = wait_describe(&server, "cam", "streaming with 10 fragments", |d| {

@@ -65,9 +65,14 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     make_private(data_dir);
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.sqlite")).map_err(in_data_dir)?);
     let metrics = Arc::new(Metrics::new());
-    let sealer = crate::auth::seal::Sealer::load_or_create(data_dir).map_err(in_data_dir)?;
-    let auth =
-        Arc::new(crate::auth::Auth::open(&config.auth, catalog.clone(), sealer, clock.clone())?);
+    let sealer =
+        Arc::new(crate::auth::seal::Sealer::load_or_create(data_dir).map_err(in_data_dir)?);
+    let auth = Arc::new(crate::auth::Auth::open(
+        &config.auth,
+        catalog.clone(),
+        sealer.clone(),
+        clock.clone(),
+    )?);
     let limit = Some(config.server.memory_limit_bytes).filter(|&l| l != 0);
     let memory = MemoryBudget::new(limit, metrics.clone());
     // The segment cache stays full by design: its bytes are held for the process's life.
@@ -98,6 +103,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         catalog.clone(),
         video.clone(),
         metrics.clone(),
+        sealer,
         &config,
         config.ingest.part_duration_ms,
     )?;

@@ -140,7 +140,7 @@ pub struct Auth {
     users: RwLock<HashMap<String, Entry>>,
     keys: RwLock<HashMap<String, Entry>>,
     catalog: Arc<Catalog>,
-    sealer: Sealer,
+    sealer: Arc<Sealer>,
     /// Playback-session tokens (`playback`).
     pub playback: playback::PlaybackTokens,
     verifier: password::Verifier,
@@ -171,7 +171,7 @@ impl Auth {
     pub fn open(
         config: &AuthConfig,
         catalog: Arc<Catalog>,
-        sealer: Sealer,
+        sealer: Arc<Sealer>,
         clock: SharedClock,
     ) -> Result<Auth> {
         catalog.ensure_schema(store::SCHEMA)?;

@@ -35,7 +35,7 @@ fn open(dir: &std::path::Path) -> Auth {
     c.anonymous.push(grant(Action::Playback, "lobby"));
     c.failures_per_minute = 5;
     let catalog = Arc::new(Catalog::open(&dir.join("catalog.sqlite")).unwrap());
-    Auth::open(&c, catalog, Sealer::new(&[9; 32]), Arc::new(SystemClock)).unwrap()
+    Auth::open(&c, catalog, Arc::new(Sealer::new(&[9; 32])), Arc::new(SystemClock)).unwrap()
 }
 
 #[test]
@@ -126,8 +126,12 @@ fn keys_and_users_from_the_api_survive_a_restart_and_rotate() {
 fn disabled_allows_everything() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Arc::new(Catalog::open(&dir.path().join("catalog.sqlite")).unwrap());
-    let auth =
-        Auth::open(&AuthConfig::default(), catalog, Sealer::new(&[1; 32]), Arc::new(SystemClock))
-            .unwrap();
+    let auth = Auth::open(
+        &AuthConfig::default(),
+        catalog,
+        Arc::new(Sealer::new(&[1; 32])),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     assert!(auth.allows(&Identity::Anonymous, Action::Admin, None));
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::auth::seal::Sealer;
 use crate::catalog::Catalog;
 use crate::catalog::VideoStreamId;
 use crate::clock::{SharedClock, Timestamp};
@@ -172,6 +173,8 @@ pub struct PullManager {
     catalog: Arc<Catalog>,
     video: Arc<VideoStreams>,
     metrics: Arc<Metrics>,
+    /// Camera passwords are sealed in the catalog (`crate::auth::seal`).
+    sealer: Arc<Sealer>,
     settings: PullSettings,
     /// Stream id → its running supervisor.
     running: PerStream<VideoStreamId, Pulled>,
@@ -186,6 +189,7 @@ impl PullManager {
         catalog: Arc<Catalog>,
         video: Arc<VideoStreams>,
         metrics: Arc<Metrics>,
+        sealer: Arc<Sealer>,
         config: &Config,
         part_duration: Duration,
     ) -> Result<Arc<PullManager>> {
@@ -194,6 +198,7 @@ impl PullManager {
             catalog,
             video,
             metrics,
+            sealer,
             settings: PullSettings { pull: config.rtsp_pull.clone(), part_duration },
             running: PerStream::new(),
             admin: tokio::sync::Mutex::new(()),
@@ -217,7 +222,7 @@ impl PullManager {
                     tags: Default::default(),
                 })?,
             };
-            store(&manager.catalog, stream.id, Some(&source))?;
+            store(&manager.catalog, &manager.sealer, stream.id, Some(&source))?;
         }
         let rows = manager.load()?;
         let streams = manager.video.all();
@@ -225,7 +230,7 @@ impl PullManager {
             match streams.iter().find(|s| s.id == id) {
                 Some(stream) => manager.spawn(stream, source),
                 // Written before a stream's rows went with it in one transaction.
-                None => store(&manager.catalog, id, None)?,
+                None => store(&manager.catalog, &manager.sealer, id, None)?,
             }
         }
         Ok(manager)
@@ -238,7 +243,8 @@ impl PullManager {
     pub async fn set(&self, stream: &Arc<VideoStream>, source: Option<SourceConfig>) -> Result<()> {
         let _admin = self.admin.lock().await;
         let (catalog, id, stored) = (self.catalog.clone(), stream.id, source.clone());
-        tokio::task::spawn_blocking(move || store(&catalog, id, stored.as_ref()))
+        let sealer = self.sealer.clone();
+        tokio::task::spawn_blocking(move || store(&catalog, &sealer, id, stored.as_ref()))
             .await
             .map_err(|e| Error::internal(format!("catalog task: {e}")))??;
         self.running.remove(&stream.id).await;
@@ -291,8 +297,26 @@ impl PullManager {
         })?;
         let mut out = Vec::new();
         for (id, url, transport, user, pass) in rows {
+            // Rows from before sealing hold the password in plain text: sealed now.
+            let (pass, plain) = match pass {
+                Some(p) if Sealer::is_sealed(&p) => match self.sealer.open(&p) {
+                    Ok(p) => (Some(p), false),
+                    Err(e) => {
+                        tracing::error!(stream_id = %id, error = %e, "stored RTSP source's password cannot be opened; skipped");
+                        continue;
+                    }
+                },
+                Some(p) => (Some(p), true),
+                None => (None, false),
+            };
             match SourceConfig::parse(&url, Some(&transport), user, pass) {
-                Ok(s) => out.push((id, s)),
+                Ok(s) => {
+                    if plain {
+                        store(&self.catalog, &self.sealer, id, Some(&s))?;
+                        tracing::info!(stream_id = %id, "RTSP source's password sealed in the catalog");
+                    }
+                    out.push((id, s))
+                }
                 Err(e) => {
                     tracing::error!(stream_id = %id, error = %e, "stored RTSP source is invalid; skipped")
                 }
@@ -315,8 +339,14 @@ fn describe(source: &SourceConfig, status: &StatusCell) -> SourceDescription {
     }
 }
 
-/// Writes (`Some`) or deletes (`None`) a stream's `rtsp_sources` row.
-fn store(catalog: &Catalog, stream_id: VideoStreamId, source: Option<&SourceConfig>) -> Result<()> {
+/// Writes (`Some`, the password sealed) or deletes (`None`) a stream's `rtsp_sources` row.
+fn store(
+    catalog: &Catalog,
+    sealer: &Sealer,
+    stream_id: VideoStreamId,
+    source: Option<&SourceConfig>,
+) -> Result<()> {
+    let sealed = source.and_then(|s| s.password.as_deref()).map(|p| sealer.seal(p));
     catalog.transaction(|tx| {
         match source {
             Some(s) => tx.execute(
@@ -330,7 +360,7 @@ fn store(catalog: &Catalog, stream_id: VideoStreamId, source: Option<&SourceConf
                     s.url.as_str(),
                     s.transport.as_str(),
                     s.username,
-                    s.password
+                    sealed
                 ],
             )?,
             None => tx.execute("DELETE FROM rtsp_sources WHERE stream_id = ?1", [stream_id])?,
