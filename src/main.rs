@@ -155,7 +155,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let data_dir = cfg.server.data_dir.clone();
     let scheme = if cfg.server.tls_cert.is_some() { "https" } else { "http" };
-    let webrtc = cfg.webrtc.udp_addrs.join(", ");
+    let webrtc = cfg.webrtc_udp_addrs().join(", ");
     // Its errors say which listener or directory failed.
     let server = sluice::app::build(cfg, Arc::new(SystemClock), shutdown.clone())?;
     tracing::info!(http = %addr, rtsp = ?server.rtsp_addr, webrtc_udp = %webrtc, data_dir = %data_dir.display(), "sluice is serving");

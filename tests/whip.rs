@@ -16,7 +16,7 @@ use sluice::clock::SystemClock;
 async fn start_server() -> TestServer {
     TestServer::start_with(
         |c| {
-            c.webrtc.udp_addrs = vec!["127.0.0.1:0".to_owned()];
+            // `udp_addrs` left empty: media binds where the HTTP listener does (127.0.0.1).
             c.webrtc.connect_timeout_secs = std::time::Duration::from_secs(3);
             c.webrtc.ice_disconnected_timeout_secs = std::time::Duration::from_secs(2);
             c.webrtc.ice_failed_timeout_secs = std::time::Duration::from_secs(2);
@@ -218,6 +218,13 @@ async fn bad_offers_get_precise_answers_and_a_vanished_client_frees_the_stream()
     let answer = r.text().await.expect("answer");
     assert!(answer.contains("a=recvonly") && answer.contains("H264"), "{answer}");
     assert_eq!(server.get_json("/v1/streams/s").await["producer"]["protocol"], "whip");
+    // The session's UDP sockets are on loopback only, and no mDNS socket was opened.
+    let udp = own_udp_sockets();
+    assert!(!udp.is_empty(), "no UDP socket for the session");
+    for (ip, port) in &udp {
+        assert_eq!(ip, "0100007F", "a UDP socket beyond loopback: {udp:?}");
+        assert_ne!(*port, 5353, "an mDNS socket: {udp:?}");
+    }
 
     // Garbage at the media port (unauthenticated datagrams) is ignored.
     let port: Option<u16> = answer
@@ -250,4 +257,29 @@ async fn bad_offers_get_precise_answers_and_a_vanished_client_frees_the_stream()
         "{metrics}"
     );
     server.stop().await;
+}
+
+/// This process's UDP sockets (IPv4) as (hex address as /proc shows it, port): the inodes of
+/// `/proc/self/fd`'s sockets looked up in `/proc/self/net/udp`.
+fn own_udp_sockets() -> Vec<(String, u16)> {
+    let inodes: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/self/net/udp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (ip, port) = f.get(1)?.split_once(':')?;
+            inodes
+                .contains(&f.get(9)?.to_string())
+                .then(|| (ip.to_owned(), u16::from_str_radix(port, 16).unwrap_or(0)))
+        })
+        .collect()
 }

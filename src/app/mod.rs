@@ -108,7 +108,10 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         config.ingest.part_duration_ms,
     )?;
     let whip = crate::ingest::whip::WhipSessions::new(
-        config.webrtc.clone(),
+        crate::config::WebRtcConfig {
+            udp_addrs: config.webrtc_udp_addrs(),
+            ..config.webrtc.clone()
+        },
         metrics.clone(),
         video.clock().clone(),
         config.ingest.part_duration_ms,

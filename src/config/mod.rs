@@ -223,9 +223,6 @@ impl Config {
                 return bad("webrtc.udp_addrs", "each entry must be ip:port (port 0: any)");
             }
         }
-        if self.webrtc.udp_addrs.is_empty() {
-            return bad("webrtc.udp_addrs", "needs at least one address");
-        }
         if self.webrtc.udp_port_min > self.webrtc.udp_port_max {
             return bad("webrtc.udp_port_min", "must not exceed webrtc.udp_port_max");
         }
@@ -266,6 +263,16 @@ impl Config {
     }
 
     /// The storage engine settings every video stream's log uses.
+    /// The WebRTC media addresses in force: `[webrtc] udp_addrs`, or when empty the HTTP
+    /// listener's address (any port), so media binds no wider than the API does.
+    pub fn webrtc_udp_addrs(&self) -> Vec<String> {
+        if self.webrtc.udp_addrs.is_empty() {
+            vec![SocketAddr::new(self.server.listen.ip(), 0).to_string()]
+        } else {
+            self.webrtc.udp_addrs.clone()
+        }
+    }
+
     pub fn log_config(&self) -> LogConfig {
         let sync = match self.storage.sync {
             SyncMode::Always => SyncPolicy::Always,

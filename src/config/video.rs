@@ -196,8 +196,12 @@ pub struct IceServerConfig {
 pub struct WebRtcConfig {
     /// Local addresses for media (ICE host candidates). A wildcard (`0.0.0.0`) means every
     /// non-loopback interface; port 0 picks a port per session (see the port range). Default
-    /// `["0.0.0.0:0"]`.
+    /// empty: the HTTP listener's address (`[server] listen`), so WebRTC binds no wider than
+    /// the API.
     pub udp_addrs: Vec<String>,
+    /// Resolve browsers' mDNS (`….local`) candidates, which opens a multicast socket on
+    /// 224.0.0.251:5353. Not needed for WHIP (peer-reflexive candidates connect). Default false.
+    pub mdns: bool,
     /// Lowest UDP port a session may use when an address has port 0 (0: any ephemeral port).
     /// Default 0.
     pub udp_port_min: u16,
@@ -225,7 +229,8 @@ pub struct WebRtcConfig {
 impl Default for WebRtcConfig {
     fn default() -> Self {
         WebRtcConfig {
-            udp_addrs: vec![String::from("0.0.0.0:0")],
+            udp_addrs: Vec::new(),
+            mdns: false,
             udp_port_min: 0,
             udp_port_max: 0,
             ice_servers: Vec::new(),

@@ -318,7 +318,13 @@ async fn build_peer(
             credential: s.credential.clone(),
         })
         .collect();
+    let mdns = if config.mdns {
+        rtc::ice::mdns::MulticastDnsMode::QueryOnly
+    } else {
+        rtc::ice::mdns::MulticastDnsMode::Disabled
+    };
     let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(mdns)
         .with_ice_timeouts(
             Some(config.ice_disconnected_timeout_secs),
             Some(config.ice_failed_timeout_secs),
