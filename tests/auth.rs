@@ -344,3 +344,60 @@ async fn the_aws_sdk_signs_and_is_refused_precisely() {
     assert_eq!(names, ["signed"]);
     s.stop().await;
 }
+
+/// With auth off: only requests addressed to an IP, `localhost` or a configured name are served
+/// (DNS rebinding), and only playback is open to every origin (CORS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_and_origins_are_checked() {
+    let s = TestServer::start_with(
+        |c| {
+            c.server.allowed_hosts = vec!["cams.lan".into()];
+            c.server.cors_origins = vec!["https://ops.example".into()];
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let with_host = |host: &'static str| {
+        let s = &s;
+        async move {
+            s.http
+                .get(s.url("/v1/streams"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(with_host("rebound.example:8080").await, 403);
+    assert_eq!(with_host("cams.lan:8080").await, 200);
+    assert_eq!(with_host("localhost:8080").await, 200);
+    assert_eq!(with_host("[::1]:8080").await, 200);
+    assert_eq!(s.http.get(s.url("/v1/streams")).send().await.unwrap().status(), 200);
+
+    let preflight = |path: &'static str, origin: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .request(Method::OPTIONS, s.url(path))
+                .header("origin", origin)
+                .header("access-control-request-method", "DELETE")
+                .send()
+                .await
+                .unwrap();
+            r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(preflight("/v1/streams/x", "http://evil.example").await, None);
+    assert_eq!(
+        preflight("/v1/streams/x", "https://ops.example").await.as_deref(),
+        Some("https://ops.example")
+    );
+    assert_eq!(
+        preflight("/v1/streams/x/hls/index.m3u8", "http://any.example").await.as_deref(),
+        Some("*")
+    );
+    s.stop().await;
+}

@@ -121,6 +121,19 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
         return with_session(&state, parts, body, next, route.as_deref(), token, remote).await;
     }
     if !auth.enabled() {
+        // Without credentials to protect it, a Sluice answers only requests addressed to it by
+        // an IP, `localhost` or a configured name: a page that rebinds its own name to 127.0.0.1
+        // gets nothing.
+        if let Some(host) = foreign_host(&parts, &state.config.server.allowed_hosts) {
+            record(&state, "host_not_allowed", "", None, "", remote);
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                &format!(
+                    "requests for host `{host}` are refused while [auth] is off; add it to [server] allowed_hosts or turn [auth] on"
+                ),
+            );
+        }
         parts.extensions.insert(Identity::Anonymous);
         return next.run(Request::from_parts(parts, body)).await;
     }
@@ -229,6 +242,29 @@ async fn with_session(
     );
     head.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(head, axum::body::Body::from(text))
+}
+
+/// The request's host when it is a name Sluice was not configured for (`None`: an IP literal,
+/// `localhost`, a configured name, or no host at all).
+fn foreign_host(parts: &axum::http::request::Parts, allowed: &[String]) -> Option<String> {
+    let host = match parts.uri.host() {
+        Some(h) => h.to_owned(),
+        None => {
+            let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+            // `name:port`, `[v6]:port`, `v4:port`.
+            match h.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or("").to_owned(),
+                None => h.rsplit_once(':').map_or(h, |(n, _)| n).to_owned(),
+            }
+        }
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = bare.to_ascii_lowercase();
+    let ok = bare.parse::<IpAddr>().is_ok()
+        || lower == "localhost"
+        || lower.ends_with(".localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(&lower));
+    (!ok).then_some(host)
 }
 
 /// Removes `name=…` from the URI's query and returns its value.

@@ -42,8 +42,53 @@ pub type ApiState = Arc<Services>;
 const MAX_JSON_BODY: usize = 1024 * 1024;
 
 pub fn router(state: ApiState) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::any())
+    // CORS: what a player or a browser publisher needs is open to every origin (playlists,
+    // segments, clips, frames, playback sessions, WHIP); management answers only the origins of
+    // `[server] cors_origins` (default none: same-origin pages only, so a web page elsewhere
+    // cannot drive a Sluice on its visitor's machine).
+    let open = cors(AllowOrigin::any());
+    let origins: Vec<HeaderValue> = state
+        .config
+        .server
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let managed = if state.config.server.cors_origins.iter().any(|o| o == "*") {
+        cors(AllowOrigin::any())
+    } else {
+        cors(AllowOrigin::list(origins))
+    };
+    let access = axum::middleware::from_fn_with_state(state.clone(), access::authorize);
+    let playback = Router::new()
+        .merge(hls::routes())
+        .merge(clip::routes())
+        .merge(frames::routes())
+        .merge(sessions::routes())
+        .merge(whip::routes())
+        .layer(access.clone())
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(open);
+    let management = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(streams::routes())
+        .merge(media::routes())
+        .merge(push::routes())
+        .merge(kinesis::routes())
+        .merge(stream_events::routes())
+        .merge(timeline::routes())
+        .merge(datastream_sse::routes())
+        .merge(auth_admin::routes())
+        .layer(access)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(managed);
+    playback.merge(management).with_state(state)
+}
+
+fn cors(origins: AllowOrigin) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(origins)
         .allow_methods([
             Method::GET,
             Method::HEAD,
@@ -62,28 +107,9 @@ pub fn router(state: ApiState) -> Router {
             header::CONTENT_LENGTH,
             header::CONTENT_RANGE,
             header::ETAG,
+            header::LOCATION,
             header::HeaderName::from_static("x-sluice-fragment-number"),
-        ]);
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .merge(streams::routes())
-        .merge(hls::routes())
-        .merge(clip::routes())
-        .merge(frames::routes())
-        .merge(media::routes())
-        .merge(push::routes())
-        .merge(whip::routes())
-        .merge(kinesis::routes())
-        .merge(stream_events::routes())
-        .merge(timeline::routes())
-        .merge(datastream_sse::routes())
-        .merge(auth_admin::routes())
-        .merge(sessions::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .layer(cors)
-        .with_state(state)
+        ])
 }
 
 /// Liveness with detail: `degraded` when a stream could not be opened at start-up or the disk

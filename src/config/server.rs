@@ -40,6 +40,13 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Origins whose pages may call the management API cross-origin (`https://ops.example.org`,
+    /// or `*` for any). Playback and WHIP are open to every origin. Default none.
+    pub cors_origins: Vec<String>,
+    /// With `[auth]` off, the host names requests may be addressed to besides IP literals and
+    /// `localhost` (the `Host` header), so a web page cannot reach a Sluice on its visitor's
+    /// machine through a name it controls (DNS rebinding). Default none.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +62,8 @@ impl Default for ServerConfig {
             memory_limit_bytes: 0,
             tls_cert: None,
             tls_key: None,
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
