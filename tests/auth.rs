@@ -133,6 +133,12 @@ async fn every_route_answers_401_401_403_then_lets_the_granted_in() {
                 (key(&s, action_name(a), "*").await, Some(key(&s, "read", "*").await))
             }
             Rule::Listed => (key(&s, "playback", "x").await, None),
+            Rule::Identify => {
+                // Anyone may ask who they are; wrong credentials are still refused.
+                assert_eq!(call(&s, m.clone(), &path, None, None).await.0, 200, "{method} {route}");
+                assert_eq!(call(&s, m.clone(), &path, Some(&wrong), None).await.0, 401);
+                continue;
+            }
             Rule::Server(a) => {
                 (key(&s, action_name(a), "*").await, Some(key(&s, action_name(a), "cam-1").await))
             }

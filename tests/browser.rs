@@ -57,3 +57,47 @@ async fn ll_hls_plays_live_in_low_latency_mode() {
     drop(live);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_ui_signs_in_and_plays_through_a_playback_session() {
+    use sluice::config::{Action, Grant, StreamPattern, UserEntry};
+    require_browser_tools();
+    let server = TestServer::start_with(
+        |c| {
+            c.auth.enabled = true;
+            let cam1 = StreamPattern::parse("cam1").unwrap();
+            // The camera publishes without credentials (anonymous publish on cam1 only).
+            c.auth.anonymous = vec![Grant { action: Action::Publish, streams: cam1.clone() }];
+            c.auth.users.push(UserEntry {
+                name: "viewer".into(),
+                password_hash: sluice::auth::password::hash("viewer-password"),
+                grants: vec![Grant { action: Action::Read, streams: cam1 }],
+                cidrs: vec![],
+            });
+        },
+        std::sync::Arc::new(sluice::clock::SystemClock),
+    )
+    .await;
+    for name in ["cam1", "door"] {
+        let created = server.state.video.create(sluice::video::NewStream {
+            name: sluice::name::StreamName::new(name).unwrap(),
+            retention_hours: None,
+            retention_bytes: None,
+            media_type: None,
+            tags: Default::default(),
+        });
+        assert!(created.is_ok());
+    }
+    let live = push_live(&server.base, "cam1", Some(90));
+    for _ in 0..150 {
+        let s = server.state.video.get(&sluice::name::StreamName::new("cam1").unwrap()).unwrap();
+        if s.describe().fragment_count >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = run_script("ui_auth.mjs", &server.base, &[]).await;
+    println!("{out}");
+    drop(live);
+    server.stop().await;
+}

@@ -44,7 +44,7 @@ async fn slow_and_idle_clients_are_closed_after_the_header_timeout() {
     for _ in 0..10 {
         let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
         // Half a request head, then nothing (slowloris).
-        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").await.unwrap();
         slow.push(sock);
     }
     // An idle connection that never sends anything.
@@ -88,7 +88,7 @@ async fn connections_over_the_per_address_limit_are_refused_and_counted() {
     let mut open = Vec::new();
     for _ in 0..20 {
         let mut sock = TcpStream::connect(addr(&s)).await.unwrap();
-        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
         let mut buf = [0u8; 12];
         sock.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"HTTP/1.1 200");
@@ -96,7 +96,7 @@ async fn connections_over_the_per_address_limit_are_refused_and_counted() {
     }
     // The 21st is closed at once, without an answer.
     let mut over = TcpStream::connect(addr(&s)).await.unwrap();
-    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
     assert_eq!(until_closed(&mut over).await, "", "closed without an answer");
     // Freed places are taken again.
     drop(open);

@@ -9,17 +9,35 @@ export class ApiError extends Error {
   }
 }
 
-/** JSON request to the API; resolves to the parsed body (null for 204). */
+// The signed-in user's credentials, kept in this page's memory only (never in storage or a
+// cookie): a reload asks again. Null when the server needs none or nobody has signed in.
+let authorization = null;
+
+/** Signs in as `user` (Basic credentials for every request); null signs out. */
+export function setCredentials(user, password) {
+  authorization = user === null ? null
+    : `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(`${user}:${password}`)))}`;
+}
+
+/** `fetch` with the signed-in user's credentials. */
+export function authFetch(path, options = {}) {
+  const headers = { ...(authorization ? { authorization } : {}), ...(options.headers || {}) };
+  return fetch(path, { ...options, headers });
+}
+
+/** JSON request to the API; resolves to the parsed body (null for 204). A 401 asks the user to
+ *  sign in (the `sluice-login` event) and rejects. */
 export async function api(path, options = {}) {
   let resp;
   try {
-    resp = await fetch(path, {
+    resp = await authFetch(path, {
       ...options,
       headers: { 'content-type': 'application/json', ...(options.headers || {}) },
     });
   } catch (e) {
     throw new ApiError(0, 'NetworkError', `cannot reach the server (${e.message})`);
   }
+  if (resp.status === 401) window.dispatchEvent(new CustomEvent('sluice-login'));
   if (!resp.ok) {
     let code = `HTTP${resp.status}`;
     let message = `${resp.status} ${resp.statusText}`;
@@ -34,6 +52,22 @@ export async function api(path, options = {}) {
 }
 
 export const enc = encodeURIComponent;
+
+/**
+ * A playback session for a stream (`POST …/playback-sessions`, 12 h): players, clip links and
+ * frame requests carry its token instead of headers. Resolves to a function that adds the token
+ * to a URL of that stream (the URL unchanged if no session could be made).
+ */
+export async function playbackSigner(name) {
+  try {
+    const s = await api(`${streamPath(name)}/playback-sessions`, {
+      method: 'POST', body: JSON.stringify({ expiresInSeconds: 43200 }),
+    });
+    return (url) => `${url}${url.includes('?') ? '&' : '?'}token=${enc(s.token)}`;
+  } catch (_) {
+    return (url) => url;
+  }
+}
 
 /** Base path of a stream's resources. */
 export const streamPath = (name) => `/v1/streams/${enc(name)}`;

@@ -1,7 +1,7 @@
 // A stream page's frame grab: the frame on screen (or the latest) as a JPEG, shown in a dialog
 // with a download link. Offered only when the server has the frames endpoint.
 
-import { iso, qs } from './api.js';
+import { authFetch, iso, qs } from './api.js';
 import { dateTime, el } from './format.js';
 
 export class FrameGrab {
@@ -14,6 +14,8 @@ export class FrameGrab {
     this.button = el('button#grab-frame.small.ghost', { type: 'button', hidden: true, title: 'Save the frame on screen as a JPEG' }, 'Grab frame');
     this.dialog = el('dialog.frame-dialog');
     this.button.onclick = () => this.grab();
+    /** Adds the page's playback-session token to a frame URL (set by the stream page). */
+    this.sign = (url) => url;
   }
 
   /** Shows the button if the server has the frames endpoint (a bad `at` is a 400 there; a 404
@@ -21,7 +23,7 @@ export class FrameGrab {
   async probe() {
     let supported = false;
     try {
-      const r = await fetch(`${this.base}/frame.jpg?at=not-a-time`);
+      const r = await authFetch(`${this.base}/frame.jpg?at=not-a-time`);
       let apiError = false;
       try { apiError = !!(await r.json()).error; } catch (_) { /* not JSON */ }
       supported = !(r.status === 404 && !apiError) && r.status !== 405;
@@ -34,7 +36,7 @@ export class FrameGrab {
     const at = t === null ? 'latest' : iso(t);
     this.button.disabled = true;
     try {
-      const r = await fetch(`${this.base}/frame.jpg${qs({ at, timestamps: 'producer' })}`);
+      const r = await fetch(this.sign(`${this.base}/frame.jpg${qs({ at, timestamps: 'producer' })}`));
       if (!r.ok) {
         let msg = `${r.status}`;
         try { msg = (await r.json()).error.message; } catch (_) { /* not JSON */ }

@@ -2,7 +2,7 @@
 // replay timeline (recorded ranges, gaps, events; zoom from minutes to days; click or drag to
 // play; download a clip of the selection), frame grab, the stream's events and its fragments.
 
-import { api, iso, qs, recentBitrate, streamPath } from './api.js';
+import { api, iso, playbackSigner, qs, recentBitrate, streamPath } from './api.js';
 import { ago, bitrate, bytes, clock, copyButton, dateTime, duration, el, pushCommand, retention } from './format.js';
 import { Player } from './player.js';
 import { setConnected } from './status.js';
@@ -21,6 +21,11 @@ export function renderStream(root, name, params) {
   // The page's state, in one place: the stream's description (polled), whether the page is
   // gone, whether the timeline follows now, the selected range, the recent bitrate, and timers.
   const page = { desc: null, stopped: false, follow: true, selection: null, rate: null, timers: {} };
+  // Players, the clip link and frame grabs carry a playback-session token, so they work when
+  // the server requires credentials (they cannot send headers).
+  const signer = playbackSigner(name);
+  let sign = (url) => url;
+  signer.then((s) => { sign = s; frame.sign = s; });
 
   // ---- header -------------------------------------------------------------------------------
   const statePill = el('span.pill.idle', {}, '…');
@@ -167,12 +172,13 @@ export function renderStream(root, name, params) {
 
   function goLive() {
     if (!page.desc?.live && page.desc) { idleOverlay(); return; }
-    player.playLive(`${base}/hls/master.m3u8`);
+    signer.then((s) => { if (!page.stopped) { player.playLive(s(`${base}/hls/master.m3u8`)); updateMode(); } });
     updateMode();
   }
 
   function playRange(start, end) {
-    player.playRange(`${base}/hls/master.m3u8${qs({ mode: 'on_demand', start: iso(start), end: iso(end) })}`, { start, end });
+    const url = `${base}/hls/master.m3u8${qs({ mode: 'on_demand', start: iso(start), end: iso(end) })}`;
+    signer.then((s) => { if (!page.stopped) { player.playRange(s(url), { start, end }); updateMode(); } });
     updateMode();
   }
 
@@ -209,7 +215,7 @@ export function renderStream(root, name, params) {
     }
     const { start, end } = page.selection;
     const clipUrl = `${base}/clip.mp4${qs({ start: iso(start), end: iso(end) })}`;
-    clipLink.href = clipUrl;
+    clipLink.href = sign(clipUrl);
     clipLink.setAttribute('download', `${name}-${iso(start).replace(/[:.]/g, '-')}.mp4`);
     clipLink.classList.remove('disabled');
     clipLink.removeAttribute('aria-disabled');

@@ -37,6 +37,8 @@ pub enum Rule {
     SomeStream(Action),
     /// Any identity; the handler shows only the streams it may see (list).
     Listed,
+    /// Anyone, anonymous included; credentials that are sent must be valid (who am I).
+    Identify,
     /// `action` on the server as a whole (a grant for `*`), or loopback when the config opens
     /// metrics there.
     Server(Action),
@@ -97,7 +99,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/v1/auth/keys", Rule::Server(Action::Admin)),
     ("POST", "/v1/auth/keys/{key}/rotate", Rule::Server(Action::Admin)),
     ("DELETE", "/v1/auth/keys/{key}", Rule::Server(Action::Admin)),
-    ("GET", "/v1/auth/whoami", Rule::Listed),
+    ("GET", "/v1/auth/whoami", Rule::Identify),
 ];
 
 /// The rule for a request, `HEAD` following `GET`.
@@ -147,7 +149,9 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
     let header = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
     let who = match auth.authenticate(header, ip) {
         Ok(who) => who,
-        Err(f) => return deny(&state, &f_reason(&f), None, "", remote, Some(f)),
+        Err(f) => {
+            return no_prompt(&parts, deny(&state, &f_reason(&f), None, "", remote, Some(f)));
+        }
     };
     let stream = match rule {
         Rule::Stream(_, p) | Rule::SeeStream(p) => {
@@ -170,7 +174,7 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
             (loopback && auth.config().loopback_metrics) || auth.allows(&who, Action::Metrics, None)
         }
         Rule::Server(action) => auth.allows(&who, action, None),
-        Rule::SelfAuthenticated | Rule::Public => true,
+        Rule::SelfAuthenticated | Rule::Public | Rule::Identify => true,
     };
     if !allowed {
         let action = match rule {
@@ -178,7 +182,7 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
             _ => None,
         };
         let reason = if matches!(who, Identity::Anonymous) { "missing" } else { "not_granted" };
-        return deny(
+        let resp = deny(
             &state,
             &(reason, who.name().to_owned()),
             action,
@@ -186,6 +190,7 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
             remote,
             None,
         );
+        return no_prompt(&parts, resp);
     }
     parts.extensions.insert(who);
     next.run(Request::from_parts(parts, body)).await
@@ -321,6 +326,27 @@ fn record(
             remote_addr: remote.map(|a| a.to_string()),
         },
     );
+}
+
+/// A 401 to a page's script (`fetch`, XHR: `Sec-Fetch-Dest: empty`) carries no `Basic`
+/// challenge, which would make the browser pop up its own password dialog over the page (the
+/// web UI asks with its form; a player gets the error). Other clients (curl, ffmpeg) need it.
+fn no_prompt(parts: &axum::http::request::Parts, mut resp: Response) -> Response {
+    let scripted = parts.headers.get("sec-fetch-dest").is_some_and(|v| v.as_bytes() == b"empty");
+    if scripted && resp.status() == StatusCode::UNAUTHORIZED {
+        let kept: Vec<HeaderValue> = resp
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter(|v| !v.as_bytes().starts_with(b"Basic"))
+            .cloned()
+            .collect();
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+        for v in kept {
+            resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    resp
 }
 
 /// Whether `who` holds `action` on any stream at all.

@@ -165,8 +165,13 @@ async fn whoami(
         Identity::Principal(p) => p.grants.clone(),
     };
     let admin = state.auth.allows(&who, Action::Admin, None);
+    // A client without credentials that may watch nothing: it should ask for them (the web UI
+    // shows its sign-in form).
+    let watches = grants.iter().any(|g| g.action.covers(Action::Playback));
+    let sign_in_required = state.auth.enabled() && matches!(who, Identity::Anonymous) && !watches;
     Json(json!({
         "authEnabled": state.auth.enabled(),
+        "signInRequired": sign_in_required,
         "principal": who.name(),
         "grants": grants,
         "admin": admin,
