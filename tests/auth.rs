@@ -310,39 +310,26 @@ async fn the_aws_sdk_signs_and_is_refused_precisely() {
             })
             .unwrap_or_else(|| format!("{e:?}"))
     };
+    let put_error = |c: aws_sdk_kinesis::Client| async move {
+        let err = c
+            .put_record()
+            .stream_name("signed")
+            .partition_key("k")
+            .data(Blob::new(&b"x"[..]))
+            .send()
+            .await
+            .unwrap_err();
+        code(&err)
+    };
     let reader = client(&reader_key);
-    let err = reader
-        .put_record()
-        .stream_name("signed")
-        .partition_key("k")
-        .data(Blob::new(&b"x"[..]))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&err), "AccessDeniedException");
+    assert_eq!(put_error(reader.clone()).await, "AccessDeniedException");
     let summary = reader.describe_stream_summary().stream_name("signed").send().await.unwrap();
     assert_eq!(summary.stream_description_summary().unwrap().stream_name(), "signed");
     let (id, _) = admin_key.trim_start_matches("Bearer ").split_once(':').unwrap();
     let wrong = client(&format!("Bearer {id}:{}", "x".repeat(40)));
-    let err = wrong
-        .put_record()
-        .stream_name("signed")
-        .partition_key("k")
-        .data(Blob::new(&b"x"[..]))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&err), "InvalidSignatureException");
+    assert_eq!(put_error(wrong).await, "InvalidSignatureException");
     let unknown = client(&format!("Bearer SLKUNKNOWNUNKNOWN000:{}", "y".repeat(40)));
-    let err = unknown
-        .put_record()
-        .stream_name("signed")
-        .partition_key("k")
-        .data(Blob::new(&b"x"[..]))
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(code(&err), "UnrecognizedClientException");
+    assert_eq!(put_error(unknown).await, "UnrecognizedClientException");
     // ListStreams shows only what the key may see.
     let scoped = client(&key(&s, "read", "sig*").await);
     admin.create_stream().stream_name("hidden").shard_count(1).send().await.unwrap();

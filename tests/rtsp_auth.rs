@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, fixture_path, require_tool};
+use common::{RUN_TIMED_OUT, TestServer, fixture_path, require_tool, run_bounded};
 use sluice::auth::password;
 use sluice::clock::SystemClock;
 use sluice::config::{Action, Grant, KeyEntry, StreamPattern, UserEntry};
@@ -52,28 +52,6 @@ fn url(server: &TestServer, creds: Option<(&str, &str)>, stream: &str) -> String
     }
 }
 
-/// Runs a publisher to its end (bounded: killed after 60 s); its success and stderr.
-async fn run(mut cmd: std::process::Command) -> (bool, String) {
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
-    tokio::task::spawn_blocking(move || {
-        for _ in 0..600 {
-            if let Some(status) = child.try_wait().expect("wait") {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                return (status.success(), err);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        (false, "did not finish within 60 s".to_owned())
-    })
-    .await
-    .expect("join")
-}
-
 fn ffmpeg(target: &str) -> std::process::Command {
     require_tool("ffmpeg");
     let mut cmd = std::process::Command::new("ffmpeg");
@@ -101,14 +79,16 @@ async fn stored(server: &TestServer, stream: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_with_basic_credentials_only() {
     let server = server(false).await;
-    let (ok, err) = run(ffmpeg(&url(&server, Some(("cam", "cam-password")), "door-1"))).await;
+    let (ok, err) =
+        run_bounded(ffmpeg(&url(&server, Some(("cam", "cam-password")), "door-1"))).await;
     assert!(ok, "ffmpeg with credentials: {err}");
     assert!(stored(&server, "door-1").await > 0);
-    let (ok, err) = run(ffmpeg(&url(&server, None, "door-2"))).await;
+    let (ok, err) = run_bounded(ffmpeg(&url(&server, None, "door-2"))).await;
     assert!(!ok && err.contains("401"), "without credentials: {err}");
-    let (ok, err) = run(ffmpeg(&url(&server, Some(("cam", "wrong-password")), "door-2"))).await;
+    let (ok, err) =
+        run_bounded(ffmpeg(&url(&server, Some(("cam", "wrong-password")), "door-2"))).await;
     assert!(!ok && err.contains("401"), "wrong password: {err}");
-    let (ok, err) = run(ffmpeg(&url(&server, Some(("cam", "cam-password")), "yard"))).await;
+    let (ok, err) = run_bounded(ffmpeg(&url(&server, Some(("cam", "cam-password")), "yard"))).await;
     assert!(!ok && err.contains("403"), "not granted: {err}");
     assert_eq!(stored(&server, "door-2").await + stored(&server, "yard").await, 0);
     let (_, text) = server.get_text("/metrics").await;
@@ -122,11 +102,11 @@ async fn ffmpeg_publishes_with_basic_credentials_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_access_key_publishes_over_digest() {
     let server = server(true).await;
-    let (ok, err) = run(ffmpeg(&url(&server, Some((KEY_ID, KEY_SECRET)), "door-3"))).await;
+    let (ok, err) = run_bounded(ffmpeg(&url(&server, Some((KEY_ID, KEY_SECRET)), "door-3"))).await;
     assert!(ok, "ffmpeg over Digest: {err}");
     assert!(stored(&server, "door-3").await > 0);
     let (ok, err) =
-        run(ffmpeg(&url(&server, Some((KEY_ID, "not-the-secret-at-all")), "door-4"))).await;
+        run_bounded(ffmpeg(&url(&server, Some((KEY_ID, "not-the-secret-at-all")), "door-4"))).await;
     assert!(!ok && err.contains("401"), "wrong secret: {err}");
     server.stop().await;
 }
@@ -145,10 +125,10 @@ async fn gstreamer_publishes_with_user_id_and_password() {
         .stdin(Stdio::null());
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gst-rtspclientsink-auth.log");
     gst.env("GST_DEBUG", "rtspclientsink:5").env("GST_DEBUG_FILE", &log);
-    let (ok, err) = run(gst).await;
+    let (ok, err) = run_bounded(gst).await;
     // As in tests/rtsp_publish.rs: under a loaded full suite, GStreamer 1.22's client has been
     // seen to send everything and then not exit; what Sluice stored is what is checked.
-    let hung = err == "did not finish within 60 s";
+    let hung = err == RUN_TIMED_OUT;
     if hung {
         eprintln!("gst-launch-1.0 did not exit within 60 s; its log: {}", log.display());
     }

@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestServer, ffmpeg_decode_errors, ffprobe_frames, fixture_path, require_tool};
+use common::{
+    TestServer, ffmpeg_decode_errors, ffprobe_frames, fixture_path, require_tool, run_bounded,
+};
 use sluice::clock::SystemClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,28 +32,8 @@ async fn ffmpeg_push(
     cmd.arg("-i")
         .arg(fixture_path(fixture))
         .args(["-c", "copy", "-f", "rtsp", "-rtsp_transport", transport])
-        .arg(server.rtsp_url(stream))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run ffmpeg");
-    let status = tokio::task::spawn_blocking(move || {
-        // Bounded: ffmpeg is killed after 60 s.
-        for _ in 0..600 {
-            if let Some(status) = child.try_wait().expect("wait ffmpeg") {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                return (status.success(), err);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        (false, "ffmpeg did not finish within 60 s".to_owned())
-    })
-    .await
-    .expect("join");
+        .arg(server.rtsp_url(stream));
+    let status = run_bounded(cmd).await;
     assert!(status.0, "ffmpeg push failed: {}", status.1);
 }
 

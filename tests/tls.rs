@@ -46,6 +46,15 @@ fn curl(ca: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Creates stream `name` over HTTPS.
+fn create_stream(ca: &Path, base: &str, name: &str) {
+    let body = format!(r#"{{"name":"{name}"}}"#);
+    let url = format!("{base}/v1/streams");
+    let (ok, out) =
+        curl(ca, &["-X", "POST", "-H", "content-type: application/json", "-d", &body, &url]);
+    assert!(ok, "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_http2_pushes_plays_and_reloads_its_certificate() {
     let certs = tempfile::tempdir().unwrap();
@@ -76,19 +85,7 @@ async fn https_serves_http2_pushes_plays_and_reloads_its_certificate() {
     assert!(!plain.0, "{plain:?}");
 
     // A push over TLS, and ffprobe plays the result with the test CA.
-    let (ok, out) = curl(
-        &ca_a,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"{"name":"tls"}"#,
-            &format!("{base}/v1/streams"),
-        ],
-    );
-    assert!(ok, "{out}");
+    create_stream(&ca_a, &base, "tls");
     let h264 = fixture_path("h264.mp4");
     let (ok, out) = curl(
         &ca_a,
@@ -118,19 +115,7 @@ async fn https_serves_http2_pushes_plays_and_reloads_its_certificate() {
 
     // An upload under way when the certificate changes goes on to its end.
     let (init, frags) = split_fixture(&fixture("h264.mp4"));
-    let (ok, out) = curl(
-        &ca_a,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"{"name":"long"}"#,
-            &format!("{base}/v1/streams"),
-        ],
-    );
-    assert!(ok, "{out}");
+    create_stream(&ca_a, &base, "long");
     let mut upload = Command::new("curl")
         .args(["-sS", "--max-time", "60", "--cacert"])
         .arg(&ca_a)

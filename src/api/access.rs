@@ -22,8 +22,7 @@ use crate::auth::playback::TokenError;
 use crate::auth::{Failure, Identity};
 use crate::config::Action;
 use crate::error::Error;
-use crate::events::EventDetails;
-use crate::metrics::DeniedLabel;
+use crate::events::sink::Denial;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,21 +310,8 @@ fn record(
     stream: &str,
     remote: Option<IpAddr>,
 ) {
-    state
-        .metrics
-        .auth_denied
-        .get_or_create(&DeniedLabel { surface: "http".into(), reason: reason.into() })
-        .inc();
-    state.video.events().emit(
-        stream,
-        EventDetails::AccessDenied {
-            surface: "http",
-            reason,
-            principal: if principal.is_empty() { "anonymous".into() } else { principal.to_owned() },
-            action,
-            remote_addr: remote.map(|a| a.to_string()),
-        },
-    );
+    let d = Denial { surface: "http", reason, principal, action, stream, remote };
+    state.video.events().denied(&state.metrics, d);
 }
 
 /// A 401 to a page's script (`fetch`, XHR: `Sec-Fetch-Dest: empty`) carries no `Basic`

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventDetails, EventSink, NoEvents};
 use crate::clock::SharedClock;
-use crate::metrics::Metrics;
+use crate::metrics::{DeniedLabel, Metrics};
 
 /// Where the writer task puts events: one record per event, partition key = video stream name.
 /// Implemented over the data-stream core in `app`.
@@ -144,6 +144,42 @@ impl Emitter {
         let event = Event::new(stream, self.clock.now(), details);
         self.sink.read().unwrap_or_else(|p| p.into_inner()).emit(event);
     }
+
+    /// Records a request refused by authentication or authorization, on any surface: the
+    /// `sluice_auth_denied_total{surface,reason}` counter and an `AccessDenied` event.
+    pub fn denied(&self, metrics: &Metrics, d: Denial<'_>) {
+        metrics
+            .auth_denied
+            .get_or_create(&DeniedLabel { surface: d.surface.into(), reason: d.reason.into() })
+            .inc();
+        self.emit(
+            d.stream,
+            EventDetails::AccessDenied {
+                surface: d.surface,
+                reason: d.reason,
+                principal: if d.principal.is_empty() {
+                    "anonymous".into()
+                } else {
+                    d.principal.to_owned()
+                },
+                action: d.action,
+                remote_addr: d.remote.map(|a| a.to_string()),
+            },
+        );
+    }
+}
+
+/// A refused request, as [`Emitter::denied`] records it.
+pub struct Denial<'a> {
+    /// `http`, `kinesis`, `rtsp`.
+    pub surface: &'static str,
+    pub reason: &'static str,
+    /// Who was recognized (empty: nobody).
+    pub principal: &'a str,
+    pub action: Option<&'static str>,
+    /// The stream the request named, or empty.
+    pub stream: &'a str,
+    pub remote: Option<std::net::IpAddr>,
 }
 
 #[cfg(test)]

@@ -159,6 +159,36 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
+/// Runs a client process to its end, bounded: killed after 60 s (then the error says so).
+/// Returns whether it succeeded and its stderr.
+pub async fn run_bounded(mut cmd: Command) -> (bool, String) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                return (status.success(), err);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        (false, RUN_TIMED_OUT.to_owned())
+    })
+    .await
+    .expect("join")
+}
+
+/// What [`run_bounded`] answers for a process it had to kill.
+pub const RUN_TIMED_OUT: &str = "did not finish within 60 s";
+
 /// Fails (never skips) when an external tool is missing.
 pub fn require_tool(tool: &str) {
     let flag = if tool.starts_with("gst-") || tool == "curl" { "--version" } else { "-version" };

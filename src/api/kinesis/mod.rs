@@ -34,9 +34,8 @@ use super::ApiState;
 use crate::auth::sigv4::{self, SigV4Error};
 use crate::auth::{Failure, Identity};
 use crate::datastream::{DataStreams, DsError};
-use crate::events::EventDetails;
+use crate::events::sink::Denial;
 use crate::memory::Part;
-use crate::metrics::DeniedLabel;
 use ops::*;
 
 /// The `X-Amz-Target` prefix of Kinesis Data Streams operations.
@@ -114,21 +113,8 @@ async fn authorized(
         .map(|c| c.0.ip());
     let ip = remote.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     let denied = |reason: &'static str, who: &str, stream: &str| {
-        state
-            .metrics
-            .auth_denied
-            .get_or_create(&DeniedLabel { surface: "kinesis".into(), reason: reason.into() })
-            .inc();
-        state.video.events().emit(
-            stream,
-            EventDetails::AccessDenied {
-                surface: "kinesis",
-                reason,
-                principal: who.to_owned(),
-                action: None,
-                remote_addr: remote.map(|a| a.to_string()),
-            },
-        );
+        let d = Denial { surface: "kinesis", reason, principal: who, action: None, stream, remote };
+        state.video.events().denied(&state.metrics, d);
     };
     if let Err(Failure::Throttled { .. }) = auth.check_throttle(ip) {
         denied("throttled", "anonymous", "");

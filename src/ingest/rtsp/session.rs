@@ -21,11 +21,10 @@ use tokio::time::Instant;
 
 use super::{RtspContext, access};
 use crate::error::ErrorKind;
-use crate::events::EventDetails;
+use crate::events::sink::Denial;
 use crate::ingest::rtp::RtpIngest;
 use crate::media::rtp::{Depacketizer, Sequence, Unit, parse_rtp, rtcp_sender_report};
 use crate::media::sdp;
-use crate::metrics::DeniedLabel;
 use crate::name::StreamName;
 use crate::video::NewStream;
 
@@ -588,20 +587,15 @@ impl Conn {
             ),
             access::Verdict::Forbidden(m) => (StatusCode::Forbidden, "not_granted", m),
         };
-        ctx.metrics
-            .auth_denied
-            .get_or_create(&DeniedLabel { surface: "rtsp".into(), reason: reason.into() })
-            .inc();
-        ctx.video.events().emit(
-            name.as_str(),
-            EventDetails::AccessDenied {
-                surface: "rtsp",
-                reason,
-                principal: "anonymous".into(),
-                action: Some("publish"),
-                remote_addr: Some(self.peer.to_string()),
-            },
-        );
+        let d = Denial {
+            surface: "rtsp",
+            reason,
+            principal: "",
+            action: Some("publish"),
+            stream: name.as_str(),
+            remote: Some(self.peer.ip()),
+        };
+        ctx.video.events().denied(&ctx.metrics, d);
         tracing::info!(peer = %self.peer, stream = %name, status = u16::from(status), %message, "RTSP publish refused");
         let mut r = self.response(status, cseq).header(headers::CONTENT_TYPE, "text/plain");
         if status == StatusCode::Unauthorized {
