@@ -9,6 +9,7 @@
 //! A route without a rule is refused when auth is on, and `tests/auth.rs` checks that every
 //! endpoint of docs/api.md has one.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
@@ -103,8 +104,12 @@ pub const RULES: &[(&str, &str, Rule)] = &[
 
 /// The rule for a request, `HEAD` following `GET`.
 pub fn rule(method: &Method, route: &str) -> Option<Rule> {
+    static BY_ROUTE: std::sync::OnceLock<HashMap<(&'static str, &'static str), Rule>> =
+        std::sync::OnceLock::new();
+    let table =
+        BY_ROUTE.get_or_init(|| RULES.iter().map(|(m, r, rule)| ((*m, *r), *rule)).collect());
     let method = if method == Method::HEAD { "GET" } else { method.as_str() };
-    RULES.iter().find(|(m, r, _)| *m == method && *r == route).map(|(_, _, rule)| *rule)
+    table.get(&(method, route)).copied()
 }
 
 /// The middleware: authenticates, applies the route's rule, and leaves the [`Identity`] in the
@@ -115,11 +120,13 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
     }
     let (mut parts, body) = req.into_parts();
     let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let route = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    // `MatchedPath` holds an `Arc<str>`: a clone, not a copy of the text.
+    let route = parts.extensions.get::<MatchedPath>().cloned();
     let auth = &state.auth;
     // A playback-session token in the query stands in for credentials on playback routes.
     if let Some(token) = take_query_param(&mut parts.uri, "token") {
-        return with_session(&state, parts, body, next, route.as_deref(), token, remote).await;
+        let route = route.as_ref().map(MatchedPath::as_str);
+        return with_session(&state, parts, body, next, route, token, remote).await;
     }
     if !auth.enabled() {
         // Without credentials to protect it, a Sluice answers only requests addressed to it by
@@ -138,7 +145,7 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
         parts.extensions.insert(Identity::Anonymous);
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let Some(rule) = route.as_deref().and_then(|r| rule(&parts.method, r)) else {
+    let Some(rule) = route.as_ref().and_then(|r| rule(&parts.method, r.as_str())) else {
         return ApiError(Error::forbidden("this route has no access rule")).into_response();
     };
     if matches!(rule, Rule::SelfAuthenticated | Rule::Public) {

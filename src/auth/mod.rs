@@ -16,6 +16,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -145,6 +146,9 @@ pub struct Auth {
     pub playback: playback::PlaybackTokens,
     verifier: password::Verifier,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Whether `failures` may hold anything: the common case (no failures lately) then costs
+    /// no lock per request.
+    any_failures: AtomicBool,
     clock: SharedClock,
 }
 
@@ -244,6 +248,7 @@ impl Auth {
             sealer,
             verifier: password::Verifier::default(),
             failures: Mutex::new(HashMap::new()),
+            any_failures: AtomicBool::new(false),
             clock,
         })
     }
@@ -351,12 +356,22 @@ impl Auth {
 
     /// Refuses an address that failed too often in the last minute.
     pub fn check_throttle(&self, remote: IpAddr) -> Result<(), Failure> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.any_failures.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&(start, n)) = failures.get(&remote) {
             let age = start.elapsed();
-            if age < FAILURE_WINDOW && n >= self.config.failures_per_minute {
-                return Err(Failure::Throttled { retry_after: FAILURE_WINDOW - age });
+            if age < FAILURE_WINDOW {
+                if n >= self.config.failures_per_minute {
+                    return Err(Failure::Throttled { retry_after: FAILURE_WINDOW - age });
+                }
+            } else {
+                failures.remove(&remote);
             }
+        }
+        if failures.is_empty() {
+            self.any_failures.store(false, Ordering::Release);
         }
         Ok(())
     }
@@ -364,6 +379,7 @@ impl Auth {
     /// Counts a failed authentication from `remote`.
     pub fn record_failure(&self, remote: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        self.any_failures.store(true, Ordering::Release);
         if failures.len() > 100_000 {
             failures.retain(|_, (start, _)| start.elapsed() < FAILURE_WINDOW);
         }
