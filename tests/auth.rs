@@ -394,3 +394,60 @@ async fn hosts_and_origins_are_checked() {
     );
     s.stop().await;
 }
+
+/// Garbage in `Authorization` (Basic, Bearer, AWS4-HMAC-SHA256 and nothing in particular) never
+/// gets a 5xx or stops the server: 401/403/400 only, on the native API and the Kinesis API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_credentials_are_refused_never_crash() {
+    use rand::{Rng, SeedableRng};
+    let s = server().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x005e_eda0);
+    let prefixes =
+        ["Basic ", "Bearer ", "AWS4-HMAC-SHA256 ", "Digest ", "", "basic ", "Bearer SLK"];
+    let pieces = [
+        "Credential=",
+        "/",
+        ",",
+        "SignedHeaders=",
+        "Signature=",
+        ":",
+        "=",
+        "==",
+        "\t",
+        " ",
+        "%00",
+        "host;x-amz-date",
+        "20260101/us-east-1/kinesis/aws4_request",
+        "\u{e9}",
+        "AAAA",
+        "operator",
+    ];
+    for i in 0..400 {
+        let mut h = prefixes[rng.random_range(0..prefixes.len())].to_owned();
+        for _ in 0..rng.random_range(0..12) {
+            if rng.random_bool(0.5) {
+                h.push_str(pieces[rng.random_range(0..pieces.len())]);
+            } else {
+                let n = rng.random_range(1..40);
+                h.extend((0..n).map(|_| rng.random_range(b'!'..=b'~') as char));
+            }
+        }
+        let Ok(value) = reqwest::header::HeaderValue::from_str(&h) else { continue };
+        let kinesis = i % 2 == 0;
+        let req = if kinesis {
+            s.http
+                .post(s.url("/"))
+                .header("x-amz-target", "Kinesis_20131202.ListStreams")
+                .header("content-type", "application/x-amz-json-1.1")
+                .header("x-amz-date", "20260101T000000Z")
+                .body("{}")
+        } else {
+            s.http.get(s.url("/v1/streams"))
+        };
+        let status = req.header("authorization", value).send().await.unwrap().status().as_u16();
+        assert!([400, 401, 403, 429].contains(&status), "{h:?} → {status}");
+    }
+    let admin = basic(OPERATOR.0, OPERATOR.1);
+    assert_eq!(call(&s, Method::GET, "/healthz", Some(&admin), None).await.0, 200);
+    s.stop().await;
+}

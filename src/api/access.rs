@@ -223,11 +223,17 @@ async fn with_session(
                 "a playback session opens only playback (HLS, clip, frame)",
             );
         };
-        let stream = match RawPathParams::from_request_parts(&mut parts, state).await {
-            Ok(params) => params.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_owned()),
-            Err(_) => None,
-        }
-        .unwrap_or_default();
+        // Every playback route is `/v1/streams/{name}/…`: the name is read from the path itself
+        // (an escaped one goes through the router's decoding).
+        let plain = parts.uri.path().strip_prefix("/v1/streams/").and_then(|r| r.split('/').next());
+        let stream = match plain {
+            Some(n) if p == "name" && !n.contains('%') => n.to_owned(),
+            _ => match RawPathParams::from_request_parts(&mut parts, state).await {
+                Ok(params) => params.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_owned()),
+                Err(_) => None,
+            }
+            .unwrap_or_default(),
+        };
         if let Err(e) = state.auth.playback.verify(&token, &stream, state.video.clock().now()) {
             let reason = if e == TokenError::Expired { "expired_token" } else { "bad_token" };
             record(state, reason, "session", Some("playback"), &stream, remote);
@@ -282,19 +288,18 @@ fn foreign_host(parts: &axum::http::request::Parts, allowed: &[String]) -> Optio
 fn take_query_param(uri: &mut axum::http::Uri, name: &str) -> Option<String> {
     let query = uri.query()?;
     let mut value = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.split_once('=') {
-            Some((k, v)) if k == name => {
-                value = Some(v.to_owned());
-                false
+    let mut rest = String::new();
+    for kv in query.split('&') {
+        match kv.split_once('=') {
+            Some((k, v)) if k == name && value.is_none() => value = Some(v.to_owned()),
+            _ => {
+                rest.push(if rest.is_empty() { '?' } else { '&' });
+                rest.push_str(kv);
             }
-            _ => true,
-        })
-        .collect();
+        }
+    }
     let value = value?;
-    let path = uri.path();
-    let pq = if rest.is_empty() { path.to_owned() } else { format!("{path}?{}", rest.join("&")) };
+    let pq = format!("{}{rest}", uri.path());
     let mut p = uri.clone().into_parts();
     p.path_and_query = pq.parse().ok();
     if let Ok(u) = axum::http::Uri::from_parts(p) {
