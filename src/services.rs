@@ -19,7 +19,7 @@ use crate::datastream::DataStreams;
 use crate::error::Result;
 use crate::events::store::MetadataStore;
 use crate::frames::Frames;
-use crate::imagegen::spec::ImageGenerationSpec;
+use crate::imagegen::spec::{Destination, ImageGenerationSpec};
 use crate::imagegen::{ImageGeneration, ImageGenerationView};
 use crate::ingest::pull::{PullManager, SourceConfig, SourceDescription};
 use crate::ingest::whip::WhipSessions;
@@ -113,6 +113,7 @@ impl Services {
         name: &StreamName,
         change: StreamChange,
     ) -> Result<Arc<VideoStream>> {
+        self.check_destinations(&change).await?;
         if let Some(Some(g)) = &change.image_generation {
             self.video.get(name)?;
             self.imagegen.check_destination(name, g).await?;
@@ -126,5 +127,39 @@ impl Services {
             self.imagegen.configure(&stream, g).await?;
         }
         Ok(stream)
+    }
+
+    /// With `[auth]` on, where a change points Sluice (`crate::auth::outbound`): no loopback or
+    /// link-local webhook or camera unless allowed, image directories under the allowed roots.
+    async fn check_destinations(&self, change: &StreamChange) -> Result<()> {
+        use crate::auth::outbound;
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        let a = self.auth.config();
+        if let Some(Some(s)) = &change.source {
+            let host = s.url.host_str().unwrap_or("");
+            let port = s.url.port().unwrap_or(554);
+            outbound::check_host("source.rtspUrl", host, port, &a.outbound_networks).await?;
+        }
+        match change.image_generation.as_ref().and_then(Option::as_ref).map(|g| &g.destination) {
+            Some(Destination::Webhook { url }) => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| crate::error::Error::invalid(format!("webhook url: {e}")))?;
+                let port = parsed.port_or_known_default().unwrap_or(80);
+                let host = parsed.host_str().unwrap_or("");
+                outbound::check_host(
+                    "imageGeneration.destination.url",
+                    host,
+                    port,
+                    &a.outbound_networks,
+                )
+                .await
+            }
+            Some(Destination::Directory { path }) => {
+                outbound::check_directory(path, &self.config.server.data_dir, &a.image_roots)
+            }
+            None => Ok(()),
+        }
     }
 }

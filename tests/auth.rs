@@ -451,3 +451,37 @@ async fn garbage_credentials_are_refused_never_crash() {
     assert_eq!(call(&s, Method::GET, "/healthz", Some(&admin), None).await.0, 200);
     s.stop().await;
 }
+
+/// With auth on, an administrator cannot point Sluice at its own loopback, link-local (cloud
+/// metadata) addresses, or a directory outside the allowed roots, unless the config allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_are_limited_to_what_the_config_allows() {
+    let s = server().await;
+    let admin = basic(OPERATOR.0, OPERATOR.1);
+    let (st, _) =
+        call(&s, Method::POST, "/v1/streams", Some(&admin), Some(json!({"name": "cam"}))).await;
+    assert_eq!(st, 201);
+    let patch = |body: Value| {
+        let (s, admin) = (&s, admin.clone());
+        async move { call(s, Method::PATCH, "/v1/streams/cam", Some(&admin), Some(body)).await }
+    };
+    let hook = |url: &str| json!({"imageGeneration": {"intervalMs": 1000, "destination": {"kind": "webhook", "url": url}}});
+    let dir = |path: &str| json!({"imageGeneration": {"intervalMs": 1000, "destination": {"kind": "directory", "path": path}}});
+    for (body, what) in [
+        (json!({"source": {"rtspUrl": "rtsp://127.0.0.1:554/x"}}), "loopback"),
+        (json!({"source": {"rtspUrl": "rtsp://localhost:554/x"}}), "loopback"),
+        (hook("http://169.254.169.254/latest/meta-data"), "link-local"),
+        (hook("http://[::1]:9/hook"), "loopback"),
+        (dir("/etc/cron.d"), "outside the data directory"),
+    ] {
+        let (st, v) = patch(body.clone()).await;
+        assert_eq!(st, 403, "{body} → {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(what), "{v}");
+    }
+    let inside = s.dir.join("images");
+    let (st, v) = patch(dir(inside.to_str().unwrap())).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = patch(json!({"source": {"rtspUrl": "rtsp://192.0.2.10:554/x"}})).await;
+    assert_eq!(st, 200, "a LAN camera is fine: {v}");
+    s.stop().await;
+}

@@ -8,6 +8,7 @@
 //! secrets, which SigV4 needs to recompute signatures, are sealed at rest (`seal`) and held in
 //! memory. With `[auth] enabled = false` every request is allowed, as before.
 
+pub mod outbound;
 pub mod password;
 pub mod playback;
 pub mod seal;

@@ -176,6 +176,11 @@ pub struct AuthConfig {
     /// Failed authentications one source address may make per minute before it is answered 429
     /// without checking. Default 30.
     pub failures_per_minute: u32,
+    /// Networks configured destinations (webhooks, RTSP pull cameras) may be in although they are
+    /// loopback, link-local, multicast or unspecified (refused otherwise). Default none.
+    pub outbound_networks: Vec<IpNet>,
+    /// Directories image generation may write under, besides the data directory. Default none.
+    pub image_roots: Vec<std::path::PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -188,6 +193,8 @@ impl Default for AuthConfig {
             users: Vec::new(),
             keys: Vec::new(),
             failures_per_minute: 30,
+            outbound_networks: Vec::new(),
+            image_roots: Vec::new(),
         }
     }
 }
