@@ -34,6 +34,8 @@ async fn secrets_never_reach_the_log() {
 listen = "127.0.0.1:{rtsp_port}"
 [auth]
 enabled = true
+# The pull below goes to a closed loopback port on purpose (its errors get logged).
+outbound_networks = ["127.0.0.0/8"]
 [[auth.users]]
 name = "op"
 password_hash = "{}"

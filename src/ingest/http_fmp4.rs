@@ -110,7 +110,8 @@ async fn run_session(
     let (durable_tx, mut durable) = mpsc::unbounded_channel();
     session.notify_durability(durable_tx);
 
-    let end = read_body(&ctx, &mut session, body, &acks, &mut durable).await;
+    let mut body = body;
+    let end = read_body(&ctx, &mut session, &mut body, &acks, &mut durable).await;
 
     let (reason, last_ack) = match &end {
         End::Finished => ("finished".to_owned(), None),
@@ -136,15 +137,39 @@ async fn run_session(
     while let Ok(d) = durable.try_recv() {
         acks.send(persisted_ack(d));
     }
+    let refused = matches!(end, End::Fatal(_) | End::StorageFailed(_));
     if let Some(ack) = last_ack {
         acks.send(ack);
     }
+    if refused {
+        // The producer is still sending: read the rest of its body (bounded) and drop it, so the
+        // response ends after the request does and the connection stays usable. Ending it
+        // earlier makes the client reuse a connection the server is about to close.
+        drain(&mut body).await;
+    }
 }
+
+/// Reads and drops what is left of a refused body: at most [`DRAIN_BYTES`], giving up after
+/// [`DRAIN_IDLE`] without a byte.
+async fn drain(body: &mut BodyStream) {
+    let mut left = DRAIN_BYTES;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(DRAIN_IDLE, body.next()).await {
+        left = left.saturating_sub(chunk.len());
+        if left == 0 {
+            return;
+        }
+    }
+}
+
+/// How much of a refused body is read before the connection is given up.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+/// How long a refused body may pause before it is given up.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
 async fn read_body(
     ctx: &SessionContext,
     session: &mut ProducerSession,
-    mut data: BodyStream,
+    data: &mut BodyStream,
     acks: &AckSender,
     durable: &mut mpsc::UnboundedReceiver<Durability>,
 ) -> End {
