@@ -97,31 +97,19 @@ grants = [{{ action = "admin", streams = "*" }}]
         .await
         .unwrap();
     assert!(r.text().await.unwrap().contains("PERSISTED"));
-    let made: Value = http
-        .post(format!("{base}/v1/auth/keys"))
-        .header("authorization", &op)
-        .json(&json!({"grants": [{"action": "read", "streams": "*"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // A POST as the operator, its JSON answer.
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).header("authorization", &op).json(&body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let made = post("/v1/auth/keys", json!({"grants": [{"action": "read", "streams": "*"}]})).await;
     let made_secret = made["secretAccessKey"].as_str().unwrap().to_owned();
     let made_bearer = format!("Bearer {}:{made_secret}", made["accessKeyId"].as_str().unwrap());
     assert_eq!(get("/v1/streams/cam/fragments", &made_bearer).await.unwrap().status(), 200);
     assert_eq!(get("/v1/streams", &format!("{made_bearer}x")).await.unwrap().status(), 401);
 
     // A playback session, used and tampered with.
-    let session: Value = http
-        .post(format!("{base}/v1/streams/cam/playback-sessions"))
-        .header("authorization", &op)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = post("/v1/streams/cam/playback-sessions", json!({})).await;
     let token = session["token"].as_str().unwrap().to_owned();
     assert_eq!(
         http.get(format!("{base}{}", session["url"].as_str().unwrap()))
