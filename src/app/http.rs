@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,11 +136,24 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(remote));
-            let req = req.map(|body| with_progress_timeout(body, body_timeout));
+            let read = Arc::new(AtomicBool::new(false));
+            let http1 = req.version() < axum::http::Version::HTTP_2;
+            let req = req.map(|body| with_progress_timeout(body, body_timeout, read.clone()));
             let mut router = router.clone();
             async move {
                 use tower_service::Service;
-                Ok::<_, Infallible>(router.call(req).await.unwrap_or_else(|e| match e {}))
+                let mut resp = router.call(req).await.unwrap_or_else(|e| match e {});
+                // Answered before its body was read to the end (a refusal, or a response that
+                // streams while the upload goes on): the connection cannot carry another request
+                // cleanly, so say so rather than let the client reuse a connection that is
+                // about to close under it.
+                if http1 && !read.load(Ordering::Acquire) {
+                    resp.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, Infallible>(resp)
             }
         });
         let shutdown = shutdown.clone();
@@ -240,24 +254,32 @@ async fn connection<I, S>(
 }
 
 /// The request body, ended with an error if `timeout` passes without a byte of it.
-fn with_progress_timeout(body: Incoming, timeout: Duration) -> Body {
+/// `read` is set once the body has been read to its end.
+fn with_progress_timeout(body: Incoming, timeout: Duration, read: Arc<AtomicBool>) -> Body {
     use hyper::body::Body as _;
     if body.is_end_stream() {
+        read.store(true, Ordering::Release);
         return Body::empty();
     }
     let frames = Body::new(body).into_data_stream();
-    Body::from_stream(futures_util::stream::unfold(Some(frames), move |frames| async move {
-        let mut frames = frames?;
-        match tokio::time::timeout(timeout, frames.next()).await {
-            Ok(Some(item)) => Some((item, Some(frames))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(axum::Error::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("the request body made no progress for {} s", timeout.as_secs()),
-                ))),
-                None,
-            )),
+    Body::from_stream(futures_util::stream::unfold(Some(frames), move |frames| {
+        let read = read.clone();
+        async move {
+            let mut frames = frames?;
+            match tokio::time::timeout(timeout, frames.next()).await {
+                Ok(Some(item)) => Some((item, Some(frames))),
+                Ok(None) => {
+                    read.store(true, Ordering::Release);
+                    None
+                }
+                Err(_) => Some((
+                    Err(axum::Error::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the request body made no progress for {} s", timeout.as_secs()),
+                    ))),
+                    None,
+                )),
+            }
         }
     }))
 }
