@@ -86,16 +86,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Services {
-    /// Creates a video stream (its catalog row and log directories).
-    pub async fn create_stream(&self, req: NewStream) -> Result<Arc<VideoStream>> {
-        let video = self.video.clone();
-        blocking(move || video.create(req)).await
+    /// Creates a video stream (its catalog row and log directories); `by` names the principal
+    /// in the lifecycle event.
+    pub async fn create_stream(&self, req: NewStream, by: &str) -> Result<Arc<VideoStream>> {
+        let (video, by) = (self.video.clone(), by.to_owned());
+        blocking(move || video.create(req, &by)).await
     }
 
     /// Deletes a video stream with everything attached to it (see the module docs).
-    pub async fn delete_stream(&self, name: &StreamName) -> Result<()> {
-        let (video, name) = (self.video.clone(), name.clone());
-        blocking(move || video.delete(&name)).await
+    pub async fn delete_stream(&self, name: &StreamName, by: &str) -> Result<()> {
+        let (video, name, by) = (self.video.clone(), name.clone(), by.to_owned());
+        blocking(move || video.delete(&name, &by)).await
     }
 
     pub fn describe(&self, stream: &VideoStream) -> StreamView {
@@ -112,14 +113,16 @@ impl Services {
         &self,
         name: &StreamName,
         change: StreamChange,
+        by: &str,
     ) -> Result<Arc<VideoStream>> {
         self.check_destinations(&change).await?;
         if let Some(Some(g)) = &change.image_generation {
             self.video.get(name)?;
             self.imagegen.check_destination(name, g).await?;
         }
-        let (video, n, update) = (self.video.clone(), name.clone(), change.update);
-        let stream = blocking(move || video.update(&n, update)).await?;
+        let (video, n, update, by) =
+            (self.video.clone(), name.clone(), change.update, by.to_owned());
+        let stream = blocking(move || video.update(&n, update, &by)).await?;
         if let Some(source) = change.source {
             self.pulls.set(&stream, source).await?;
         }

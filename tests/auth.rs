@@ -275,23 +275,89 @@ async fn keys_publish_play_and_are_listed_only_where_granted() {
     s.stop().await;
 }
 
+/// The AWS SDK for Rust signing with the key `bearer` (`Bearer id:secret`).
+fn sdk(s: &TestServer, bearer: &str) -> aws_sdk_kinesis::Client {
+    let (id, secret) = bearer.trim_start_matches("Bearer ").split_once(':').unwrap();
+    let creds = aws_sdk_kinesis::config::Credentials::new(id, secret, None, None, "test");
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+        .region(aws_sdk_kinesis::config::Region::new("eu-west-1"))
+        .endpoint_url(s.base.clone())
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
+}
+
+/// Every admin change and every refusal is an event in `sluice-events` naming the principal, and
+/// refusals are counted by surface and reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_names_who_did_what() {
+    let s = server().await;
+    let admin = basic(OPERATOR.0, OPERATOR.1);
+    let viewer = key(&s, "playback", "cam-*").await;
+    let viewer_id = viewer.trim_start_matches("Bearer ").split_once(':').unwrap().0.to_owned();
+    let rotate = format!("/v1/auth/keys/{viewer_id}/rotate");
+    assert_eq!(call(&s, Method::POST, &rotate, Some(&admin), None).await.0, 200);
+    let made = json!({"name": "cam-audit"});
+    assert_eq!(call(&s, Method::POST, "/v1/streams", Some(&admin), Some(made)).await.0, 201);
+    let patch = json!({"retentionHours": 48});
+    let path = "/v1/streams/cam-audit";
+    assert_eq!(call(&s, Method::PATCH, path, Some(&admin), Some(patch)).await.0, 200);
+    assert_eq!(call(&s, Method::DELETE, path, Some(&basic(OPERATOR.0, "nope")), None).await.0, 401);
+    assert_eq!(call(&s, Method::DELETE, path, None, None).await.0, 401);
+    assert_eq!(call(&s, Method::DELETE, path, Some(&admin), None).await.0, 204);
+
+    let reader = sdk(&s, &key(&s, "read", "sluice-events").await);
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        events = common::stream_records(&reader, "sluice-events")
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect();
+        if events.iter().any(|e| e["type"] == "StreamDeleted") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let find = |kind: &str, f: &dyn Fn(&Value) -> bool| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind && f(&e["details"]))
+            .unwrap_or_else(|| panic!("no {kind} event in {events:#?}"))
+            .clone()
+    };
+    let created = find("PrincipalChanged", &|d| d["change"] == "created" && d["kind"] == "key");
+    assert_eq!(created["details"]["by"], OPERATOR.0);
+    let rotated = find("PrincipalChanged", &|d| d["change"] == "rotated");
+    assert_eq!(rotated["details"]["name"], viewer_id.as_str());
+    for kind in ["StreamCreated", "StreamUpdated", "StreamDeleted"] {
+        let e = find(kind, &|_| true);
+        assert_eq!(e["stream"], "cam-audit", "{e}");
+        assert_eq!(e["details"]["by"], OPERATOR.0, "{e}");
+    }
+    let wrong = find("AccessDenied", &|d| d["reason"] == "bad_secret");
+    assert_eq!(wrong["details"]["principal"], OPERATOR.0);
+    assert_eq!(wrong["details"]["surface"], "http");
+    let anonymous = find("AccessDenied", &|d| d["reason"] == "missing");
+    assert_eq!(anonymous["stream"], "cam-audit");
+    assert_eq!(anonymous["details"]["action"], "admin");
+    let (_, metrics) = call(&s, Method::GET, "/metrics", Some(&admin), None).await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    for reason in ["bad_secret", "missing"] {
+        let line = format!("sluice_auth_denied_total{{surface=\"http\",reason=\"{reason}\"}}");
+        assert!(metrics.lines().any(|l| l.starts_with(&line)), "{line} in {metrics}");
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_sdk_signs_and_is_refused_precisely() {
     use aws_sdk_kinesis::primitives::Blob;
     let s = server().await;
     let admin_key = key(&s, "admin", "*").await;
     let reader_key = key(&s, "read", "*").await;
-    let client = |bearer: &str| {
-        let (id, secret) = bearer.trim_start_matches("Bearer ").split_once(':').unwrap();
-        let creds = aws_sdk_kinesis::config::Credentials::new(id, secret, None, None, "test");
-        let conf = aws_sdk_kinesis::Config::builder()
-            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-            .region(aws_sdk_kinesis::config::Region::new("eu-west-1"))
-            .endpoint_url(s.base.clone())
-            .credentials_provider(creds)
-            .build();
-        aws_sdk_kinesis::Client::from_conf(conf)
-    };
+    let client = |bearer: &str| sdk(&s, bearer);
     let admin = client(&admin_key);
     admin.create_stream().stream_name("signed").shard_count(1).send().await.unwrap();
     admin

@@ -79,13 +79,16 @@ async fn web_ui_signs_in_and_plays_through_a_playback_session() {
     )
     .await;
     for name in ["cam1", "door"] {
-        let created = server.state.video.create(sluice::video::NewStream {
-            name: sluice::name::StreamName::new(name).unwrap(),
-            retention_hours: None,
-            retention_bytes: None,
-            media_type: None,
-            tags: Default::default(),
-        });
+        let created = server.state.video.create(
+            sluice::video::NewStream {
+                name: sluice::name::StreamName::new(name).unwrap(),
+                retention_hours: None,
+                retention_bytes: None,
+                media_type: None,
+                tags: Default::default(),
+            },
+            "test",
+        );
         assert!(created.is_ok());
     }
     let live = push_live(&server.base, "cam1", Some(90));

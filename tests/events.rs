@@ -68,11 +68,13 @@ async fn a_kinesis_consumer_reads_the_lifecycle_in_order() {
     assert_eq!(events[8]["details"]["reason"], "finished");
     assert_eq!(events[8]["details"]["fragments"], 6);
     assert_eq!(events[10]["details"]["code"], 4006);
+    assert_eq!(events[0]["details"]["by"], "anonymous", "auth is off");
 
     // Deletion is the last event of the stream.
     server.http.delete(server.url("/v1/streams/cam")).send().await.unwrap();
     let events = events_of(&kds, "sluice-events", "cam", 13).await;
     assert_eq!(events.last().unwrap()["type"], "StreamDeleted");
+    assert_eq!(events.last().unwrap()["details"]["by"], "anonymous");
     let (_, metrics) = server.get_text("/metrics").await;
     assert!(metrics.contains("sluice_events_dropped_total 0"), "{metrics}");
     server.stop().await;

@@ -152,13 +152,6 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
         return next.run(Request::from_parts(parts, body)).await;
     }
     let ip = remote.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let header = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-    let who = match auth.authenticate(header, ip) {
-        Ok(who) => who,
-        Err(f) => {
-            return no_prompt(&parts, deny(&state, &f_reason(&f), None, "", remote, Some(f)));
-        }
-    };
     let stream = match rule {
         Rule::Stream(_, p) | Rule::SeeStream(p) => {
             match RawPathParams::from_request_parts(&mut parts, &state).await {
@@ -167,6 +160,22 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
             }
         }
         _ => None,
+    };
+    let header = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+    let who = match auth.authenticate(header, ip) {
+        Ok(who) => who,
+        Err(f) => {
+            let claimed = header.and_then(|h| auth.claimed(h)).unwrap_or_default();
+            let denial = deny(
+                &state,
+                &(f.reason(), claimed),
+                None,
+                stream.as_deref().unwrap_or(""),
+                remote,
+                Some(f),
+            );
+            return no_prompt(&parts, denial);
+        }
     };
     let loopback = remote.is_some_and(|a| a.is_loopback());
     let allowed = match rule {
@@ -353,10 +362,6 @@ fn who_has(auth: &crate::auth::Auth, who: &Identity, action: Action) -> bool {
         Identity::Anonymous => auth.config().anonymous.iter().any(|g| g.action.covers(action)),
         Identity::Principal(p) => p.grants.iter().any(|g| g.action.covers(action)),
     }
-}
-
-fn f_reason(f: &Failure) -> (&'static str, String) {
-    (f.reason(), String::new())
 }
 
 /// Answers a refused request and records it (a counter and an `AccessDenied` event).

@@ -71,13 +71,16 @@ async fn create(
         return Err(Error::invalid("mediaType is at most 128 characters").into());
     }
     let stream = state
-        .create_stream(NewStream {
-            name: body.name,
-            retention_hours: body.retention_hours,
-            retention_bytes: body.retention_bytes,
-            media_type: body.media_type,
-            tags: body.tags,
-        })
+        .create_stream(
+            NewStream {
+                name: body.name,
+                retention_hours: body.retention_hours,
+                retention_bytes: body.retention_bytes,
+                media_type: body.media_type,
+                tags: body.tags,
+            },
+            who.name(),
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(state.describe(&stream))))
 }
@@ -150,6 +153,7 @@ struct UpdateBody {
 
 async fn update(
     State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -173,16 +177,17 @@ async fn update(
         source,
         image_generation,
     };
-    let stream = state.update_stream(&StreamName::new(name)?, change).await?;
+    let stream = state.update_stream(&StreamName::new(name)?, change, who.name()).await?;
     Ok(axum::Json(state.describe(&stream)))
 }
 
 async fn delete(
     State(state): State<ApiState>,
+    Extension(who): Extension<Identity>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     // Its pulled source and image generation go with it (see `crate::services`).
-    state.delete_stream(&StreamName::new(name)?).await?;
+    state.delete_stream(&StreamName::new(name)?, who.name()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

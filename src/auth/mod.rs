@@ -162,6 +162,24 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 /// Constant-time equality of two secrets.
+/// The `(id, secret)` of a Basic (`user:password`) or Bearer (`id:secret`) header.
+fn credentials(header: &[u8]) -> Result<(String, String), Failure> {
+    let header = std::str::from_utf8(header).map_err(|_| Failure::Malformed)?;
+    let (scheme, rest) = header.trim().split_once(' ').ok_or(Failure::Malformed)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let raw = STANDARD.decode(rest.trim()).map_err(|_| Failure::Malformed)?;
+        let text = String::from_utf8(raw).map_err(|_| Failure::Malformed)?;
+        let (u, p) = text.split_once(':').ok_or(Failure::Malformed)?;
+        Ok((u.to_owned(), p.to_owned()))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        // `id:secret` of an access key, or `user:password` (what OBS sends for WHIP).
+        let (i, s) = rest.trim().split_once(':').ok_or(Failure::Malformed)?;
+        Ok((i.to_owned(), s.to_owned()))
+    } else {
+        Err(Failure::Malformed)
+    }
+}
+
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -285,25 +303,21 @@ impl Auth {
     }
 
     fn verify_header(&self, header: &[u8], remote: IpAddr) -> Result<Identity, Failure> {
-        let header = std::str::from_utf8(header).map_err(|_| Failure::Malformed)?;
-        let (scheme, rest) = header.trim().split_once(' ').ok_or(Failure::Malformed)?;
-        let (id, secret) = if scheme.eq_ignore_ascii_case("basic") {
-            let raw = STANDARD.decode(rest.trim()).map_err(|_| Failure::Malformed)?;
-            let text = String::from_utf8(raw).map_err(|_| Failure::Malformed)?;
-            let (u, p) = text.split_once(':').ok_or(Failure::Malformed)?;
-            (u.to_owned(), p.to_owned())
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            // `id:secret` of an access key, or `user:password` (what OBS sends for WHIP).
-            let (i, s) = rest.trim().split_once(':').ok_or(Failure::Malformed)?;
-            (i.to_owned(), s.to_owned())
-        } else {
-            return Err(Failure::Malformed);
-        };
+        let (id, secret) = credentials(header)?;
         let p = self.check_secret(&id, &secret)?;
         if !p.cidrs.is_empty() && !p.cidrs.iter().any(|n| n.contains(&remote)) {
             return Err(Failure::SourceNotAllowed);
         }
         Ok(Identity::Principal(p))
+    }
+
+    /// The principal a refused `Authorization` header claimed to be, for the audit trail: only
+    /// a user or key that exists, never the text of an unknown one (people type passwords into
+    /// user-name fields).
+    pub fn claimed(&self, header: &[u8]) -> Option<String> {
+        let (id, _) = credentials(header).ok()?;
+        let known = read(&self.keys).contains_key(&id) || read(&self.users).contains_key(&id);
+        known.then_some(id)
     }
 
     /// The principal named `id` (an access key id, else a user name) if `secret` is its secret.

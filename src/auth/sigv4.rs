@@ -132,6 +132,14 @@ pub async fn verify(
     }
 }
 
+/// The existing access key a refused signature claimed, for the audit trail (never the text of
+/// an unknown one).
+pub fn claimed_key(auth: &Auth, parts: &Parts) -> Option<String> {
+    let header = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let scope = Scope::parse(header)?;
+    auth.key_secret(&scope.access_key).map(|_| scope.access_key)
+}
+
 /// The parts of `Credential=<key>/<date>/<region>/<service>/aws4_request` Sluice needs first.
 struct Scope {
     access_key: String,

@@ -35,11 +35,18 @@ pub struct Event {
 #[serde(untagged)]
 pub enum EventDetails {
     #[serde(rename_all = "camelCase")]
-    StreamCreated { retention_hours: u32, retention_bytes: Option<u64>, media_type: Option<String> },
+    StreamCreated {
+        retention_hours: u32,
+        retention_bytes: Option<u64>,
+        media_type: Option<String>,
+        /// The principal that created it (`anonymous` with auth off; `config` for a stream a
+        /// configured source needs).
+        by: String,
+    },
     #[serde(rename_all = "camelCase")]
-    StreamUpdated { retention_hours: u32, retention_bytes: Option<u64>, version: i64 },
+    StreamUpdated { retention_hours: u32, retention_bytes: Option<u64>, version: i64, by: String },
     #[serde(rename_all = "camelCase")]
-    StreamDeleted {},
+    StreamDeleted { by: String },
     /// A request refused by authentication or authorization (`crate::auth`); `stream` is the
     /// stream it named, or empty.
     #[serde(rename_all = "camelCase")]
@@ -115,7 +122,7 @@ impl EventDetails {
         match self {
             EventDetails::StreamCreated { .. } => "StreamCreated",
             EventDetails::StreamUpdated { .. } => "StreamUpdated",
-            EventDetails::StreamDeleted {} => "StreamDeleted",
+            EventDetails::StreamDeleted { .. } => "StreamDeleted",
             EventDetails::ProducerConnected { .. } => "ProducerConnected",
             EventDetails::ProducerDisconnected { .. } => "ProducerDisconnected",
             EventDetails::FragmentPersisted { .. } => "FragmentPersisted",
@@ -128,7 +135,16 @@ impl EventDetails {
     }
 }
 
+/// The partition key of events that name no stream (`PrincipalChanged`, a refusal that named
+/// none): not a valid stream name, so it never shares a stream's ordering.
+pub const SERVER_PARTITION_KEY: &str = "(server)";
+
 impl Event {
+    /// The record's partition key: the stream's name, so each stream's events stay in order.
+    pub fn partition_key(&self) -> &str {
+        if self.stream.is_empty() { SERVER_PARTITION_KEY } else { &self.stream }
+    }
+
     pub fn new(stream: &str, timestamp: Timestamp, details: EventDetails) -> Self {
         Event {
             kind: details.kind(),
@@ -182,9 +198,9 @@ mod tests {
         let d = serde_json::to_value(Event::new(
             "x",
             Timestamp::from_millis(0),
-            EventDetails::StreamDeleted {},
+            EventDetails::StreamDeleted { by: "ops".into() },
         ))
         .unwrap();
-        assert_eq!(d["details"], serde_json::json!({}));
+        assert_eq!(d["details"], serde_json::json!({ "by": "ops" }));
     }
 }

@@ -107,7 +107,7 @@ async fn write_loop(
             .drain(..)
             .filter_map(|e| {
                 let json = serde_json::to_vec(&e).ok()?;
-                Some((e.stream, Bytes::from(json)))
+                Some((e.partition_key().to_owned(), Bytes::from(json)))
             })
             .collect();
         let count = records.len() as u64;

@@ -407,13 +407,16 @@ mod tests {
         )
         .unwrap();
         let stream = video
-            .create(NewStream {
-                name: crate::name::StreamName::new("cam").unwrap(),
-                retention_hours: None,
-                retention_bytes: None,
-                media_type: None,
-                tags: Default::default(),
-            })
+            .create(
+                NewStream {
+                    name: crate::name::StreamName::new("cam").unwrap(),
+                    retention_hours: None,
+                    retention_bytes: None,
+                    media_type: None,
+                    tags: Default::default(),
+                },
+                "test",
+            )
             .unwrap();
         let info = ProducerInfo { protocol: "test", remote_addr: None, connected_at: t0 };
         let mut session =

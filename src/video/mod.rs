@@ -556,7 +556,8 @@ impl VideoStreams {
             .ok_or_else(|| Error::not_found(format!("stream {name} not found")))
     }
 
-    pub fn create(&self, req: NewStream) -> Result<Arc<VideoStream>> {
+    /// `by` is the principal asking, named in the `StreamCreated` event.
+    pub fn create(&self, req: NewStream, by: &str) -> Result<Arc<VideoStream>> {
         let retention_hours = req.retention_hours.unwrap_or(self.default_retention_hours);
         validate_retention(retention_hours, req.retention_bytes)?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
@@ -606,6 +607,7 @@ impl VideoStreams {
                 retention_hours: row.retention_hours,
                 retention_bytes: row.retention_bytes,
                 media_type: row.media_type,
+                by: by.to_owned(),
             },
         );
         tracing::info!(stream = %req.name, %id, "stream created");
@@ -627,7 +629,12 @@ impl VideoStreams {
         self.streams.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
-    pub fn update(&self, name: &StreamName, update: StreamUpdate) -> Result<Arc<VideoStream>> {
+    pub fn update(
+        &self,
+        name: &StreamName,
+        update: StreamUpdate,
+        by: &str,
+    ) -> Result<Arc<VideoStream>> {
         let stream = self.get(name)?;
         let mut row = stream.row();
         if let Some(h) = update.retention_hours {
@@ -647,6 +654,7 @@ impl VideoStreams {
                 retention_hours: row.retention_hours,
                 retention_bytes: row.retention_bytes,
                 version: row.version,
+                by: by.to_owned(),
             },
         );
         *stream.row.write().unwrap_or_else(|p| p.into_inner()) = row;
@@ -654,8 +662,8 @@ impl VideoStreams {
     }
 
     /// Deletes a stream and its data. Its producer is cut off and live readers end; reads already
-    /// in progress finish from the unlinked files.
-    pub fn delete(&self, name: &StreamName) -> Result<()> {
+    /// in progress finish from the unlinked files. `by` is named in the `StreamDeleted` event.
+    pub fn delete(&self, name: &StreamName, by: &str) -> Result<()> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let stream = self.get(name)?;
         self.catalog.delete_video_stream(stream.id)?;
@@ -667,7 +675,7 @@ impl VideoStreams {
         }
         self.metrics.forget_stream(name.as_str());
         self.segment_cache.forget_stream(stream.id);
-        self.events.emit(name.as_str(), EventDetails::StreamDeleted {});
+        self.events.emit(name.as_str(), EventDetails::StreamDeleted { by: by.to_owned() });
         tracing::info!(stream = %name, id = %stream.id, "stream deleted");
         Ok(())
     }

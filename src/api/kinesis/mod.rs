@@ -129,7 +129,8 @@ async fn authorized(
         Ok(p) => p,
         Err(e) => {
             auth.record_failure(ip);
-            denied(e.reason(), "anonymous", "");
+            let claimed = sigv4::claimed_key(auth, parts);
+            denied(e.reason(), claimed.as_deref().unwrap_or("anonymous"), "");
             let status = if e == SigV4Error::Missing {
                 StatusCode::FORBIDDEN
             } else {

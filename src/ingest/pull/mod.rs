@@ -214,13 +214,16 @@ impl PullManager {
             .map_err(|e| Error::invalid(format!("[[sources]] stream {name}: {}", e.message)))?;
             let stream = match manager.video.get(&name) {
                 Ok(s) => s,
-                Err(_) => manager.video.create(NewStream {
-                    name: name.clone(),
-                    retention_hours: None,
-                    retention_bytes: None,
-                    media_type: Some("video/h264".to_owned()),
-                    tags: Default::default(),
-                })?,
+                Err(_) => manager.video.create(
+                    NewStream {
+                        name: name.clone(),
+                        retention_hours: None,
+                        retention_bytes: None,
+                        media_type: Some("video/h264".to_owned()),
+                        tags: Default::default(),
+                    },
+                    "config",
+                )?,
             };
             store(&manager.catalog, &manager.sealer, stream.id, Some(&source))?;
         }

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{RtspContext, access};
+use crate::auth::Identity;
 use crate::error::ErrorKind;
 use crate::events::sink::Denial;
 use crate::ingest::rtp::RtpIngest;
@@ -344,9 +345,9 @@ impl Conn {
             );
             return;
         };
-        if !self.authorized(req, cseq, &name) {
+        let Some(who) = self.authorized(req, cseq, &name) else {
             return;
-        }
+        };
         let sdp_tracks = match sdp::parse(req.body()) {
             Ok(t) => t,
             Err(e) => {
@@ -389,13 +390,16 @@ impl Conn {
         let stream = match self.ctx.video.get(&name) {
             Ok(s) => s,
             Err(e) if e.kind == ErrorKind::NotFound && self.ctx.config.auto_create_streams => {
-                let created = self.ctx.video.create(NewStream {
-                    name: name.clone(),
-                    retention_hours: None,
-                    retention_bytes: None,
-                    media_type: Some("video/h264".into()),
-                    tags: Default::default(),
-                });
+                let created = self.ctx.video.create(
+                    NewStream {
+                        name: name.clone(),
+                        retention_hours: None,
+                        retention_bytes: None,
+                        media_type: Some("video/h264".into()),
+                        tags: Default::default(),
+                    },
+                    who.name(),
+                );
                 match created.or_else(|_| self.ctx.video.get(&name)) {
                     Ok(s) => s,
                     Err(e) => {
@@ -560,13 +564,14 @@ impl Conn {
         self.write(r);
     }
 
-    /// Applies `[auth]` to an ANNOUNCE (`super::access`); answers 401 or 403 itself when refused.
+    /// Applies `[auth]` to an ANNOUNCE (`super::access`): who is publishing, or `None` after
+    /// answering 401 or 403.
     fn authorized(
         &mut self,
         req: &Request<Vec<u8>>,
         cseq: Option<&str>,
         name: &StreamName,
-    ) -> bool {
+    ) -> Option<Identity> {
         let ctx = self.ctx.clone();
         let header = req.header(&headers::AUTHORIZATION).map(|v| v.as_str().to_owned());
         let verdict = access::check(
@@ -579,7 +584,7 @@ impl Conn {
             self.peer.ip(),
         );
         let (status, reason, message) = match verdict {
-            access::Verdict::Allowed(_) => return true,
+            access::Verdict::Allowed(who) => return Some(who),
             access::Verdict::Challenge(m) => (
                 StatusCode::Unauthorized,
                 if header.is_some() { "bad_secret" } else { "missing" },
@@ -605,7 +610,7 @@ impl Conn {
         }
         let r = r.build(format!("{message}\n").into_bytes());
         self.write(r);
-        false
+        None
     }
 
     fn response(&self, status: StatusCode, cseq: Option<&str>) -> rtsp_types::ResponseBuilder {
