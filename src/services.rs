@@ -135,15 +135,16 @@ impl Services {
     /// With `[auth]` on, where a change points Sluice (`crate::auth::outbound`): no loopback or
     /// link-local webhook or camera unless allowed, image directories under the allowed roots.
     async fn check_destinations(&self, change: &StreamChange) -> Result<()> {
-        use crate::auth::outbound;
+        use crate::auth::outbound::{self, Outbound};
         if !self.auth.enabled() {
             return Ok(());
         }
         let a = self.auth.config();
+        let policy = Outbound::from_config(a);
         if let Some(Some(s)) = &change.source {
             let host = s.url.host_str().unwrap_or("");
             let port = s.url.port().unwrap_or(554);
-            outbound::check_host("source.rtspUrl", host, port, &a.outbound_networks).await?;
+            policy.check("source.rtspUrl", host, port).await?;
         }
         match change.image_generation.as_ref().and_then(Option::as_ref).map(|g| &g.destination) {
             Some(Destination::Webhook { url }) => {
@@ -151,13 +152,7 @@ impl Services {
                     .map_err(|e| crate::error::Error::invalid(format!("webhook url: {e}")))?;
                 let port = parsed.port_or_known_default().unwrap_or(80);
                 let host = parsed.host_str().unwrap_or("");
-                outbound::check_host(
-                    "imageGeneration.destination.url",
-                    host,
-                    port,
-                    &a.outbound_networks,
-                )
-                .await
+                policy.check("imageGeneration.destination.url", host, port).await
             }
             Some(Destination::Directory { path }) => {
                 outbound::check_directory(path, &self.config.server.data_dir, &a.image_roots)

@@ -135,6 +135,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         Arc::new(crate::imagegen::source::FramesSource(frames.clone())),
         metrics.clone(),
         &config.image_generation,
+        crate::auth::outbound::Outbound::from_config(&config.auth),
     )?;
     imagegen.start()?;
     let rtsp_addr = rtsp.as_ref().map(|l| l.local_addr());

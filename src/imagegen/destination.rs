@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::status::Status;
+use crate::auth::outbound::Outbound;
 use crate::clock::Timestamp;
 use crate::config::ImageGenerationConfig;
 use crate::frames::Image;
@@ -113,10 +114,15 @@ pub struct WebhookShared {
 }
 
 impl WebhookShared {
-    pub fn new(config: &ImageGenerationConfig) -> Self {
+    /// `outbound` limits where webhooks may connect, at every request (`crate::auth::outbound`):
+    /// names resolve only to allowed addresses, and redirects are not followed (a webhook that
+    /// answers 3xx has failed), so a receiver cannot send Sluice on to a loopback service.
+    pub fn new(config: &ImageGenerationConfig, outbound: Outbound) -> Self {
         let client = reqwest::Client::builder()
             .timeout(config.webhook_timeout_ms)
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(outbound))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         WebhookShared {
@@ -283,7 +289,7 @@ mod tests {
             webhook_max_backoff_ms: Duration::from_millis(1000),
             ..Default::default()
         };
-        let w = WebhookShared::new(&cfg);
+        let w = WebhookShared::new(&cfg, Outbound::anywhere());
         for retry in 1..40 {
             let cap = (100u64 << (retry - 1).min(20)).min(1000);
             for _ in 0..20 {

@@ -77,6 +77,7 @@ impl ImageGeneration {
         source: Arc<dyn ImageSource>,
         metrics: Arc<Metrics>,
         config: &ImageGenerationConfig,
+        outbound: crate::auth::outbound::Outbound,
     ) -> Result<Arc<ImageGeneration>> {
         let clock = video.clock().clone();
         Ok(Arc::new(ImageGeneration {
@@ -86,7 +87,7 @@ impl ImageGeneration {
             metrics,
             clock,
             config: config.clone(),
-            webhook: Arc::new(WebhookShared::new(config)),
+            webhook: Arc::new(WebhookShared::new(config, outbound)),
             running: PerStream::new(),
             admin: tokio::sync::Mutex::new(()),
         }))

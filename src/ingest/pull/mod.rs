@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::auth::outbound::Outbound;
 use crate::auth::seal::Sealer;
 use crate::catalog::Catalog;
 use crate::catalog::VideoStreamId;
@@ -166,6 +167,8 @@ pub struct PullSettings {
     pub pull: RtspPullConfig,
     /// LL-HLS part duration for fragments muxed from RTP.
     pub part_duration: Duration,
+    /// Where cameras may be (`crate::auth::outbound`), checked at every connection.
+    pub outbound: Outbound,
 }
 
 /// Every stream's pulled source. One per server.
@@ -199,7 +202,11 @@ impl PullManager {
             video,
             metrics,
             sealer,
-            settings: PullSettings { pull: config.rtsp_pull.clone(), part_duration },
+            settings: PullSettings {
+                pull: config.rtsp_pull.clone(),
+                part_duration,
+                outbound: Outbound::from_config(&config.auth),
+            },
             running: PerStream::new(),
             admin: tokio::sync::Mutex::new(()),
         });

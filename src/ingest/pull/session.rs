@@ -20,6 +20,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec}
 use tokio_util::sync::CancellationToken;
 
 use super::{PullSettings, PullTransport, SourceConfig, SourceState, StatusCell};
+use crate::auth::outbound::Outbound;
 use crate::clock::Timestamp;
 use crate::ingest::rtp::{Codec, RtpIngest, TrackSpec};
 use crate::video::VideoStream;
@@ -95,6 +96,27 @@ impl TrackMap {
     }
 }
 
+/// The camera's URL with its host resolved now and checked against `outbound`; with the policy
+/// limited, the connection goes to the checked address, so the name cannot be re-pointed in
+/// between (DNS rebinding).
+async fn checked_url(url: &url::Url, outbound: &Outbound) -> Result<url::Url, String> {
+    if !outbound.is_limited() {
+        return Ok(url.clone());
+    }
+    let host = url.host_str().unwrap_or("");
+    let addrs = outbound
+        .resolve("source.rtspUrl", host, url.port().unwrap_or(554))
+        .await
+        .map_err(|e| e.message)?;
+    let mut pinned = url.clone();
+    if let Some(a) = addrs.first()
+        && url.domain().is_some()
+    {
+        pinned.set_ip_host(a.ip()).map_err(|()| format!("cannot connect to {}", a.ip()))?;
+    }
+    Ok(pinned)
+}
+
 async fn attempt(
     stream: &Arc<VideoStream>,
     source: &SourceConfig,
@@ -112,9 +134,9 @@ async fn attempt(
         let options = SessionOptions::default()
             .creds(creds)
             .user_agent(format!("Sluice/{}", env!("CARGO_PKG_VERSION")));
-        let mut session = Session::describe(source.url.clone(), options)
-            .await
-            .map_err(|e| format!("DESCRIBE failed: {e}"))?;
+        let url = checked_url(&source.url, &settings.outbound).await?;
+        let mut session =
+            Session::describe(url, options).await.map_err(|e| format!("DESCRIBE failed: {e}"))?;
         let (tracks, map) = choose_tracks(&session)?;
         for i in [map.video, map.audio].into_iter().flatten() {
             let transport = match source.transport {
@@ -320,6 +342,22 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn cameras_are_connected_to_at_the_address_that_was_checked() {
+        let url = url::Url::parse("rtsp://user:pw@localhost:8554/cam?x=1").unwrap();
+        let loopback: Vec<ipnet::IpNet> =
+            ["127.0.0.0/8", "::1/128"].iter().map(|n| n.parse().unwrap()).collect();
+        let pinned = checked_url(&url, &Outbound::limited(&loopback)).await.unwrap();
+        assert!(
+            ["rtsp://user:pw@127.0.0.1:8554/cam?x=1", "rtsp://user:pw@[::1]:8554/cam?x=1"]
+                .contains(&pinned.as_str()),
+            "{pinned}"
+        );
+        let refused = checked_url(&url, &Outbound::limited(&[])).await.unwrap_err();
+        assert!(refused.contains("loopback"), "{refused}");
+        assert_eq!(checked_url(&url, &Outbound::anywhere()).await.unwrap(), url);
+    }
+
     #[test]
     fn backoff_grows_and_is_capped() {
         let settings = PullSettings {
@@ -329,6 +367,7 @@ mod tests {
                 ..Default::default()
             },
             part_duration: Duration::from_millis(200),
+            outbound: Outbound::anywhere(),
         };
         let d0 = backoff(&settings, 0).as_millis();
         let d3 = backoff(&settings, 3).as_millis();
