@@ -25,6 +25,36 @@ export function authFetch(path, options = {}) {
   return fetch(path, { ...options, headers });
 }
 
+/**
+ * A click handler for a download link (`<a href download>`) of a resource that needs
+ * credentials: with a signed-in user the file is fetched with them and saved from memory (a
+ * plain link would go without the Authorization header); otherwise the link works as it is.
+ * Failures are reported through `onError(message)`.
+ */
+export function authorizedDownload(onError) {
+  return async (ev) => {
+    if (!authorization) return;
+    ev.preventDefault();
+    const link = ev.currentTarget;
+    try {
+      const resp = await authFetch(link.getAttribute('href'));
+      if (!resp.ok) {
+        let message = `${resp.status} ${resp.statusText}`;
+        try { message = (await resp.json()).error.message; } catch (_) { /* not JSON */ }
+        throw new Error(message);
+      }
+      const url = URL.createObjectURL(await resp.blob());
+      const a = Object.assign(document.createElement('a'), { href: url, download: link.getAttribute('download') || '' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (e) {
+      onError(`download failed: ${e.message}`);
+    }
+  };
+}
+
 /** JSON request to the API; resolves to the parsed body (null for 204). A 401 asks the user to
  *  sign in (the `sluice-login` event) and rejects. */
 export async function api(path, options = {}) {

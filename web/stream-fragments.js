@@ -1,6 +1,6 @@
 // A stream page's fragments table: the fragments of the selection, or the newest 50.
 
-import { api, iso, qs } from './api.js';
+import { api, authorizedDownload, iso, qs } from './api.js';
 import { bytes, clock, dateTime, el } from './format.js';
 
 export class FragmentsPanel {
@@ -47,7 +47,12 @@ export class FragmentsPanel {
         el('td.num', {}, `${(f.durationMs / 1000).toFixed(3)} s`),
         el('td.num', {}, bytes(f.sizeBytes)),
         el('td', {}, el('span.tags', {}, f.keyframe ? el('span.tag.key', {}, 'key') : '', f.discontinuity ? el('span.tag.disc', { title: 'first fragment of a producer session or a new init segment' }, 'disc') : '')),
-        el('td', {}, el('a.small-link', { href: `${base}/fragments/${f.fragmentNumber}/media`, title: 'The stored moof+mdat' }, '↓')))));
+        el('td', {}, el('a.small-link', {
+          href: `${base}/fragments/${f.fragmentNumber}/media`,
+          download: `${desc?.name ?? 'fragment'}-${f.fragmentNumber}.m4s`,
+          title: 'The stored moof+mdat',
+          onclick: authorizedDownload((m) => { this.note.textContent = m; }),
+        }, '↓')))));
     } catch (e) {
       if (seq === this.seq) this.note.textContent = `Could not list fragments: ${e.message}`;
     }

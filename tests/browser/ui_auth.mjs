@@ -1,6 +1,7 @@
 // The web UI against a server with [auth] on: the sign-in form appears, a wrong password is
 // refused with a message, the right one lists only the streams the user has a grant on (cam1,
-// not door), and cam1 plays live through a playback session (the player sends no headers).
+// not door), cam1 plays live through a playback session (the player sends no headers), and a
+// fragment downloads with the user's credentials.
 // Screenshots: login.png, list-auth.png, stream-auth.png.
 
 import { join } from 'node:path';
@@ -42,6 +43,17 @@ await withBrowser('ui_auth', async (context, ctx) => {
     return t >= first.t + 2 ? t : null;
   }, 30_000);
   await page.screenshot({ path: join(shots, 'stream-auth.png'), fullPage: true });
+  // A fragment's download link needs `read`, not a playback token: it goes with the user's
+  // credentials and saves the stored moof+mdat.
+  const link = page.locator('table.fragments tbody a.small-link').first();
+  await link.waitFor({ timeout: 15_000 });
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), link.click()]);
+  const saved = await download.path();
+  const { readFileSync } = await import('node:fs');
+  const head = readFileSync(saved).subarray(0, 8);
+  if (head.subarray(4, 8).toString('latin1') !== 'moof' || !/^cam1-\d+\.m4s$/.test(download.suggestedFilename())) {
+    throw new Error(`fragment download: ${download.suggestedFilename()} starts ${head.toString('hex')}`);
+  }
   // Allowed: the wrong password's 401, and the frame button's probe (a deliberate bad `at`).
   const unexpected = failed.filter((f) => !/^401 .*\/v1\/auth\/whoami$/.test(f) && !/^400 .*\/frame\.jpg\?at=not-a-time$/.test(f));
   if (unexpected.length || failed.filter((f) => f.startsWith('401')).length !== 1) throw new Error(`failed requests: ${failed.join(' | ')}`);
