@@ -104,3 +104,83 @@ async fn web_ui_signs_in_and_plays_through_a_playback_session() {
     drop(live);
     server.stop().await;
 }
+
+/// The system clock moved by an offset the test sets: the server's "now" jumps forward while
+/// ingest and playback keep running in real time.
+#[derive(Debug, Default)]
+struct OffsetClock(std::sync::atomic::AtomicI64);
+
+impl sluice::clock::Clock for OffsetClock {
+    fn now(&self) -> sluice::clock::Timestamp {
+        let offset = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        let now = sluice::clock::SystemClock.now().as_micros();
+        sluice::clock::Timestamp::from_micros(now + offset)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_plays_a_playback_session_until_it_expires() {
+    use sluice::clock::Clock;
+    use sluice::config::{Action, Grant, StreamPattern};
+    require_browser_tools();
+    let clock = std::sync::Arc::new(OffsetClock::default());
+    let server = TestServer::start_with(
+        |c| {
+            c.auth.enabled = true;
+            let cam = StreamPattern::parse("cam").unwrap();
+            // The camera publishes without credentials; sessions need `playback`.
+            c.auth.anonymous = vec![
+                Grant { action: Action::Publish, streams: cam.clone() },
+                Grant { action: Action::Playback, streams: cam },
+            ];
+        },
+        clock.clone(),
+    )
+    .await;
+    let created = server.state.video.create(
+        sluice::video::NewStream {
+            name: sluice::name::StreamName::new("cam").unwrap(),
+            retention_hours: None,
+            retention_bytes: None,
+            media_type: None,
+            tags: Default::default(),
+        },
+        "test",
+    );
+    assert!(created.is_ok());
+    let live = push_live(&server.base, "cam", Some(90));
+    // Three whole segments (2 s GOPs of 200 ms fragments) first: hls.js started inside a new
+    // stream's first segment reloads that segment's parts in a loop until the second one
+    // completes (see docs/benchmarks.md, LL-HLS), which is not what this test is about.
+    wait_fragments(&server, "cam", 30).await;
+    let session = server
+        .http
+        .post(server.url("/v1/streams/cam/playback-sessions"))
+        .json(&serde_json::json!({"expiresInSeconds": 300}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let url = session["url"].as_str().expect("a session url").to_owned();
+    let flag = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    std::fs::remove_file(&flag).unwrap();
+    let env = [("SESSION_URL", url), ("FLAG", flag.display().to_string())];
+    let script = run_script("session_expiry.mjs", &server.base, &env);
+    let expire = async {
+        for _ in 0..600 {
+            if flag.exists() {
+                // Past the session's expiry.
+                clock.0.store(301_000_000, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (out, ()) = tokio::join!(script, expire);
+    println!("{out}");
+    assert!(clock.now() > sluice::clock::SystemClock.now(), "the clock was moved");
+    drop(live);
+    server.stop().await;
+}

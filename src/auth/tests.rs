@@ -136,11 +136,11 @@ fn disabled_allows_everything() {
     assert!(auth.allows(&Identity::Anonymous, Action::Admin, None));
 }
 
-/// One signed request of the AWS SigV4 test suite (`tests/fixtures/aws-sig-v4-test-suite`, the
+/// One signed request of the AWS SigV4 test suite (`fixtures/aws-sig-v4-test-suite`, the
 /// `.sreq` files): request line, `Name:value` headers, a blank line, the body.
 fn suite_request(name: &str) -> Result<(http::request::Parts, bytes::Bytes), String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/aws-sig-v4-test-suite")
+        .join("fixtures/aws-sig-v4-test-suite")
         .join(format!("{name}.sreq"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
@@ -228,8 +228,7 @@ async fn the_aws_sigv4_test_suite_verifies() {
         ("post-x-www-form-urlencoded", Err("InvalidSignatureException")),
     ];
     let on_disk = std::fs::read_dir(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/aws-sig-v4-test-suite"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/aws-sig-v4-test-suite"),
     )
     .unwrap()
     .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".sreq").map(str::to_owned))

@@ -96,8 +96,13 @@ function watch(page, ctx) {
 /** A page that only loads hls.js (from the server, as the UI does) and a <video>. */
 export async function hlsPage(context, base) {
   const page = await context.newPage();
-  await page.goto(`${base}/`);
-  const hlsSrc = await page.evaluate(() => document.querySelector('script[src*="hls"]').getAttribute('src'));
+  // The UI's page names the hls.js it serves; the page is read, not run (its scripts would race
+  // the content set below), and loading the script itself gives the page the server's origin.
+  const index = await (await context.request.get(`${base}/`)).text();
+  const hlsSrc = index.match(/<script[^>]*\ssrc="([^"]*hls[^"]*)"/)[1];
+  // (A script as the page makes the browser ask for /favicon.ico, which the server has not.)
+  await page.route('**/favicon.ico', (r) => r.fulfill({ status: 204 }));
+  await page.goto(`${base}${hlsSrc}`);
   await page.setContent(`<!doctype html><html><body style="margin:0;background:#000">
     <video id="v" muted playsinline style="width:640px"></video>
     <script src="${base}${hlsSrc}"></script></body></html>`);
