@@ -14,6 +14,7 @@ mod common;
 
 mod harness;
 
+mod cbor;
 mod control;
 mod iterators;
 mod records;

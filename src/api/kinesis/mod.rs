@@ -1,6 +1,7 @@
-//! The AWS Kinesis Data Streams wire protocol (JSON 1.1): `POST /` with
-//! `X-Amz-Target: Kinesis_20131202.<Operation>`, a JSON body with the API reference's PascalCase
-//! members, blobs in base64 and timestamps in epoch seconds. With `[auth] enabled`, every request
+//! The AWS Kinesis Data Streams wire protocol: `POST /` with
+//! `X-Amz-Target: Kinesis_20131202.<Operation>`, a JSON 1.1 body with the API reference's
+//! PascalCase members, blobs in base64 and timestamps in epoch seconds, or the same members in
+//! CBOR 1.1 ([`cbor`], chosen by `Content-Type`; the answer in the same encoding). With `[auth] enabled`, every request
 //! must be signed (SigV4, service `kinesis`) by a Sluice access key holding the grant the
 //! operation needs ([`access`]); otherwise any `Authorization` header is ignored. Errors are HTTP 400 `{"__type":"<Exception>","message":"…"}`
 //! (500 `InternalFailure` for faults); an unknown target is `UnknownOperationException`.
@@ -11,6 +12,7 @@
 //! live in `crate::datastream`; docs/kinesis.md describes the surface.
 
 pub mod access;
+mod cbor;
 mod ops;
 #[cfg(test)]
 mod tests;
@@ -33,7 +35,7 @@ use serde_json::json;
 use super::ApiState;
 use crate::auth::sigv4::{self, SigV4Error};
 use crate::auth::{Failure, Identity};
-use crate::datastream::{DataStreams, DsError};
+use crate::datastream::{DataStreams, DsError, GetRecordsOutput};
 use crate::events::sink::Denial;
 use crate::memory::Part;
 use ops::*;
@@ -43,6 +45,7 @@ pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
 /// Largest request body: a 5 MiB PutRecords in base64 (≈ 6.7 MiB) plus JSON framing.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const CBOR_CONTENT_TYPE: &str = "application/x-amz-cbor-1.1";
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/", post(handle))
@@ -52,41 +55,35 @@ async fn handle(State(state): State<ApiState>, req: axum::extract::Request) -> R
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (status, out) = if content_type.starts_with("application/x-amz-cbor") {
-        error_body(&DsError::Serialization(
-            "CBOR is not supported; use JSON (for the Java SDK and KCL set AWS_CBOR_DISABLE=1)"
-                .to_owned(),
-        ))
-    } else {
-        // The body and what is decoded from it (records' data) coexist: twice its size, taken
-        // from the memory budget before the body is read when its length is declared.
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .map_or(MAX_BODY, |n| n.min(MAX_BODY));
-        match state.memory.reserve(Part::Kinesis, 2 * declared) {
-            Err(e) => {
-                // Read the body to its end without keeping it, so the client, still sending,
-                // gets the answer rather than a reset connection.
-                discard(body, MAX_BODY).await;
-                error_body(&DsError::Unavailable(e.to_string()))
-            }
-            Ok(mut memory) => match axum::body::to_bytes(body, MAX_BODY).await {
-                Ok(bytes) => {
-                    let _ = memory.resize(2 * bytes.len());
-                    authorized(&state, &parts, target, bytes).await
-                }
-                Err(_) => error_body(&DsError::Serialization(format!(
-                    "The request body is unreadable or larger than {MAX_BODY} bytes."
-                ))),
-            },
+    let codec = Codec::of(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+    // The body and what is decoded from it (records' data) coexist: twice its size, taken from
+    // the memory budget before the body is read when its length is declared.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .map_or(MAX_BODY, |n| n.min(MAX_BODY));
+    let outcome = match state.memory.reserve(Part::Kinesis, 2 * declared) {
+        Err(e) => {
+            // Read the body to its end without keeping it, so the client, still sending, gets
+            // the answer rather than a reset connection.
+            discard(body, MAX_BODY).await;
+            Err(DsError::Unavailable(e.to_string()).into())
         }
+        Ok(mut memory) => match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => {
+                let _ = memory.resize(2 * bytes.len());
+                authorized(&state, &parts, target, bytes, codec).await
+            }
+            Err(_) => Err(DsError::Serialization(format!(
+                "The request body is unreadable or larger than {MAX_BODY} bytes."
+            ))
+            .into()),
+        },
     };
+    let (status, out) = encode(codec, outcome);
     let mut resp = (status, out).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
     if let Ok(id) = HeaderValue::from_str(&request_id()) {
         h.insert("x-amzn-requestid", id);
     }
@@ -96,16 +93,19 @@ async fn handle(State(state): State<ApiState>, req: axum::extract::Request) -> R
     resp
 }
 
-/// Verifies the signature and the grant (when auth is on), then runs the operation.
+/// Verifies the signature over the body as sent and the grant (when auth is on), then runs the
+/// operation.
 async fn authorized(
     state: &ApiState,
     parts: &axum::http::request::Parts,
     target: Option<&str>,
-    bytes: Bytes,
-) -> (StatusCode, Vec<u8>) {
+    raw: Bytes,
+    codec: Codec,
+) -> Outcome {
     let auth = &state.auth;
     if !auth.enabled() {
-        return dispatch(&state.data, target, &bytes).await;
+        let body = codec.request(&raw)?;
+        return run(&state.data, target, &body).await;
     }
     let remote = parts
         .extensions
@@ -118,14 +118,14 @@ async fn authorized(
     };
     if let Err(Failure::Throttled { .. }) = auth.check_throttle(ip) {
         denied("throttled", "anonymous", "");
-        return auth_error(
+        return Err(Fault::new(
             StatusCode::BAD_REQUEST,
             "ThrottlingException",
             "Rate exceeded: too many failed authentications from this address",
-        );
+        ));
     }
     let now = state.video.clock().now();
-    let principal = match sigv4::verify(auth, parts, bytes.clone(), "kinesis", now).await {
+    let principal = match sigv4::verify(auth, parts, raw.clone(), "kinesis", now).await {
         Ok(p) => p,
         Err(e) => {
             auth.record_failure(ip);
@@ -136,32 +136,30 @@ async fn authorized(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return auth_error(status, e.type_name(), e.message());
+            return Err(Fault::new(status, e.type_name(), e.message()));
         }
     };
     if !principal.cidrs.is_empty() && !principal.cidrs.iter().any(|n| n.contains(&ip)) {
         denied("source_not_allowed", &principal.name, "");
-        return error_body(&DsError::AccessDenied(format!(
+        return Err(DsError::AccessDenied(format!(
             "User: {} is not authorized to call from {ip}",
             principal.name
-        )));
+        ))
+        .into());
     }
     let who = Identity::Principal(principal);
     let op = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("");
-    if let Err(e) = access::check(auth, &state.data, &who, op, &bytes) {
+    let body = codec.request(&raw)?;
+    if let Err(e) = access::check(auth, &state.data, &who, op, &body) {
         denied("not_granted", who.name(), "");
-        return error_body(&e);
+        return Err(e.into());
     }
-    let (status, out) = dispatch(&state.data, target, &bytes).await;
-    if op == "ListStreams" && status == StatusCode::OK {
-        return (status, access::filter_list(auth, &who, out));
+    match run(&state.data, target, &body).await? {
+        Reply::Value(v) if op == "ListStreams" => {
+            Ok(Reply::Value(access::filter_list(auth, &who, v)))
+        }
+        reply => Ok(reply),
     }
-    (status, out)
-}
-
-fn auth_error(status: StatusCode, type_name: &str, message: &str) -> (StatusCode, Vec<u8>) {
-    let body = json!({ "__type": type_name, "message": message });
-    (status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// Reads up to `limit` bytes of `body` and drops them.
@@ -177,49 +175,141 @@ fn request_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Runs one request: `target` is the `X-Amz-Target` header, `body` the JSON. Returns the status
-/// and the JSON response body. Never panics on client input.
+/// The body's encoding, chosen by the request's `Content-Type`: JSON 1.1, or CBOR 1.1
+/// ([`cbor`]); the answer is in the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Json,
+    Cbor,
+}
+
+impl Codec {
+    pub fn of(content_type: Option<&str>) -> Codec {
+        match content_type {
+            Some(t) if t.starts_with("application/x-amz-cbor") => Codec::Cbor,
+            _ => Codec::Json,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Codec::Json => CONTENT_TYPE,
+            Codec::Cbor => CBOR_CONTENT_TYPE,
+        }
+    }
+
+    /// The request body as the JSON the operations decode.
+    fn request(self, raw: &Bytes) -> Result<Bytes, Fault> {
+        match self {
+            Codec::Json => Ok(raw.clone()),
+            Codec::Cbor => Ok(cbor::request_to_json(raw)?.into()),
+        }
+    }
+}
+
+/// What an operation answers, before it is encoded.
+pub enum Reply {
+    Value(serde_json::Value),
+    /// GetRecords, written straight into the answer's encoding.
+    Records(GetRecordsOutput),
+}
+
+/// A refused or failed request: its status, exception name and message.
+#[derive(Debug)]
+pub struct Fault {
+    status: StatusCode,
+    type_name: &'static str,
+    message: String,
+}
+
+impl Fault {
+    fn new(status: StatusCode, type_name: &'static str, message: impl Into<String>) -> Fault {
+        Fault { status, type_name, message: message.into() }
+    }
+}
+
+impl From<DsError> for Fault {
+    fn from(e: DsError) -> Fault {
+        let status = if e.is_server_fault() {
+            tracing::error!(error = %e, "kinesis request failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else if matches!(e, DsError::Unavailable(_)) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Fault::new(status, e.type_name(), e.message())
+    }
+}
+
+pub type Outcome = Result<Reply, Fault>;
+
+/// The answer's status and body in `codec`.
+pub fn encode(codec: Codec, outcome: Outcome) -> (StatusCode, Vec<u8>) {
+    match (outcome, codec) {
+        (Ok(Reply::Value(v)), Codec::Json) => {
+            (StatusCode::OK, serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec()))
+        }
+        (Ok(Reply::Value(v)), Codec::Cbor) => (StatusCode::OK, cbor::json_to_cbor(&v)),
+        (Ok(Reply::Records(out)), Codec::Json) => (StatusCode::OK, get_records_body(&out)),
+        (Ok(Reply::Records(out)), Codec::Cbor) => {
+            let children = out
+                .child_shards
+                .as_ref()
+                .map(|c| serde_json::Value::Array(c.iter().map(child_json).collect()));
+            (StatusCode::OK, cbor::records_to_cbor(&out, children.as_ref()))
+        }
+        (Err(f), codec) => {
+            let body = json!({ "__type": f.type_name, "message": f.message });
+            let bytes = match codec {
+                Codec::Json => serde_json::to_vec(&body).unwrap_or_default(),
+                Codec::Cbor => cbor::json_to_cbor(&body),
+            };
+            (f.status, bytes)
+        }
+    }
+}
+
+/// Runs one request and encodes its answer: `target` is the `X-Amz-Target` header, `body` the
+/// request in `codec`. Never panics on client input.
 pub async fn dispatch(
     ds: &Arc<DataStreams>,
     target: Option<&str>,
     body: &[u8],
+    codec: Codec,
 ) -> (StatusCode, Vec<u8>) {
+    let outcome = match codec.request(&Bytes::copy_from_slice(body)) {
+        Ok(json) => run(ds, target, &json).await,
+        Err(f) => Err(f),
+    };
+    encode(codec, outcome)
+}
+
+/// Runs one operation on its JSON request body.
+async fn run(ds: &Arc<DataStreams>, target: Option<&str>, body: &[u8]) -> Outcome {
     let Some(op) = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)) else {
-        return unknown_operation(target);
+        return Err(unknown_operation(target));
     };
     let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
-    let result = match op {
+    match op {
         // Writes: appended on the blocking pool, then durability is awaited.
-        "PutRecord" => put_record(ds, body).await,
-        "PutRecords" => put_records(ds, body).await,
+        "PutRecord" => Ok(Reply::Value(put_record(ds, body).await?)),
+        "PutRecords" => Ok(Reply::Value(put_records(ds, body).await?)),
         // Everything else reads or changes the catalog and the logs: on the blocking pool.
         _ => {
             let (ds, op, body, target) =
                 (ds.clone(), op.to_owned(), body.to_vec(), target.map(str::to_owned));
-            return tokio::task::spawn_blocking(move || {
+            tokio::task::spawn_blocking(move || {
                 blocking_operation(&ds, &op, &body, target.as_deref())
             })
             .await
-            .unwrap_or_else(|e| error_body(&DsError::Internal(format!("request task: {e}"))));
+            .unwrap_or_else(|e| Err(DsError::Internal(format!("request task: {e}")).into()))
         }
-    };
-    answer(result)
-}
-
-fn answer(result: Result<serde_json::Value, DsError>) -> (StatusCode, Vec<u8>) {
-    match result {
-        Ok(v) => (StatusCode::OK, serde_json::to_vec(&v).unwrap_or_else(|_| b"{}".to_vec())),
-        Err(e) => error_body(&e),
     }
 }
 
 /// Every operation but the puts, synchronously.
-fn blocking_operation(
-    ds: &DataStreams,
-    op: &str,
-    body: &[u8],
-    target: Option<&str>,
-) -> (StatusCode, Vec<u8>) {
+fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&str>) -> Outcome {
     let result = match op {
         "CreateStream" => create_stream(ds, body),
         "DeleteStream" => delete_stream(ds, body),
@@ -228,12 +318,7 @@ fn blocking_operation(
         "ListStreams" => list_streams(ds, body),
         "ListShards" => list_shards(ds, body),
         "GetShardIterator" => get_shard_iterator(ds, body),
-        "GetRecords" => {
-            return match get_records(ds, body) {
-                Ok(bytes) => (StatusCode::OK, bytes),
-                Err(e) => error_body(&e),
-            };
-        }
+        "GetRecords" => return Ok(Reply::Records(get_records(ds, body)?)),
         "IncreaseStreamRetentionPeriod" => retention(ds, body, true),
         "DecreaseStreamRetentionPeriod" => retention(ds, body, false),
         "AddTagsToStream" => add_tags(ds, body),
@@ -248,30 +333,17 @@ fn blocking_operation(
         "ListStreamConsumers" => list_consumers(ds, body),
         "DescribeStreamConsumer" => describe_consumer(ds, body),
         "DescribeLimits" => Ok(describe_limits(ds)),
-        _ => return unknown_operation(target),
+        _ => return Err(unknown_operation(target)),
     };
-    answer(result)
+    Ok(Reply::Value(result?))
 }
 
-fn unknown_operation(target: Option<&str>) -> (StatusCode, Vec<u8>) {
-    let body = json!({
-        "__type": "UnknownOperationException",
-        "message": format!("Unknown operation {:?}", target.unwrap_or("")),
-    });
-    (StatusCode::BAD_REQUEST, serde_json::to_vec(&body).unwrap_or_default())
-}
-
-fn error_body(e: &DsError) -> (StatusCode, Vec<u8>) {
-    let status = if e.is_server_fault() {
-        tracing::error!(error = %e, "kinesis request failed");
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else if matches!(e, DsError::Unavailable(_)) {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    let body = json!({ "__type": e.type_name(), "message": e.message() });
-    (status, serde_json::to_vec(&body).unwrap_or_default())
+fn unknown_operation(target: Option<&str>) -> Fault {
+    Fault::new(
+        StatusCode::BAD_REQUEST,
+        "UnknownOperationException",
+        format!("Unknown operation {:?}", target.unwrap_or("")),
+    )
 }
 
 // ---- decoding ---------------------------------------------------------------------------------

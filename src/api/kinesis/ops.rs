@@ -383,7 +383,7 @@ pub(super) fn get_shard_iterator(ds: &DataStreams, body: &[u8]) -> Result<Value,
 /// GetRecords, written straight into the response buffer: the records' data is base64-encoded
 /// into place (base64 and decimal numbers never need JSON escaping), without building a JSON tree
 /// and escape-scanning megabytes of base64.
-pub(super) fn get_records(ds: &DataStreams, body: &[u8]) -> Result<Vec<u8>, DsError> {
+pub(super) fn get_records(ds: &DataStreams, body: &[u8]) -> Result<GetRecordsOutput, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct In {
@@ -394,8 +394,7 @@ pub(super) fn get_records(ds: &DataStreams, body: &[u8]) -> Result<Vec<u8>, DsEr
     }
     let r: In = parse(body)?;
     let it = required(r.shard_iterator, "shardIterator")?;
-    let out = ds.get_records(&it, r.limit)?;
-    Ok(get_records_body(&out))
+    ds.get_records(&it, r.limit)
 }
 
 pub(super) fn get_records_body(out: &GetRecordsOutput) -> Vec<u8> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 async fn call(ds: &Arc<DataStreams>, op: &str, body: Value) -> (StatusCode, Value) {
     let target = format!("{TARGET_PREFIX}{op}");
-    let (status, out) = dispatch(ds, Some(&target), body.to_string().as_bytes()).await;
+    let (status, out) = dispatch(ds, Some(&target), body.to_string().as_bytes(), Codec::Json).await;
     (status, serde_json::from_slice(&out).unwrap())
 }
 
@@ -82,12 +82,13 @@ async fn errors_carry_kinesis_types() {
     let fx = Fixture::new(false);
     let ds = fx.open();
     call(&ds, "CreateStream", json!({"StreamName": "s", "ShardCount": 1})).await;
-    let (s, out) = dispatch(&ds, Some("Kinesis_20131202.Nope"), b"{}").await;
+    let (s, out) = dispatch(&ds, Some("Kinesis_20131202.Nope"), b"{}", Codec::Json).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&out).contains("UnknownOperationException"));
-    let (s, _) = dispatch(&ds, None, b"{}").await;
+    let (s, _) = dispatch(&ds, None, b"{}", Codec::Json).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (_, out) = dispatch(&ds, Some("Kinesis_20131202.ListStreams"), b"{not json").await;
+    let (_, out) =
+        dispatch(&ds, Some("Kinesis_20131202.ListStreams"), b"{not json", Codec::Json).await;
     assert!(String::from_utf8_lossy(&out).contains("SerializationException"));
     let cases = [
         ("CreateStream", json!({}), "ValidationException"),
@@ -262,4 +263,78 @@ fn get_records_body_is_the_json_kinesis_expects() {
     let v: Value = serde_json::from_slice(&get_records_body(&closed)).unwrap();
     assert!(v["NextShardIterator"].is_null());
     assert_eq!(v["ChildShards"], json!([]));
+}
+
+/// One CBOR call: the request map as CBOR, the answer decoded.
+async fn call_cbor(
+    ds: &Arc<DataStreams>,
+    op: &str,
+    req: ciborium::Value,
+) -> (StatusCode, ciborium::Value) {
+    let mut body = Vec::new();
+    ciborium::into_writer(&req, &mut body).unwrap();
+    let target = format!("{TARGET_PREFIX}{op}");
+    let (status, out) = dispatch(ds, Some(&target), &body, Codec::Cbor).await;
+    (status, ciborium::from_reader(&out[..]).unwrap())
+}
+
+fn member<'a>(v: &'a ciborium::Value, name: &str) -> &'a ciborium::Value {
+    v.as_map()
+        .and_then(|m| m.iter().find(|(k, _)| k.as_text() == Some(name)))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {name} in {v:?}"))
+}
+
+#[tokio::test]
+async fn roundtrip_over_cbor() {
+    use ciborium::Value as C;
+    let t = |s: &str| C::Text(s.to_owned());
+    let fx = Fixture::new(false);
+    let ds = fx.open();
+    let create = C::Map(vec![(t("StreamName"), t("s")), (t("ShardCount"), C::Integer(1.into()))]);
+    let (s, _) = call_cbor(&ds, "CreateStream", create.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    let data: Vec<u8> = (0..=255u8).collect();
+    let put = C::Map(vec![
+        (t("StreamName"), t("s")),
+        (t("PartitionKey"), t("k")),
+        (t("Data"), C::Bytes(data.clone())),
+    ]);
+    let (s, v) = call_cbor(&ds, "PutRecord", put).await;
+    assert_eq!(s, StatusCode::OK, "{v:?}");
+    assert_eq!(member(&v, "ShardId").as_text(), Some("shardId-000000000000"));
+    let it = C::Map(vec![
+        (t("StreamName"), t("s")),
+        (t("ShardId"), t("shardId-000000000000")),
+        (t("ShardIteratorType"), t("AT_TIMESTAMP")),
+        // Tag 1 over epoch milliseconds, as the SDKs send it: the epoch, so every record.
+        (t("Timestamp"), C::Tag(1, Box::new(C::Integer(0.into())))),
+    ]);
+    let (s, v) = call_cbor(&ds, "GetShardIterator", it).await;
+    assert_eq!(s, StatusCode::OK, "{v:?}");
+    let iterator = member(&v, "ShardIterator").clone();
+    let (s, v) = call_cbor(&ds, "GetRecords", C::Map(vec![(t("ShardIterator"), iterator)])).await;
+    assert_eq!(s, StatusCode::OK, "{v:?}");
+    let records = member(&v, "Records").as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(member(&records[0], "Data"), &C::Bytes(data));
+    assert_eq!(member(&records[0], "PartitionKey").as_text(), Some("k"));
+    let C::Tag(1, ms) = member(&records[0], "ApproximateArrivalTimestamp") else { panic!("{v:?}") };
+    assert!(ms.as_integer().is_some_and(|i| i128::from(i) > 1_000_000_000_000));
+    assert!(member(&v, "MillisBehindLatest").is_integer());
+    assert!(member(&v, "NextShardIterator").is_text());
+    let (s, v) =
+        call_cbor(&ds, "DescribeStreamSummary", C::Map(vec![(t("StreamName"), t("s"))])).await;
+    assert_eq!(s, StatusCode::OK);
+    let summary = member(&v, "StreamDescriptionSummary");
+    assert!(matches!(member(summary, "StreamCreationTimestamp"), C::Tag(1, _)));
+    // Errors are CBOR too.
+    let (s, v) = call_cbor(&ds, "CreateStream", create).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(member(&v, "__type").as_text(), Some("ResourceInUseException"));
+    let target = format!("{TARGET_PREFIX}ListStreams");
+    let (s, out) = dispatch(&ds, Some(&target), b"\xff\x00", Codec::Cbor).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let v: C = ciborium::from_reader(&out[..]).unwrap();
+    assert_eq!(member(&v, "__type").as_text(), Some("SerializationException"));
 }
