@@ -18,7 +18,9 @@ if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
     # The interop matrix's other players (tests/interop.rs): VLC (run as nobody) and mpv.
     vlc-bin vlc-plugin-base mpv
     # HTTPS and HTTP/2 checks of the TLS listener (tests/tls.rs).
-    curl)
+    curl
+    # The venv for the Python clients of the tests (boto3, cbor2: tests/requirements.txt).
+    python3-venv)
 fi
 if [ "$what" = "bench" ]; then
   # The side-by-side peers and load generator of scripts/bench-*.sh.
@@ -66,4 +68,16 @@ fi
 if [ "$what" != "run" ] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install --locked --quiet cargo-nextest
+fi
+
+# Python clients of the tests (boto3, cbor2), pinned by tests/requirements.txt, in a venv in the
+# clone (.venv, ignored by git), made once and refreshed when the pins change.
+if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
+  venv="$root/.venv"
+  if ! cmp -s "$root/tests/requirements.txt" "$venv/.sluice.lock"; then
+    echo "setup: installing Python test clients (tests/requirements.txt)"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/tests/requirements.txt"
+    cp "$root/tests/requirements.txt" "$venv/.sluice.lock"
+  fi
 fi

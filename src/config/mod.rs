@@ -243,6 +243,9 @@ impl Config {
         if self.events.events_stream == self.events.metadata_stream {
             return bad("events.metadata_stream", "must differ from events.events_stream");
         }
+        if ds.subscription_secs.is_zero() {
+            return bad("data_streams.subscription_secs", "must be at least 1");
+        }
         if !(1..=1000).contains(&ds.on_demand_shard_count) {
             return bad("data_streams.on_demand_shard_count", "must be between 1 and 1000");
         }

@@ -34,6 +34,10 @@ pub struct DataStreamsConfig {
     pub read_bytes_per_sec: u64,
     /// Per-shard read limit, in GetRecords calls per second. Default 5.
     pub read_calls_per_sec: u64,
+    /// How long a SubscribeToShard subscription lasts before the consumer must call again, in
+    /// seconds. Default 300 (AWS's 5 minutes).
+    #[serde(deserialize_with = "super::units::secs")]
+    pub subscription_secs: Duration,
 }
 
 impl Default for DataStreamsConfig {
@@ -50,6 +54,7 @@ impl Default for DataStreamsConfig {
             write_records_per_sec: 1000,
             read_bytes_per_sec: 2 * 1024 * 1024,
             read_calls_per_sec: 5,
+            subscription_secs: Duration::from_secs(300),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Registered (enhanced fan-out) consumers: RegisterStreamConsumer, DeregisterStreamConsumer,
-//! DescribeStreamConsumer, ListStreamConsumers. Delivery (SubscribeToShard) is not implemented.
+//! DescribeStreamConsumer, ListStreamConsumers. Delivery is `super::subscribe`.
 
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ impl DataStreams {
     }
 
     /// RegisterStreamConsumer: at most 20 per stream; a taken name is `ResourceInUseException`.
-    /// The consumer is `ACTIVE` at once. (SubscribeToShard is not implemented.)
+    /// The consumer is `ACTIVE` at once.
     pub fn register_consumer(
         &self,
         stream_arn: &str,
@@ -61,7 +61,7 @@ impl DataStreams {
     }
 
     /// Finds a consumer by stream ARN + name, or by consumer ARN.
-    fn find_consumer(
+    pub(super) fn find_consumer(
         &self,
         stream_arn: Option<&str>,
         name: Option<&str>,

@@ -41,6 +41,7 @@ pub mod record;
 pub mod reshard;
 pub mod seqno;
 pub mod store;
+pub mod subscribe;
 pub mod throttle;
 pub mod token;
 pub mod validate;
@@ -65,6 +66,7 @@ pub use read::{GetRecordsOutput, IteratorStart, ShardReader};
 pub use reshard::ShardFilter;
 pub use seqno::SequenceNumber;
 pub use store::StreamMode;
+pub use subscribe::{SubscribeEvent, Subscription};
 pub use write::{PutEntry, PutOutcome};
 
 pub use store::DataStreamId;
@@ -390,6 +392,8 @@ pub struct DataStreams {
     memory: Arc<MemoryBudget>,
     /// Sluice's own streams (`ensure_stream`), which cannot be deleted.
     system: Mutex<std::collections::HashSet<String>>,
+    /// Each consumer's current SubscribeToShard per shard.
+    subscriptions: subscribe::Subscriptions,
 }
 
 impl fmt::Debug for DataStreams {
@@ -466,6 +470,7 @@ impl DataStreams {
             admin: Mutex::new(()),
             memory,
             system: Mutex::new(Default::default()),
+            subscriptions: Default::default(),
         })
     }
 

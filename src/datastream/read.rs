@@ -96,7 +96,7 @@ pub struct GetRecordsOutput {
 /// Reads one shard: by offset, by arrival time, or following its committed end.
 #[derive(Clone)]
 pub struct ShardReader {
-    shard: Arc<Shard>,
+    pub(super) shard: Arc<Shard>,
 }
 
 impl std::fmt::Debug for ShardReader {

@@ -291,6 +291,11 @@ impl DataStreams {
         }
         st.next_ordinal = next;
         st.rebuild_open();
+        // Followers of the closed shards (subscriptions, SSE) learn it now, not at their next
+        // heartbeat.
+        for p in parents {
+            p.log.wake();
+        }
         tracing::info!(stream = %s.name, closed = ?parents.iter().map(|p| p.id().to_string()).collect::<Vec<_>>(), opened = ?ids, "data stream resharded");
         Ok(ids)
     }

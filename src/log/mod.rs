@@ -341,6 +341,12 @@ impl Log {
         self.inner.committed_tx.subscribe()
     }
 
+    /// Wakes every [`Log::subscribe`] receiver without a new record: for a change its owner's
+    /// readers watch for too (a data-stream shard closed by resharding).
+    pub fn wake(&self) {
+        self.inner.committed_tx.send_modify(|_| {});
+    }
+
     /// The committed end (exclusive): readers see offsets below it.
     pub fn committed_end(&self) -> Offset {
         lock(&self.inner.state).committed

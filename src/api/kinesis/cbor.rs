@@ -16,7 +16,8 @@ use ciborium::value::{Integer, Value as Cbor};
 use ciborium_ll::{Encoder, Header};
 use serde_json::{Map, Number, Value as Json};
 
-use crate::datastream::{DsError, GetRecordsOutput};
+use super::ops::Position;
+use crate::datastream::{DataRecord, DsError};
 
 /// CBOR's tag for an epoch-based date/time.
 const EPOCH: u64 = 1;
@@ -123,17 +124,23 @@ fn to_cbor(v: &Json, timestamp: bool) -> Cbor {
     }
 }
 
-/// GetRecords' answer, written straight from the records (their bytes as byte strings).
-pub fn records_to_cbor(out: &GetRecordsOutput, child_shards: Option<&Json>) -> Vec<u8> {
-    let payload: usize = out.records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
-    let mut buf = Vec::with_capacity(64 + payload + out.records.len() * 80);
+/// A page of records (GetRecords' answer, a SubscribeToShard event), written straight from the
+/// records (their bytes as byte strings).
+pub fn records_to_cbor(
+    records: &[DataRecord],
+    millis_behind_latest: i64,
+    position: Position<'_>,
+    child_shards: Option<&Json>,
+) -> Vec<u8> {
+    let payload: usize = records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
+    let mut buf = Vec::with_capacity(64 + payload + records.len() * 80);
     let mut e = Encoder::from(&mut buf);
     // Writing into a Vec cannot fail; `?`-free so the shape reads top to bottom.
     let members = 3 + usize::from(child_shards.is_some());
     let _ = e.push(Header::Map(Some(members)));
     let _ = e.text("Records", None);
-    let _ = e.push(Header::Array(Some(out.records.len())));
-    for r in &out.records {
+    let _ = e.push(Header::Array(Some(records.len())));
+    for r in records {
         let _ = e.push(Header::Map(Some(4)));
         let _ = e.text("SequenceNumber", None);
         let _ = e.text(&r.sequence_number.to_string(), None);
@@ -146,9 +153,9 @@ pub fn records_to_cbor(out: &GetRecordsOutput, child_shards: Option<&Json>) -> V
         let _ = e.text(&r.partition_key, None);
     }
     let _ = e.text("MillisBehindLatest", None);
-    push_int(&mut e, out.millis_behind_latest);
-    let _ = e.text("NextShardIterator", None);
-    match &out.next_shard_iterator {
+    push_int(&mut e, millis_behind_latest);
+    let _ = e.text(position.name(), None);
+    match position.value() {
         Some(it) => {
             let _ = e.text(it, None);
         }

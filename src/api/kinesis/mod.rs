@@ -14,6 +14,7 @@
 pub mod access;
 mod cbor;
 mod ops;
+mod subscribe;
 #[cfg(test)]
 mod tests;
 
@@ -35,7 +36,7 @@ use serde_json::json;
 use super::ApiState;
 use crate::auth::sigv4::{self, SigV4Error};
 use crate::auth::{Failure, Identity};
-use crate::datastream::{DataStreams, DsError, GetRecordsOutput};
+use crate::datastream::{DataStreams, DsError, GetRecordsOutput, Subscription};
 use crate::events::sink::Denial;
 use crate::memory::Part;
 use ops::*;
@@ -80,10 +81,18 @@ async fn handle(State(state): State<ApiState>, req: axum::extract::Request) -> R
             .into()),
         },
     };
-    let (status, out) = encode(codec, outcome);
-    let mut resp = (status, out).into_response();
+    let mut resp = match outcome {
+        Ok(Reply::Subscription(sub)) => subscribe::response(sub, codec, state.shutdown.clone()),
+        outcome => {
+            let (status, out) = encode(codec, outcome);
+            let mut resp = (status, out).into_response();
+            let ct = HeaderValue::from_static(codec.content_type());
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            resp
+        }
+    };
+    let status = resp.status();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
     if let Ok(id) = HeaderValue::from_str(&request_id()) {
         h.insert("x-amzn-requestid", id);
     }
@@ -212,6 +221,8 @@ pub enum Reply {
     Value(serde_json::Value),
     /// GetRecords, written straight into the answer's encoding.
     Records(GetRecordsOutput),
+    /// SubscribeToShard: an event stream follows.
+    Subscription(Subscription),
 }
 
 /// A refused or failed request: its status, exception name and message.
@@ -257,8 +268,17 @@ pub fn encode(codec: Codec, outcome: Outcome) -> (StatusCode, Vec<u8>) {
                 .child_shards
                 .as_ref()
                 .map(|c| serde_json::Value::Array(c.iter().map(child_json).collect()));
-            (StatusCode::OK, cbor::records_to_cbor(&out, children.as_ref()))
+            let position = ops::Position::Next(out.next_shard_iterator.as_deref());
+            let millis = out.millis_behind_latest;
+            (
+                StatusCode::OK,
+                cbor::records_to_cbor(&out.records, millis, position, children.as_ref()),
+            )
         }
+        (Ok(Reply::Subscription(_)), codec) => encode(
+            codec,
+            Err(DsError::Internal("a subscription is answered as an event stream".into()).into()),
+        ),
         (Err(f), codec) => {
             let body = json!({ "__type": f.type_name, "message": f.message });
             let bytes = match codec {
@@ -295,6 +315,8 @@ async fn run(ds: &Arc<DataStreams>, target: Option<&str>, body: &[u8]) -> Outcom
         // Writes: appended on the blocking pool, then durability is awaited.
         "PutRecord" => Ok(Reply::Value(put_record(ds, body).await?)),
         "PutRecords" => Ok(Reply::Value(put_records(ds, body).await?)),
+        // Opens at once (one record's entry read at most); the events follow as a stream.
+        "SubscribeToShard" => Ok(Reply::Subscription(subscribe::open(ds, body)?)),
         // Everything else reads or changes the catalog and the logs: on the blocking pool.
         _ => {
             let (ds, op, body, target) =

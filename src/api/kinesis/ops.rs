@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{blob, parse, parse_borrowed, required};
 use crate::datastream::reshard::ListShardsRequest;
 use crate::datastream::{
-    Capacity, ChildShard, ConsumerDescription, DataStreams, DsError, GetRecordsOutput,
+    Capacity, ChildShard, ConsumerDescription, DataRecord, DataStreams, DsError, GetRecordsOutput,
     HashKeyRange, IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter,
     StreamDescription, StreamMode, StreamSel,
 };
@@ -398,10 +398,46 @@ pub(super) fn get_records(ds: &DataStreams, body: &[u8]) -> Result<GetRecordsOut
 }
 
 pub(super) fn get_records_body(out: &GetRecordsOutput) -> Vec<u8> {
+    let position = Position::Next(out.next_shard_iterator.as_deref());
+    records_json(&out.records, out.millis_behind_latest, position, out.child_shards.as_deref())
+}
+
+/// Where a page of records leaves its reader: GetRecords' `NextShardIterator` (null once a
+/// closed shard is drained) or a SubscribeToShard event's `ContinuationSequenceNumber`.
+#[derive(Clone, Copy)]
+pub(super) enum Position<'a> {
+    Next(Option<&'a str>),
+    Continuation(&'a str),
+}
+
+impl Position<'_> {
+    /// The member's name.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Position::Next(_) => "NextShardIterator",
+            Position::Continuation(_) => "ContinuationSequenceNumber",
+        }
+    }
+
+    pub(super) fn value(&self) -> Option<&str> {
+        match *self {
+            Position::Next(v) => v,
+            Position::Continuation(v) => Some(v),
+        }
+    }
+}
+
+/// A page of records as JSON: `Records` (data in base64, encoded into place), then
+/// `MillisBehindLatest`, the position, and `ChildShards` when given.
+pub(super) fn records_json(
+    records: &[DataRecord],
+    millis_behind_latest: i64,
+    position: Position<'_>,
+    children: Option<&[ChildShard]>,
+) -> Vec<u8> {
     let json_err = |_| ();
     let cap = 128
-        + out
-            .records
+        + records
             .iter()
             .map(|r| {
                 base64::encoded_len(r.data.len(), true).unwrap_or(0) + r.partition_key.len() + 128
@@ -409,7 +445,7 @@ pub(super) fn get_records_body(out: &GetRecordsOutput) -> Vec<u8> {
             .sum::<usize>();
     let mut buf = Vec::with_capacity(cap);
     buf.extend_from_slice(b"{\"Records\":[");
-    for (i, r) in out.records.iter().enumerate() {
+    for (i, r) in records.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
@@ -428,10 +464,10 @@ pub(super) fn get_records_body(out: &GetRecordsOutput) -> Vec<u8> {
         buf.push(b'}');
     }
     buf.extend_from_slice(b"],\"MillisBehindLatest\":");
-    let _ = serde_json::to_writer(&mut buf, &out.millis_behind_latest).map_err(json_err);
-    buf.extend_from_slice(b",\"NextShardIterator\":");
-    let _ = serde_json::to_writer(&mut buf, &out.next_shard_iterator).map_err(json_err);
-    if let Some(children) = &out.child_shards {
+    let _ = serde_json::to_writer(&mut buf, &millis_behind_latest).map_err(json_err);
+    buf.extend_from_slice(format!(",\"{}\":", position.name()).as_bytes());
+    let _ = serde_json::to_writer(&mut buf, &position.value()).map_err(json_err);
+    if let Some(children) = children {
         buf.extend_from_slice(b",\"ChildShards\":");
         let list: Vec<Value> = children.iter().map(child_json).collect();
         let _ = serde_json::to_writer(&mut buf, &list).map_err(json_err);
