@@ -165,7 +165,6 @@ pub fn records_to_cbor(
     }
     if let Some(children) = child_shards {
         let _ = e.text("ChildShards", None);
-        drop(e);
         let _ = ciborium::into_writer(&to_cbor(children, false), &mut buf);
     }
     buf
