@@ -8,14 +8,20 @@ impl DataStreams {
     // ---- streams ----------------------------------------------------------------------------
 
     /// CreateStream. Kinesis limits: the shard limit across open shards
-    /// (`LimitExceededException`), the on-demand stream limit, 50 tags.
+    /// (`LimitExceededException`), the on-demand stream limit, 50 tags; `MaxRecordSizeInKiB`
+    /// 1024–10240 (default 1024).
     pub fn create_stream(
         &self,
         name: &str,
         capacity: Capacity,
         tags: BTreeMap<String, String>,
+        max_record_kib: Option<i64>,
     ) -> Result<(), DsError> {
         validate::name(name, "streamName", MAX_NAME_LEN)?;
+        if let Some(k) = max_record_kib {
+            validate::range(k, "maxRecordSizeInKiB", MIN_RECORD_KIB, MAX_RECORD_KIB)?;
+        }
+        let max_record_kib = max_record_kib.map_or(MIN_RECORD_KIB as u32, |k| k as u32);
         validate_tags(&tags)?;
         if tags.len() > MAX_TAGS {
             return Err(DsError::InvalidArgument(format!(
@@ -53,7 +59,18 @@ impl DataStreams {
                 self.config.shard_limit
             )));
         }
-        self.insert_stream(stream_name, mode, shard_count, tags)
+        self.insert_stream(stream_name, mode, shard_count, tags, max_record_kib)
+    }
+
+    /// UpdateMaxRecordSize: the largest record (data + partition key) the stream takes, in KiB
+    /// (1024–10240).
+    pub fn update_max_record_size(&self, sel: StreamSel<'_>, kib: i64) -> Result<(), DsError> {
+        validate::range(kib, "maxRecordSizeInKiB", MIN_RECORD_KIB, MAX_RECORD_KIB)?;
+        let _admin = lock(&self.admin);
+        let s = self.resolve(sel)?;
+        store::set_max_record_kib(&self.catalog, s.id, kib as u32)?;
+        write_lock(&s.state).max_record_kib = kib as u32;
+        Ok(())
     }
 
     fn on_demand_count(&self) -> u32 {
@@ -71,6 +88,7 @@ impl DataStreams {
         mode: StreamMode,
         shard_count: u32,
         tags: BTreeMap<String, String>,
+        max_record_kib: u32,
     ) -> Result<(), DsError> {
         let now = self.now();
         let rows: Vec<ShardRow> = hashkey::uniform_ranges(shard_count)
@@ -93,6 +111,7 @@ impl DataStreams {
             retention_hours: DEFAULT_RETENTION_HOURS,
             mode,
             next_ordinal: shard_count,
+            max_record_kib,
         };
         let id = store::insert_stream(&self.catalog, &row, &rows, &tags)?;
         let dir = self.root.join(id.to_string());
@@ -120,6 +139,7 @@ impl DataStreams {
         };
         let mut state = StreamState {
             retention_hours: DEFAULT_RETENTION_HOURS,
+            max_record_kib,
             mode,
             next_ordinal: shard_count,
             shards,
@@ -157,6 +177,7 @@ impl DataStreams {
             StreamMode::Provisioned,
             shard_count.max(1),
             BTreeMap::new(),
+            MIN_RECORD_KIB as u32,
         )
     }
 
@@ -202,6 +223,7 @@ impl DataStreams {
             status: "ACTIVE",
             mode: st.mode,
             retention_hours: st.retention_hours,
+            max_record_kib: st.max_record_kib,
             created_at: s.created_at,
             open_shard_count: st.open.len() as u32,
             consumer_count: st.consumers.len() as u32,

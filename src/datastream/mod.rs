@@ -78,6 +78,9 @@ use token::Signer;
 pub const MAX_RETENTION_HOURS: u32 = 8760;
 /// Kinesis's default and minimum retention, in hours.
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
+/// `MaxRecordSizeInKiB` bounds (1 MiB, the default, to 10 MiB).
+pub const MIN_RECORD_KIB: i64 = 1024;
+pub const MAX_RECORD_KIB: i64 = 10240;
 /// Consumers (enhanced fan-out) per stream.
 pub const MAX_CONSUMERS: usize = 20;
 /// Tags per stream.
@@ -192,6 +195,8 @@ pub struct StreamDescription {
     pub status: &'static str,
     pub mode: StreamMode,
     pub retention_hours: u32,
+    /// `MaxRecordSizeInKiB`: the largest data + partition key of one record.
+    pub max_record_kib: u32,
     pub created_at: Timestamp,
     pub open_shard_count: u32,
     pub consumer_count: u32,
@@ -314,6 +319,8 @@ impl Shard {
 /// Mutable facts of a stream, under its `state` lock.
 struct StreamState {
     retention_hours: u32,
+    /// `MaxRecordSizeInKiB`.
+    max_record_kib: u32,
     mode: StreamMode,
     next_ordinal: u32,
     /// Every shard still kept (open and closed), by ordinal.
@@ -413,6 +420,7 @@ impl DataStreams {
         memory: Arc<MemoryBudget>,
     ) -> Result<DataStreams, DsError> {
         catalog.ensure_schema(store::SCHEMA)?;
+        store::migrate(&catalog)?;
         let root = config.server.data_dir.join("datastreams");
         std::fs::create_dir_all(&root)?;
         let signer = Signer::load_or_create(&root.join("iterator.key"))?;
@@ -438,6 +446,7 @@ impl DataStreams {
             remove_unknown_dirs(&dir, &shards.keys().map(|o| o.to_string()).collect::<Vec<_>>())?;
             let mut state = StreamState {
                 retention_hours: rec.stream.retention_hours,
+                max_record_kib: rec.stream.max_record_kib,
                 mode: rec.stream.mode,
                 next_ordinal: rec.stream.next_ordinal,
                 shards,

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS data_streams (
     created_at_us   INTEGER NOT NULL,
     retention_hours INTEGER NOT NULL,
     mode            TEXT NOT NULL,
-    next_ordinal    INTEGER NOT NULL
+    next_ordinal    INTEGER NOT NULL,
+    max_record_kib  INTEGER NOT NULL DEFAULT 1024
 );
 CREATE TABLE IF NOT EXISTS data_stream_shards (
     stream_id       INTEGER NOT NULL,
@@ -86,6 +87,36 @@ pub struct StreamRow {
     pub retention_hours: u32,
     pub mode: StreamMode,
     pub next_ordinal: u32,
+    /// `MaxRecordSizeInKiB`: the largest data + partition key of one record (1024–10240).
+    pub max_record_kib: u32,
+}
+
+/// Adds what later versions added to `data_streams` to a catalog made before them.
+pub fn migrate(cat: &Catalog) -> Result<(), DsError> {
+    Ok(cat.transaction(|tx| {
+        let has: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('data_streams') WHERE name = 'max_record_kib'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has {
+            tx.execute_batch(
+                "ALTER TABLE data_streams ADD COLUMN max_record_kib INTEGER NOT NULL DEFAULT 1024",
+            )?;
+        }
+        Ok(())
+    })?)
+}
+
+pub fn set_max_record_kib(cat: &Catalog, stream_id: DataStreamId, kib: u32) -> Result<(), DsError> {
+    cat.transaction(|tx| {
+        tx.execute(
+            "UPDATE data_streams SET max_record_kib = ?2 WHERE id = ?1",
+            params![stream_id, kib],
+        )?;
+        Ok(())
+    })
+    .map_err(DsError::from)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +158,8 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
         let mut streams = Vec::new();
         {
             let mut stmt = tx.prepare(
-                "SELECT id, name, created_at_us, retention_hours, mode, next_ordinal
+                "SELECT id, name, created_at_us, retention_hours, mode, next_ordinal,
+                        max_record_kib
                  FROM data_streams ORDER BY name",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -138,10 +170,11 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
                     r.get::<_, u32>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, u32>(5)?,
+                    r.get::<_, u32>(6)?,
                 ))
             })?;
             for row in rows {
-                let (id, name, created, retention_hours, mode, next_ordinal) = row?;
+                let (id, name, created, retention_hours, mode, next_ordinal, max_record_kib) = row?;
                 let mode = StreamMode::parse(&mode).ok_or_else(|| corrupt("mode"))?;
                 streams.push(StreamRow {
                     id,
@@ -150,6 +183,7 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
                     retention_hours,
                     mode,
                     next_ordinal,
+                    max_record_kib,
                 });
             }
         }
@@ -245,14 +279,16 @@ pub fn insert_stream(
             )));
         }
         tx.execute(
-            "INSERT INTO data_streams (name, created_at_us, retention_hours, mode, next_ordinal)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO data_streams (name, created_at_us, retention_hours, mode, next_ordinal,
+                                       max_record_kib)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 row.name,
                 row.created_at.as_micros(),
                 row.retention_hours,
                 row.mode.as_str(),
-                row.next_ordinal
+                row.next_ordinal,
+                row.max_record_kib
             ],
         )?;
         let id = DataStreamId(tx.last_insert_rowid());

@@ -51,7 +51,8 @@ async fn put_get_roundtrip_survives_restart() {
     let mut expected: BTreeMap<String, Vec<(String, SequenceNumber)>> = BTreeMap::new();
     {
         let ds = fx.open();
-        ds.create_stream("s", Capacity::Provisioned { shard_count: 4 }, BTreeMap::new()).unwrap();
+        ds.create_stream("s", Capacity::Provisioned { shard_count: 4 }, BTreeMap::new(), None)
+            .unwrap();
         let entries: Vec<PutEntry> =
             (0..40).map(|i| entry(&format!("k{}", i % 7), &format!("v{i}"))).collect();
         let out = ds.put_records(sel("s"), entries).await.unwrap();
@@ -108,7 +109,7 @@ async fn put_get_roundtrip_survives_restart() {
 async fn iterators_expire_and_die_with_their_stream() {
     let fx = Fixture::new(false);
     let ds = fx.open();
-    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new()).unwrap();
+    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), None).unwrap();
     let it = ds
         .get_shard_iterator(sel("s"), "shardId-000000000000", IteratorStart::TrimHorizon)
         .unwrap();
@@ -118,7 +119,7 @@ async fn iterators_expire_and_die_with_their_stream() {
         .get_shard_iterator(sel("s"), "shardId-000000000000", IteratorStart::TrimHorizon)
         .unwrap();
     ds.delete_stream(sel("s"), false).unwrap();
-    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new()).unwrap();
+    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), None).unwrap();
     assert!(matches!(ds.get_records(&it, None), Err(DsError::ResourceNotFound(_))));
     let mut tampered = it.clone().into_bytes();
     tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
@@ -130,7 +131,7 @@ async fn iterators_expire_and_die_with_their_stream() {
 async fn split_merge_and_update_keep_lineage() {
     let fx = Fixture::new(false);
     let ds = fx.open();
-    ds.create_stream("s", Capacity::Provisioned { shard_count: 2 }, BTreeMap::new()).unwrap();
+    ds.create_stream("s", Capacity::Provisioned { shard_count: 2 }, BTreeMap::new(), None).unwrap();
     let (_, seq0) = ds
         .put_record(
             sel("s"),
@@ -248,7 +249,7 @@ async fn split_merge_and_update_keep_lineage() {
 async fn retention_drops_old_segments_then_expired_closed_shards() {
     let fx = Fixture::new(false);
     let ds = fx.open();
-    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new()).unwrap();
+    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), None).unwrap();
     ds.put_record(sel("s"), entry("a", "old"), None).await.unwrap();
     assert!(matches!(
         ds.set_retention_period(sel("s"), 12, false),
@@ -287,7 +288,7 @@ async fn retention_drops_old_segments_then_expired_closed_shards() {
 async fn put_records_fails_per_record_over_the_limit() {
     let fx = Fixture::new(true);
     let ds = fx.open();
-    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new()).unwrap();
+    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), None).unwrap();
     let entries: Vec<PutEntry> = (0..500).map(|i| entry("k", &"x".repeat(2200 + i % 2))).collect();
     let out = ds.put_records(sel("s"), entries).await.unwrap();
     let failed: Vec<&PutOutcome> =
@@ -338,28 +339,35 @@ async fn internal_append_reader_and_validation() {
 
     let bad = |e: Result<(), DsError>| e.unwrap_err().type_name();
     let cap = Capacity::Provisioned { shard_count: 1 };
-    assert_eq!(bad(ds.create_stream("a/b", cap, BTreeMap::new())), "ValidationException");
+    assert_eq!(bad(ds.create_stream("a/b", cap, BTreeMap::new(), None)), "ValidationException");
     assert_eq!(
-        bad(ds.create_stream(&"a".repeat(129), cap, BTreeMap::new())),
+        bad(ds.create_stream(&"a".repeat(129), cap, BTreeMap::new(), None)),
         "ValidationException"
     );
     assert_eq!(
-        bad(ds.create_stream("sluice-events", cap, BTreeMap::new())),
+        bad(ds.create_stream("sluice-events", cap, BTreeMap::new(), None)),
         "ResourceInUseException"
     );
     let kept = ds.delete_stream(sel("sluice-events"), true).unwrap_err();
     assert_eq!(kept.type_name(), "ResourceInUseException");
     assert!(kept.message().contains("system stream"), "{kept}");
     assert_eq!(
-        bad(ds.create_stream("big", Capacity::Provisioned { shard_count: 501 }, BTreeMap::new())),
+        bad(ds.create_stream(
+            "big",
+            Capacity::Provisioned { shard_count: 501 },
+            BTreeMap::new(),
+            None
+        )),
         "LimitExceededException"
     );
     let put =
         |e: PutEntry| async { ds.put_record(sel("sluice-events"), e, None).await.map(|_| ()) };
     assert_eq!(bad(put(entry("", "x")).await), "ValidationException");
     assert_eq!(bad(put(entry(&"k".repeat(257), "x")).await), "ValidationException");
-    let huge = PutEntry { data: Bytes::from(vec![0u8; 1024 * 1024 + 1]), ..entry("k", "") };
+    let huge = PutEntry { data: Bytes::from(vec![0u8; 10 * 1024 * 1024 + 1]), ..entry("k", "") };
     assert_eq!(bad(put(huge).await), "ValidationException");
+    let over = PutEntry { data: Bytes::from(vec![0u8; 1024 * 1024 + 1]), ..entry("k", "") };
+    assert_eq!(bad(put(over).await), "InvalidArgumentException", "past the stream's 1024 KiB");
     let full = PutEntry { data: Bytes::from(vec![0u8; 1024 * 1024]), ..entry("k", "") };
     assert_eq!(bad(put(full).await), "InvalidArgumentException");
     let ehk = PutEntry { explicit_hash_key: Some("x".into()), ..entry("k", "") };
@@ -373,11 +381,38 @@ async fn internal_append_reader_and_validation() {
         bad(ds.put_records(sel("sluice-events"), many).await.map(|_| ())),
         "ValidationException"
     );
-    let big: Vec<PutEntry> = (0..6)
+    // More than 10 MiB in one request, each record within the stream's 1 MiB.
+    let big: Vec<PutEntry> = (0..11)
         .map(|_| PutEntry { data: Bytes::from(vec![0u8; 1_000_000]), ..entry("k", "") })
         .collect();
     assert_eq!(
         bad(ds.put_records(sel("sluice-events"), big).await.map(|_| ())),
         "InvalidArgumentException"
     );
+}
+
+#[tokio::test]
+async fn the_record_size_limit_survives_a_restart_and_old_catalogs_gain_it() {
+    let fx = Fixture::new(false);
+    {
+        // A catalog from before the setting: its table has no max_record_kib column.
+        let cat = Catalog::open(&fx.dir.path().join("catalog.sqlite")).unwrap();
+        let old = store::SCHEMA.replace(",\n    max_record_kib  INTEGER NOT NULL DEFAULT 1024", "");
+        assert_ne!(old, store::SCHEMA);
+        cat.ensure_schema(&old).unwrap();
+    }
+    let ds = fx.open();
+    ds.create_stream("s", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), Some(2048))
+        .unwrap();
+    ds.create_stream("t", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), None).unwrap();
+    ds.update_max_record_size(sel("t"), 10240).unwrap();
+    drop(ds);
+    let ds = fx.open();
+    assert_eq!(ds.describe_stream_summary(sel("s")).unwrap().max_record_kib, 2048);
+    assert_eq!(ds.describe_stream_summary(sel("t")).unwrap().max_record_kib, 10240);
+    let two_mib = PutEntry { data: Bytes::from(vec![7u8; 2 * 1024 * 1024 - 1]), ..entry("k", "") };
+    assert!(ds.put_record(sel("s"), two_mib.clone(), None).await.is_ok());
+    let more = PutEntry { data: Bytes::from(vec![7u8; 2 * 1024 * 1024]), ..entry("k", "") };
+    let e = ds.put_record(sel("s"), more, None).await.unwrap_err();
+    assert_eq!(e.type_name(), "InvalidArgumentException");
 }

@@ -4,7 +4,8 @@
 //! Each bucket holds at most one second of its rate and refills continuously. The read-bytes
 //! bucket may go into debt: a GetRecords call is allowed while it holds any tokens and then pays
 //! for what it returned, so one 10 MiB read throttles the shard's next ~4 seconds of reads, as in
-//! Kinesis.
+//! Kinesis. Likewise a record larger than a second of the write rate (up to 10 MiB) is admitted
+//! when the write bucket is full and repaid by the shard's next writes.
 
 use crate::clock::Timestamp;
 
@@ -48,6 +49,12 @@ impl TokenBucket {
         self.tokens > 0.0
     }
 
+    /// True if the bucket holds its full capacity (a second of its rate).
+    pub fn is_full(&mut self, now: Timestamp) -> bool {
+        self.refill(now);
+        self.tokens >= self.rate
+    }
+
     /// Takes `n` tokens unconditionally; the balance may go negative.
     pub fn charge(&mut self, n: u64, now: Timestamp) {
         self.refill(now);
@@ -88,12 +95,19 @@ impl ShardBuckets {
         }
     }
 
-    /// Admits one record of `bytes` (data + partition key), or not.
+    /// Admits one record of `bytes` (data + partition key), or not. A record larger than a
+    /// second of the byte rate (records up to 10 MiB against 1 MiB/s) is admitted when the
+    /// bucket is full and leaves it in debt: the shard's next writes wait until it is repaid.
     pub fn admit_write(&mut self, bytes: u64, now: Timestamp) -> bool {
         if !self.write_records.try_take(1, now) {
             return false;
         }
-        if !self.write_bytes.try_take(bytes, now) {
+        let large = bytes as f64 > self.write_bytes.rate;
+        if large && self.write_bytes.is_full(now) {
+            self.write_bytes.charge(bytes, now);
+            return true;
+        }
+        if large || !self.write_bytes.try_take(bytes, now) {
             self.write_records.refund(1);
             return false;
         }
@@ -149,6 +163,17 @@ mod tests {
         let admitted = (0..1000).filter(|_| s.admit_write(1, T0)).count();
         assert_eq!(admitted, 999);
         assert!(s.admit_write(600_000, T0.add_micros(1_000_000)));
+    }
+
+    #[test]
+    fn a_record_past_the_byte_rate_waits_for_a_full_bucket_then_borrows() {
+        let mut s = ShardBuckets::new(rates(), T0);
+        let ten_mib = 10 * 1024 * 1024;
+        assert!(s.admit_write(ten_mib, T0), "a full bucket admits it");
+        assert!(!s.admit_write(1, T0.add_micros(5_000_000)), "5 s later, still in debt");
+        assert!(s.admit_write(1, T0.add_micros(10_000_000)), "repaid after ~9.5 s at 1 MiB/s");
+        assert!(!s.admit_write(ten_mib, T0.add_micros(10_000_000)), "not full yet");
+        assert!(s.admit_write(ten_mib, T0.add_micros(12_000_000)));
     }
 
     #[test]

@@ -18,10 +18,11 @@ use crate::name::StreamName;
 
 use super::seqno::{MAX_OFFSET, SequenceNumber};
 
-/// Largest data blob, and largest data + partition key, of one record (1 MiB).
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-/// Largest PutRecords request: data + partition keys of all records (5 MiB).
-pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
+/// Largest data blob of one record (10 MiB, the API's constraint); a stream takes at most its
+/// `MaxRecordSizeInKiB` of data + partition key (1 MiB unless raised).
+pub const MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
+/// Largest PutRecords request: data + partition keys of all records (10 MiB).
+pub const MAX_PUT_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 /// Most records in one PutRecords request.
 pub const MAX_PUT_RECORDS: usize = 500;
 
@@ -60,6 +61,20 @@ impl Item {
     }
 }
 
+/// Every item within the stream's `MaxRecordSizeInKiB` (data + partition key).
+fn check_record_sizes(stream: &DataStream, items: &[Item]) -> Result<(), DsError> {
+    let kib = read_lock(&stream.state).max_record_kib;
+    let limit = u64::from(kib) * 1024;
+    match items.iter().find(|i| i.bytes() > limit) {
+        Some(i) => Err(DsError::InvalidArgument(format!(
+            "The record's data blob plus partition key is {} bytes, more than the stream {}'s maximum record size of {kib} KiB ({limit} bytes); UpdateMaxRecordSize raises it up to 10240 KiB.",
+            i.bytes(),
+            stream.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The outcome of writing one item (before the durability wait).
 type Written = Result<(Arc<Shard>, Offset, Timestamp), DsError>;
 
@@ -72,12 +87,6 @@ fn validate_entry(e: &PutEntry) -> Result<Item, DsError> {
         return Err(DsError::Validation(format!(
             "1 validation error detected: Value at 'data' failed to satisfy constraint: \
              Member must have length less than or equal to {MAX_RECORD_BYTES}"
-        )));
-    }
-    if e.data.len() + e.partition_key.len() > MAX_RECORD_BYTES {
-        return Err(DsError::InvalidArgument(format!(
-            "The record's data blob plus partition key is {} bytes, more than the limit of {MAX_RECORD_BYTES} bytes.",
-            e.data.len() + e.partition_key.len()
         )));
     }
     let hash = match &e.explicit_hash_key {
@@ -256,6 +265,7 @@ impl DataStreams {
         }
         let item = validate_entry(&entry)?;
         let stream = self.resolve(sel)?;
+        check_record_sizes(&stream, std::slice::from_ref(&item))?;
         let mut written = self.write_blocking(stream, vec![item]).await;
         self.wait_all(&mut written).await;
         match written.pop() {
@@ -267,7 +277,7 @@ impl DataStreams {
         }
     }
 
-    /// PutRecords: 1–500 records, at most 5 MiB of data and keys in total. Each record succeeds
+    /// PutRecords: 1–500 records, at most 10 MiB of data and keys in total. Each record succeeds
     /// or fails on its own (throughput, storage); results are in request order. A request that
     /// fails validation writes nothing.
     pub async fn put_records(
@@ -280,10 +290,11 @@ impl DataStreams {
         let total: u64 = items.iter().map(Item::bytes).sum();
         if total > MAX_PUT_RECORDS_BYTES as u64 {
             return Err(DsError::InvalidArgument(format!(
-                "Records size exceeds 5 MB limit: the request holds {total} bytes of data and partition keys."
+                "Records size exceeds 10 MiB limit: the request holds {total} bytes of data and partition keys."
             )));
         }
         let stream = self.resolve(sel)?;
+        check_record_sizes(&stream, &items)?;
         let mut written = self.write_blocking(stream, items).await;
         self.wait_all(&mut written).await;
         // Storage that took none of the records (a full disk): one 503 for the request, which
@@ -354,6 +365,7 @@ impl DataStreams {
             data,
         })?;
         let s = self.resolve(StreamSel::name(stream.as_str()))?;
+        check_record_sizes(&s, std::slice::from_ref(&item))?;
         let mut written = self.write_items(&s, &[item], false);
         match written.pop() {
             Some(Ok((shard, offset, arrival))) => Ok(Appended {

@@ -17,6 +17,7 @@ mod harness;
 mod cbor;
 mod control;
 mod iterators;
+mod large;
 mod python;
 mod records;
 mod reshard;

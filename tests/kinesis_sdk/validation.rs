@@ -74,16 +74,17 @@ async fn validation_errors_through_the_sdk() {
         "ResourceNotFoundException"
     );
 
-    // Records: Data ≤ 1 MiB (model constraint), partition key 1–256 characters.
+    // Records: Data ≤ 10 MiB (model constraint), data + key ≤ the stream's MaxRecordSizeInKiB
+    // (1024 unless raised), partition key 1–256 characters.
     let e = k
         .put_record()
         .stream_name("v")
         .partition_key("a")
-        .data(Blob::new(vec![0u8; 1024 * 1024 + 1]))
+        .data(Blob::new(vec![0u8; 10 * 1024 * 1024 + 1]))
         .send()
         .await;
-    assert_eq!(code(e), "ValidationException", "record over 1 MiB");
-    // Exactly 1 MiB of data plus the key exceeds the 1 MiB record limit.
+    assert_eq!(code(e), "ValidationException", "record over 10 MiB");
+    // Exactly 1 MiB of data plus the key exceeds the stream's 1 MiB record limit.
     let e = k
         .put_record()
         .stream_name("v")
@@ -91,11 +92,7 @@ async fn validation_errors_through_the_sdk() {
         .data(Blob::new(vec![0u8; 1024 * 1024]))
         .send()
         .await;
-    let c = code(e);
-    assert!(
-        c == "InvalidArgumentException" || c == "ValidationException",
-        "data+key over 1 MiB: {c}"
-    );
+    assert_eq!(code(e), "InvalidArgumentException", "data+key over the stream's 1024 KiB");
     let e = k
         .put_record()
         .stream_name("v")
@@ -139,7 +136,7 @@ async fn validation_errors_through_the_sdk() {
         .await;
     assert_eq!(code(e), "InvalidArgumentException", "ExplicitHashKey = 2^128");
 
-    // PutRecords: 1–500 records, ≤ 5 MiB in total.
+    // PutRecords: 1–500 records, ≤ 10 MiB in total.
     let e = k
         .put_records()
         .stream_name("v")
@@ -153,17 +150,24 @@ async fn validation_errors_through_the_sdk() {
     let e = k
         .put_records()
         .stream_name("v")
-        .set_records(Some((0..10).map(|i| entry(&i.to_string(), big.clone())).collect()))
+        .set_records(Some((0..18).map(|i| entry(&i.to_string(), big.clone())).collect()))
         .send()
         .await;
-    assert_eq!(code(e), "InvalidArgumentException", "PutRecords over 5 MiB");
+    assert_eq!(code(e), "InvalidArgumentException", "PutRecords over 10 MiB");
     let e = k
         .put_records()
         .stream_name("v")
         .records(entry("a", vec![0u8; 1024 * 1024 + 1]))
         .send()
         .await;
-    assert_eq!(code(e), "ValidationException", "PutRecords record over 1 MiB");
+    assert_eq!(code(e), "InvalidArgumentException", "PutRecords record over the stream's 1 MiB");
+    let e = k
+        .put_records()
+        .stream_name("v")
+        .records(entry("a", vec![0u8; 10 * 1024 * 1024 + 1]))
+        .send()
+        .await;
+    assert_eq!(code(e), "ValidationException", "PutRecords record over 10 MiB");
 
     // GetShardIterator: sequence number required for AT_/AFTER_, timestamp for AT_TIMESTAMP.
     let gsi = |t: ShardIteratorType| {

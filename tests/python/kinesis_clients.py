@@ -109,4 +109,16 @@ via_json = kds.get_records(ShardIterator=kds.get_shard_iterator(
 check(via_json["Data"] == blob, "the same bytes through JSON")
 err = cbor("DescribeStreamSummary", {"StreamName": "missing"}, status=400)
 check(err["__type"] == "ResourceNotFoundException", f"CBOR error {err}")
-print(json.dumps({"subscribed": len(got), "cbor_bytes": len(blob)}))
+
+# --- A 10 MiB record through boto3 -----------------------------------------------------------
+kds.create_stream(StreamName="py-big", ShardCount=1, MaxRecordSizeInKiB=10240)
+summary = kds.describe_stream_summary(StreamName="py-big")["StreamDescriptionSummary"]
+check(summary["MaxRecordSizeInKiB"] == 10240, f"MaxRecordSizeInKiB {summary.get('MaxRecordSizeInKiB')}")
+big = bytes(i % 253 for i in range(10 * 1024 * 1024 - 1))
+seq = kds.put_record(StreamName="py-big", PartitionKey="k", Data=big)["SequenceNumber"]
+it = kds.get_shard_iterator(StreamName="py-big", ShardId="shardId-000000000000",
+                            ShardIteratorType="AT_SEQUENCE_NUMBER",
+                            StartingSequenceNumber=seq)["ShardIterator"]
+records = kds.get_records(ShardIterator=it)["Records"]
+check(len(records) == 1 and records[0]["Data"] == big, "the 10 MiB record, whole, through boto3")
+print(json.dumps({"subscribed": len(got), "cbor_bytes": len(blob), "big": len(big)}))

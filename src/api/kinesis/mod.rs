@@ -43,8 +43,8 @@ use ops::*;
 
 /// The `X-Amz-Target` prefix of Kinesis Data Streams operations.
 pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
-/// Largest request body: a 5 MiB PutRecords in base64 (≈ 6.7 MiB) plus JSON framing.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Largest request body: a 10 MiB PutRecords in base64 (≈ 13.4 MiB) plus JSON framing.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const CBOR_CONTENT_TYPE: &str = "application/x-amz-cbor-1.1";
 
@@ -350,6 +350,7 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
         "MergeShards" => merge_shards(ds, body),
         "UpdateShardCount" => update_shard_count(ds, body),
         "UpdateStreamMode" => update_stream_mode(ds, body),
+        "UpdateMaxRecordSize" => update_max_record_size(ds, body),
         "RegisterStreamConsumer" => register_consumer(ds, body),
         "DeregisterStreamConsumer" => deregister_consumer(ds, body),
         "ListStreamConsumers" => list_consumers(ds, body),

@@ -97,6 +97,7 @@ pub(super) fn summary_json(d: &StreamDescription) -> Value {
         "EncryptionType": "NONE",
         "OpenShardCount": d.open_shard_count,
         "ConsumerCount": d.consumer_count,
+        "MaxRecordSizeInKiB": d.max_record_kib,
     })
 }
 
@@ -119,6 +120,8 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
         shard_count: Option<i64>,
         stream_mode_details: Option<ModeDetails>,
         tags: Option<BTreeMap<String, String>>,
+        #[serde(rename = "MaxRecordSizeInKiB")]
+        max_record_size_in_kib: Option<i64>,
     }
     let r: In = parse(body)?;
     let name = required(r.stream_name, "streamName")?;
@@ -143,7 +146,22 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
             Capacity::Provisioned { shard_count: n as u32 }
         }
     };
-    ds.create_stream(&name, capacity, r.tags.unwrap_or_default())?;
+    ds.create_stream(&name, capacity, r.tags.unwrap_or_default(), r.max_record_size_in_kib)?;
+    Ok(json!({}))
+}
+
+pub(super) fn update_max_record_size(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        #[serde(rename = "MaxRecordSizeInKiB")]
+        max_record_size_in_kib: Option<i64>,
+    }
+    let r: In = parse(body)?;
+    let kib = required(r.max_record_size_in_kib, "maxRecordSizeInKiB")?;
+    ds.update_max_record_size(r.stream.sel(), kib)?;
     Ok(json!({}))
 }
 
