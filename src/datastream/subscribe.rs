@@ -1,7 +1,8 @@
 //! SubscribeToShard (enhanced fan-out): a registered consumer's push subscription to one shard.
 //! Records are delivered as they become durable (the shard's committed-end watch wakes the
 //! subscription; nothing polls), in events of at most 1 MiB, paced to the consumer's own
-//! `read_bytes_per_sec` (2 MiB/s, as AWS) without sharing the shard's GetRecords budget. An idle
+//! `read_bytes_per_sec` (2 MiB/s, as AWS; none with `throughput_limits` off) without sharing
+//! the shard's GetRecords budget. An idle
 //! subscription sends an empty event every 5 s (a heartbeat with a fresh
 //! `ContinuationSequenceNumber`). It lasts `subscription_secs` (5 minutes, as AWS), then ends;
 //! a drained closed shard ends it with `ChildShards`.
@@ -192,11 +193,13 @@ impl Subscription {
         if let Some(last) = records.last() {
             self.cursor = last.offset.next();
         }
-        let bytes: usize = records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
-        let rate = self.owner.config.read_bytes_per_sec.max(1) as f64;
         let now = Instant::now();
-        self.next_allowed =
-            self.next_allowed.max(now) + Duration::from_secs_f64(bytes as f64 / rate);
+        if self.owner.config.throughput_limits {
+            let bytes: usize = records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
+            let rate = self.owner.config.read_bytes_per_sec.max(1) as f64;
+            self.next_allowed =
+                self.next_allowed.max(now) + Duration::from_secs_f64(bytes as f64 / rate);
+        }
         self.last_event = Some(now);
         self.event(records, end)
     }
