@@ -128,11 +128,20 @@ async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    let mut text = state.metrics.render();
+    // Data streams with enhanced monitoring add their shard-level series (before the end marker).
+    let shards = kinesis::settings::shard_metrics_text(&state.data);
+    if !shards.is_empty() {
+        match text.rfind("# EOF") {
+            Some(at) => text.insert_str(at, &shards),
+            None => text.push_str(&shards),
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(),
+        text,
     )
 }

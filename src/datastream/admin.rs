@@ -112,6 +112,8 @@ impl DataStreams {
             mode,
             next_ordinal: shard_count,
             max_record_kib,
+            encryption_key: None,
+            shard_metrics: String::new(),
         };
         let id = store::insert_stream(&self.catalog, &row, &rows, &tags)?;
         let dir = self.root.join(id.to_string());
@@ -140,6 +142,8 @@ impl DataStreams {
         let mut state = StreamState {
             retention_hours: DEFAULT_RETENTION_HOURS,
             max_record_kib,
+            encryption_key: None,
+            shard_metrics: Default::default(),
             mode,
             next_ordinal: shard_count,
             shards,
@@ -224,6 +228,12 @@ impl DataStreams {
             mode: st.mode,
             retention_hours: st.retention_hours,
             max_record_kib: st.max_record_kib,
+            encryption_key: st.encryption_key.clone(),
+            shard_metrics: settings::SHARD_METRICS
+                .iter()
+                .filter(|m| st.shard_metrics.contains(**m))
+                .map(|m| m.to_string())
+                .collect(),
             created_at: s.created_at,
             open_shard_count: st.open.len() as u32,
             consumer_count: st.consumers.len() as u32,

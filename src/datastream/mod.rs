@@ -40,6 +40,7 @@ pub mod read;
 pub mod record;
 pub mod reshard;
 pub mod seqno;
+pub mod settings;
 pub mod store;
 pub mod subscribe;
 pub mod throttle;
@@ -197,6 +198,10 @@ pub struct StreamDescription {
     pub retention_hours: u32,
     /// `MaxRecordSizeInKiB`: the largest data + partition key of one record.
     pub max_record_kib: u32,
+    /// The KMS key id while encryption is recorded as on.
+    pub encryption_key: Option<String>,
+    /// Enhanced monitoring's shard-level metrics, in AWS's order.
+    pub shard_metrics: Vec<String>,
     pub created_at: Timestamp,
     pub open_shard_count: u32,
     pub consumer_count: u32,
@@ -251,6 +256,8 @@ pub(crate) struct Shard {
     writer: Mutex<ShardWriter>,
     /// std `Mutex`: short in-memory updates of the token buckets.
     buckets: Mutex<ShardBuckets>,
+    /// Running totals for enhanced monitoring (`settings`).
+    counters: settings::ShardCounters,
 }
 
 struct ShardWriter {
@@ -293,6 +300,7 @@ impl Shard {
             log,
             writer: Mutex::new(ShardWriter { last_arrival, closed: row.closed }),
             buckets: Mutex::new(ShardBuckets::new(rates, clock.now())),
+            counters: Default::default(),
         })
     }
 
@@ -321,6 +329,10 @@ struct StreamState {
     retention_hours: u32,
     /// `MaxRecordSizeInKiB`.
     max_record_kib: u32,
+    /// The KMS key of StartStreamEncryption, while on (recorded, not applied).
+    encryption_key: Option<String>,
+    /// Enhanced monitoring: the shard-level metrics `/metrics` shows.
+    shard_metrics: std::collections::BTreeSet<String>,
     mode: StreamMode,
     next_ordinal: u32,
     /// Every shard still kept (open and closed), by ordinal.
@@ -447,6 +459,14 @@ impl DataStreams {
             let mut state = StreamState {
                 retention_hours: rec.stream.retention_hours,
                 max_record_kib: rec.stream.max_record_kib,
+                encryption_key: rec.stream.encryption_key.clone(),
+                shard_metrics: rec
+                    .stream
+                    .shard_metrics
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 mode: rec.stream.mode,
                 next_ordinal: rec.stream.next_ordinal,
                 shards,

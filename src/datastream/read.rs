@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::settings::ShardCounters;
 use super::token::IteratorClaims;
 use super::{
     ChildShard, DataRecord, DataStream, DataStreams, DsError, SequenceNumber, Shard, ShardId,
@@ -267,6 +268,7 @@ impl DataStreams {
             })?;
         let shard = stream.shard(ShardId(claims.ordinal))?;
         if self.config.throughput_limits && !lock(&shard.buckets).admit_read(now) {
+            ShardCounters::add(&shard.counters.read_throttled, 1);
             return Err(DsError::ProvisionedThroughputExceeded(format!(
                 "Rate exceeded for shard {} in stream {} under account.",
                 shard.id(),
@@ -298,6 +300,7 @@ impl DataStreams {
                 None => 0,
             }
         };
+        shard.counters.read_out(&records, millis_behind_latest);
         if closed && next >= end {
             return Ok(GetRecordsOutput {
                 records,

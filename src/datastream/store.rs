@@ -20,7 +20,14 @@ CREATE TABLE IF NOT EXISTS data_streams (
     retention_hours INTEGER NOT NULL,
     mode            TEXT NOT NULL,
     next_ordinal    INTEGER NOT NULL,
-    max_record_kib  INTEGER NOT NULL DEFAULT 1024
+    max_record_kib  INTEGER NOT NULL DEFAULT 1024,
+    encryption_key  TEXT,
+    shard_metrics   TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS data_stream_policies (
+    resource_arn TEXT PRIMARY KEY,
+    stream_id    INTEGER NOT NULL,
+    policy       TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS data_stream_shards (
     stream_id       INTEGER NOT NULL,
@@ -89,23 +96,91 @@ pub struct StreamRow {
     pub next_ordinal: u32,
     /// `MaxRecordSizeInKiB`: the largest data + partition key of one record (1024–10240).
     pub max_record_kib: u32,
+    /// The KMS key id of StartStreamEncryption, while encryption is on.
+    pub encryption_key: Option<String>,
+    /// The enabled shard-level metrics, comma-separated.
+    pub shard_metrics: String,
 }
 
 /// Adds what later versions added to `data_streams` to a catalog made before them.
 pub fn migrate(cat: &Catalog) -> Result<(), DsError> {
     Ok(cat.transaction(|tx| {
-        let has: bool = tx.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('data_streams') WHERE name = 'max_record_kib'",
-            [],
-            |r| r.get(0),
-        )?;
-        if !has {
-            tx.execute_batch(
-                "ALTER TABLE data_streams ADD COLUMN max_record_kib INTEGER NOT NULL DEFAULT 1024",
+        for (column, ddl) in [
+            ("max_record_kib", "max_record_kib INTEGER NOT NULL DEFAULT 1024"),
+            ("encryption_key", "encryption_key TEXT"),
+            ("shard_metrics", "shard_metrics TEXT NOT NULL DEFAULT ''"),
+        ] {
+            let has: bool = tx.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('data_streams') WHERE name = ?1",
+                [column],
+                |r| r.get(0),
             )?;
+            if !has {
+                tx.execute_batch(&format!("ALTER TABLE data_streams ADD COLUMN {ddl}"))?;
+            }
         }
         Ok(())
     })?)
+}
+
+/// Records encryption (`Some(key)`: the KMS key id, or `Some(None)`: off) and/or the enabled
+/// shard-level metrics (comma-separated); `None` leaves a setting as it is.
+pub fn set_settings(
+    cat: &Catalog,
+    stream_id: DataStreamId,
+    encryption_key: Option<Option<&str>>,
+    shard_metrics: Option<&str>,
+) -> Result<(), DsError> {
+    cat.transaction(|tx| {
+        if let Some(key) = encryption_key {
+            tx.execute(
+                "UPDATE data_streams SET encryption_key = ?2 WHERE id = ?1",
+                params![stream_id, key],
+            )?;
+        }
+        if let Some(m) = shard_metrics {
+            tx.execute(
+                "UPDATE data_streams SET shard_metrics = ?2 WHERE id = ?1",
+                params![stream_id, m],
+            )?;
+        }
+        Ok(())
+    })
+    .map_err(DsError::from)
+}
+
+/// Attaches (`Some`) or removes (`None`) the resource policy of a stream or consumer ARN.
+pub fn put_policy(
+    cat: &Catalog,
+    stream_id: DataStreamId,
+    arn: &str,
+    policy: Option<&str>,
+) -> Result<(), DsError> {
+    cat.transaction(|tx| {
+        match policy {
+            Some(p) => tx.execute(
+                "INSERT INTO data_stream_policies (resource_arn, stream_id, policy) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (resource_arn) DO UPDATE SET policy = excluded.policy",
+                params![arn, stream_id, p],
+            )?,
+            None => tx.execute("DELETE FROM data_stream_policies WHERE resource_arn = ?1", [arn])?,
+        };
+        Ok(())
+    })
+    .map_err(DsError::from)
+}
+
+pub fn get_policy(cat: &Catalog, arn: &str) -> Result<Option<String>, DsError> {
+    cat.transaction(|tx| {
+        Ok(tx
+            .query_row(
+                "SELECT policy FROM data_stream_policies WHERE resource_arn = ?1",
+                [arn],
+                |r| r.get(0),
+            )
+            .optional()?)
+    })
+    .map_err(DsError::from)
 }
 
 pub fn set_max_record_kib(cat: &Catalog, stream_id: DataStreamId, kib: u32) -> Result<(), DsError> {
@@ -159,32 +234,28 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
         {
             let mut stmt = tx.prepare(
                 "SELECT id, name, created_at_us, retention_hours, mode, next_ordinal,
-                        max_record_kib
+                        max_record_kib, encryption_key, shard_metrics
                  FROM data_streams ORDER BY name",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, DataStreamId>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, u32>(6)?,
-                ))
+                let row = StreamRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: Timestamp::from_micros(r.get(2)?),
+                    retention_hours: r.get(3)?,
+                    // Parsed from column 4 below.
+                    mode: StreamMode::Provisioned,
+                    next_ordinal: r.get(5)?,
+                    max_record_kib: r.get(6)?,
+                    encryption_key: r.get(7)?,
+                    shard_metrics: r.get(8)?,
+                };
+                Ok((row, r.get::<_, String>(4)?))
             })?;
             for row in rows {
-                let (id, name, created, retention_hours, mode, next_ordinal, max_record_kib) = row?;
-                let mode = StreamMode::parse(&mode).ok_or_else(|| corrupt("mode"))?;
-                streams.push(StreamRow {
-                    id,
-                    name,
-                    created_at: Timestamp::from_micros(created),
-                    retention_hours,
-                    mode,
-                    next_ordinal,
-                    max_record_kib,
-                });
+                let (mut row, mode) = row?;
+                row.mode = StreamMode::parse(&mode).ok_or_else(|| corrupt("mode"))?;
+                streams.push(row);
             }
         }
         let mut out = Vec::new();
@@ -369,7 +440,12 @@ pub fn delete_shard(cat: &Catalog, stream_id: DataStreamId, ordinal: u32) -> Res
 
 pub fn delete_stream(cat: &Catalog, stream_id: DataStreamId) -> Result<(), DsError> {
     cat.transaction(|tx| {
-        for table in ["data_stream_shards", "data_stream_tags", "data_stream_consumers"] {
+        for table in [
+            "data_stream_shards",
+            "data_stream_tags",
+            "data_stream_consumers",
+            "data_stream_policies",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [stream_id])?;
         }
         tx.execute("DELETE FROM data_streams WHERE id = ?1", [stream_id])?;

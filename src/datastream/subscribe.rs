@@ -214,6 +214,7 @@ impl Subscription {
                 None => 0,
             }
         };
+        self.shard.counters.read_out(&records, millis_behind_latest);
         // The last record delivered (or, before any, the one before the cursor): resuming
         // after it continues at the cursor.
         let continuation_sequence_number = match records.last() {

@@ -392,12 +392,15 @@ async fn internal_append_reader_and_validation() {
 }
 
 #[tokio::test]
-async fn the_record_size_limit_survives_a_restart_and_old_catalogs_gain_it() {
+async fn stream_settings_survive_a_restart_and_old_catalogs_gain_them() {
     let fx = Fixture::new(false);
     {
         // A catalog from before the setting: its table has no max_record_kib column.
         let cat = Catalog::open(&fx.dir.path().join("catalog.sqlite")).unwrap();
-        let old = store::SCHEMA.replace(",\n    max_record_kib  INTEGER NOT NULL DEFAULT 1024", "");
+        let old = store::SCHEMA.replace(
+            ",\n    max_record_kib  INTEGER NOT NULL DEFAULT 1024,\n    encryption_key  TEXT,\n    shard_metrics   TEXT NOT NULL DEFAULT ''",
+            "",
+        );
         assert_ne!(old, store::SCHEMA);
         cat.ensure_schema(&old).unwrap();
     }
@@ -406,10 +409,16 @@ async fn the_record_size_limit_survives_a_restart_and_old_catalogs_gain_it() {
         .unwrap();
     ds.create_stream("t", Capacity::Provisioned { shard_count: 1 }, BTreeMap::new(), None).unwrap();
     ds.update_max_record_size(sel("t"), 10240).unwrap();
+    ds.set_encryption(sel("t"), "KMS", "key-1", true).unwrap();
+    let metrics = ["IncomingBytes".to_owned(), "IteratorAgeMilliseconds".to_owned()];
+    ds.set_enhanced_monitoring(sel("t"), &metrics, true).unwrap();
     drop(ds);
     let ds = fx.open();
     assert_eq!(ds.describe_stream_summary(sel("s")).unwrap().max_record_kib, 2048);
-    assert_eq!(ds.describe_stream_summary(sel("t")).unwrap().max_record_kib, 10240);
+    let t = ds.describe_stream_summary(sel("t")).unwrap();
+    assert_eq!(t.max_record_kib, 10240);
+    assert_eq!(t.encryption_key.as_deref(), Some("key-1"));
+    assert_eq!(t.shard_metrics, metrics);
     let two_mib = PutEntry { data: Bytes::from(vec![7u8; 2 * 1024 * 1024 - 1]), ..entry("k", "") };
     assert!(ds.put_record(sel("s"), two_mib.clone(), None).await.is_ok());
     let more = PutEntry { data: Bytes::from(vec![7u8; 2 * 1024 * 1024]), ..entry("k", "") };

@@ -17,6 +17,7 @@ use crate::log::{NewRecord, Offset};
 use crate::name::StreamName;
 
 use super::seqno::{MAX_OFFSET, SequenceNumber};
+use super::settings::ShardCounters;
 
 /// Largest data blob of one record (10 MiB, the API's constraint); a stream takes at most its
 /// `MaxRecordSizeInKiB` of data + partition key (1 MiB unless raised).
@@ -119,6 +120,7 @@ impl Shard {
                 if b.admit_write(items[i].bytes(), now) {
                     admitted.push(i);
                 } else {
+                    ShardCounters::add(&self.counters.write_throttled, 1);
                     out.push((
                         i,
                         Err(DsError::ProvisionedThroughputExceeded(format!(
@@ -152,6 +154,9 @@ impl Shard {
         match self.log.append_batch(recs) {
             Ok(range) => {
                 w.last_arrival = arrival;
+                let bytes: u64 = admitted.iter().map(|&i| items[i].bytes()).sum();
+                ShardCounters::add(&self.counters.incoming_bytes, bytes);
+                ShardCounters::add(&self.counters.incoming_records, admitted.len() as u64);
                 for (k, i) in admitted.into_iter().enumerate() {
                     out.push((i, Ok((self.clone(), Offset(range.start.0 + k as u64), arrival))));
                 }

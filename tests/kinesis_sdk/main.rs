@@ -22,6 +22,7 @@ mod python;
 mod records;
 mod reshard;
 mod retention;
+mod settings;
 mod subscribe;
 mod throughput;
 mod validation;

@@ -32,6 +32,7 @@ pub fn need(op: &str) -> Need {
         | "ListTagsForStream"
         | "DescribeStreamConsumer"
         | "ListStreamConsumers"
+        | "GetResourcePolicy"
         | "SubscribeToShard" => Need::Stream(Action::Read),
         "ListStreams" | "DescribeLimits" => Need::Any,
         _ => Need::Stream(Action::Admin),
@@ -47,6 +48,8 @@ struct Names<'a> {
     stream_arn: Option<Cow<'a, str>>,
     #[serde(rename = "ConsumerARN", borrow, default)]
     consumer_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "ResourceARN", borrow, default)]
+    resource_arn: Option<Cow<'a, str>>,
     #[serde(rename = "ShardIterator", borrow, default)]
     shard_iterator: Option<Cow<'a, str>>,
 }
@@ -73,6 +76,7 @@ pub fn check(
         .map(str::to_owned)
         .or_else(|| names.stream_arn.as_deref().and_then(stream_of_arn).map(str::to_owned))
         .or_else(|| names.consumer_arn.as_deref().and_then(stream_of_arn).map(str::to_owned))
+        .or_else(|| names.resource_arn.as_deref().and_then(stream_of_arn).map(str::to_owned))
         .or_else(|| names.shard_iterator.as_deref().and_then(|it| ds.iterator_stream(it)));
     let Some(stream) = stream else {
         // No stream named: the operation answers its own ValidationException, unless the key

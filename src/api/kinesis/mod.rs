@@ -14,6 +14,7 @@
 pub mod access;
 mod cbor;
 mod ops;
+pub mod settings;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -351,6 +352,13 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
         "UpdateShardCount" => update_shard_count(ds, body),
         "UpdateStreamMode" => update_stream_mode(ds, body),
         "UpdateMaxRecordSize" => update_max_record_size(ds, body),
+        "StartStreamEncryption" => settings::encryption(ds, body, true),
+        "StopStreamEncryption" => settings::encryption(ds, body, false),
+        "EnableEnhancedMonitoring" => settings::monitoring(ds, body, true),
+        "DisableEnhancedMonitoring" => settings::monitoring(ds, body, false),
+        "PutResourcePolicy" => settings::put_policy(ds, body),
+        "GetResourcePolicy" => settings::get_policy(ds, body),
+        "DeleteResourcePolicy" => settings::delete_policy(ds, body),
         "RegisterStreamConsumer" => register_consumer(ds, body),
         "DeregisterStreamConsumer" => deregister_consumer(ds, body),
         "ListStreamConsumers" => list_consumers(ds, body),

@@ -20,14 +20,14 @@ use crate::datastream::{
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
-struct StreamMembers {
+pub(super) struct StreamMembers {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
 }
 
 impl StreamMembers {
-    fn sel(&self) -> StreamSel<'_> {
+    pub(super) fn sel(&self) -> StreamSel<'_> {
         StreamSel { name: self.stream_name.as_deref(), arn: self.stream_arn.as_deref() }
     }
 }
@@ -93,8 +93,9 @@ pub(super) fn summary_json(d: &StreamDescription) -> Value {
         "StreamModeDetails": mode_json(d.mode),
         "RetentionPeriodHours": d.retention_hours,
         "StreamCreationTimestamp": d.created_at.as_secs_f64(),
-        "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
-        "EncryptionType": "NONE",
+        "EnhancedMonitoring": [{ "ShardLevelMetrics": d.shard_metrics }],
+        "EncryptionType": if d.encryption_key.is_some() { "KMS" } else { "NONE" },
+        "KeyId": d.encryption_key,
         "OpenShardCount": d.open_shard_count,
         "ConsumerCount": d.consumer_count,
         "MaxRecordSizeInKiB": d.max_record_kib,
@@ -199,8 +200,9 @@ pub(super) fn describe_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, Ds
         "HasMoreShards": more,
         "RetentionPeriodHours": d.retention_hours,
         "StreamCreationTimestamp": d.created_at.as_secs_f64(),
-        "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
-        "EncryptionType": "NONE",
+        "EnhancedMonitoring": [{ "ShardLevelMetrics": d.shard_metrics }],
+        "EncryptionType": if d.encryption_key.is_some() { "KMS" } else { "NONE" },
+        "KeyId": d.encryption_key,
     }}))
 }
 

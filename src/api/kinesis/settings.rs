@@ -1,0 +1,152 @@
+//! The settings operations: Start/StopStreamEncryption, Enable/DisableEnhancedMonitoring and
+//! Put/Get/DeleteResourcePolicy (`crate::datastream::settings` has their semantics).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ops::StreamMembers;
+use super::{parse, required};
+use crate::datastream::{DataStreams, DsError};
+
+pub(super) fn encryption(ds: &DataStreams, body: &[u8], start: bool) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        encryption_type: Option<String>,
+        key_id: Option<String>,
+    }
+    let r: In = parse(body)?;
+    let kind = required(r.encryption_type, "encryptionType")?;
+    let key = required(r.key_id, "keyId")?;
+    ds.set_encryption(r.stream.sel(), &kind, &key, start)?;
+    Ok(json!({}))
+}
+
+pub(super) fn monitoring(ds: &DataStreams, body: &[u8], enable: bool) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        shard_level_metrics: Option<Vec<String>>,
+    }
+    let r: In = parse(body)?;
+    let metrics = required(r.shard_level_metrics, "shardLevelMetrics")?;
+    let c = ds.set_enhanced_monitoring(r.stream.sel(), &metrics, enable)?;
+    Ok(json!({
+        "StreamName": c.stream,
+        "StreamARN": c.arn,
+        "CurrentShardLevelMetrics": c.current,
+        "DesiredShardLevelMetrics": c.desired,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PolicyIn {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    policy: Option<String>,
+}
+
+pub(super) fn put_policy(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: PolicyIn = parse(body)?;
+    let arn = required(r.resource_arn, "resourceARN")?;
+    let policy = required(r.policy, "policy")?;
+    ds.put_resource_policy(&arn, &policy)?;
+    Ok(json!({}))
+}
+
+pub(super) fn get_policy(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: PolicyIn = parse(body)?;
+    let arn = required(r.resource_arn, "resourceARN")?;
+    Ok(json!({ "Policy": ds.get_resource_policy(&arn)? }))
+}
+
+pub(super) fn delete_policy(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: PolicyIn = parse(body)?;
+    let arn = required(r.resource_arn, "resourceARN")?;
+    ds.delete_resource_policy(&arn)?;
+    Ok(json!({}))
+}
+
+/// The shard-level series of enhanced monitoring, in the Prometheus text format: one family per
+/// metric, with a sample per shard of each stream that enabled it.
+pub fn shard_metrics_text(ds: &DataStreams) -> String {
+    use std::fmt::Write;
+    let shards = ds.monitored_shards();
+    let mut out = String::new();
+    type Get = fn(&crate::datastream::settings::ShardMetrics) -> i128;
+    let families: [(&str, &str, &str, &str, Get); 7] = [
+        (
+            "IncomingBytes",
+            "sluice_kinesis_shard_incoming_bytes",
+            "counter",
+            "Bytes of data and partition keys written to the shard",
+            |m| m.incoming_bytes.into(),
+        ),
+        (
+            "IncomingRecords",
+            "sluice_kinesis_shard_incoming_records",
+            "counter",
+            "Records written to the shard",
+            |m| m.incoming_records.into(),
+        ),
+        (
+            "OutgoingBytes",
+            "sluice_kinesis_shard_outgoing_bytes",
+            "counter",
+            "Bytes of data and partition keys read from the shard (GetRecords and SubscribeToShard)",
+            |m| m.outgoing_bytes.into(),
+        ),
+        (
+            "OutgoingRecords",
+            "sluice_kinesis_shard_outgoing_records",
+            "counter",
+            "Records read from the shard",
+            |m| m.outgoing_records.into(),
+        ),
+        (
+            "WriteProvisionedThroughputExceeded",
+            "sluice_kinesis_shard_write_throttled_records",
+            "counter",
+            "Records refused by the shard's write limits",
+            |m| m.write_throttled.into(),
+        ),
+        (
+            "ReadProvisionedThroughputExceeded",
+            "sluice_kinesis_shard_read_throttled_calls",
+            "counter",
+            "GetRecords calls refused by the shard's read limits",
+            |m| m.read_throttled.into(),
+        ),
+        (
+            "IteratorAgeMilliseconds",
+            "sluice_kinesis_shard_iterator_age_milliseconds",
+            "gauge",
+            "How far behind the shard's newest record its last reader was",
+            |m| m.iterator_age_ms.into(),
+        ),
+    ];
+    for (metric, name, kind, help, get) in families {
+        let with: Vec<_> = shards.iter().filter(|s| s.enabled.contains(metric)).collect();
+        if with.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help} (enhanced monitoring {metric}).");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let suffix = if kind == "counter" { "_total" } else { "" };
+        for s in with {
+            let _ = writeln!(
+                out,
+                "{name}{suffix}{{stream=\"{}\",shard=\"{}\"}} {}",
+                s.stream,
+                s.shard,
+                get(s)
+            );
+        }
+    }
+    out
+}
