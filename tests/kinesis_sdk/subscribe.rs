@@ -151,3 +151,50 @@ async fn a_split_shard_ends_with_its_children_and_subscriptions_expire() {
     .await;
     assert!(ended.is_ok(), "the subscription ended by itself");
 }
+
+/// The event stream over HTTP/2 (what the Java SDK uses), here with curl speaking h2c with prior
+/// knowledge; the frames it saved are read back with the AWS event-stream decoder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_flows_over_http2() {
+    use aws_smithy_types::event_stream::HeaderValue;
+    require_tool("curl");
+    let env = Env::start().await;
+    env.create("h2", 1).await;
+    let seq = put(&env, "h2", "k", "over-h2").await;
+    let app = consumer(&env, "h2", "app").await;
+    let body = json!({"ConsumerARN": app, "ShardId": "shardId-000000000000",
+                      "StartingPosition": {"Type": "TRIM_HORIZON"}});
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("events.bin");
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "--http2-prior-knowledge", "--max-time", "4", "-X", "POST"])
+        .args(["-H", "x-amz-target: Kinesis_20131202.SubscribeToShard"])
+        .args(["-H", "content-type: application/x-amz-json-1.1"])
+        .args(["--data-binary", &body.to_string(), "-o"])
+        .arg(&saved)
+        .args(["-w", "%{http_version} %{http_code} %{content_type}"])
+        .arg(env.server.url("/"));
+    // The subscription outlives curl's 4 s; curl ends it (exit 28) with what it received.
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(summary, "2 200 application/vnd.amazon.eventstream", "{out:?}");
+    let mut bytes = bytes::Bytes::from(std::fs::read(&saved).unwrap());
+    let mut events = Vec::new();
+    while !bytes.is_empty() {
+        let m =
+            aws_smithy_eventstream::frame::read_message_from(&mut bytes).expect("a whole frame");
+        let kind = m
+            .headers()
+            .iter()
+            .find(|h| h.name().as_str() == ":event-type")
+            .map(|h| h.value().clone());
+        events.push((kind, m.payload().clone()));
+    }
+    assert!(events.len() >= 2, "the initial response and an event: {events:?}");
+    assert_eq!(events[0].0, Some(HeaderValue::String("initial-response".into())));
+    assert_eq!(events[1].0, Some(HeaderValue::String("SubscribeToShardEvent".into())));
+    let first: Value = serde_json::from_slice(&events[1].1).unwrap();
+    assert_eq!(first["Records"][0]["SequenceNumber"], seq.as_str());
+    assert_eq!(first["Records"][0]["Data"], "b3Zlci1oMg==", "base64 of over-h2");
+    assert_eq!(first["ContinuationSequenceNumber"], seq.as_str());
+}
