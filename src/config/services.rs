@@ -38,6 +38,14 @@ pub struct DataStreamsConfig {
     /// seconds. Default 300 (AWS's 5 minutes).
     #[serde(deserialize_with = "super::units::secs")]
     pub subscription_secs: Duration,
+    /// How long a new stream stays `CREATING` (reads and writes are `ResourceNotFoundException`
+    /// meanwhile), in milliseconds. Default 0: `ACTIVE` at once.
+    #[serde(deserialize_with = "super::units::millis")]
+    pub create_stream_ms: Duration,
+    /// How long a reshard, mode, encryption or record-size change keeps the stream `UPDATING`
+    /// (another such change is `ResourceInUseException` meanwhile), in milliseconds. Default 0.
+    #[serde(deserialize_with = "super::units::millis")]
+    pub update_stream_ms: Duration,
 }
 
 impl Default for DataStreamsConfig {
@@ -55,6 +63,8 @@ impl Default for DataStreamsConfig {
             read_bytes_per_sec: 2 * 1024 * 1024,
             read_calls_per_sec: 5,
             subscription_secs: Duration::from_secs(300),
+            create_stream_ms: Duration::ZERO,
+            update_stream_ms: Duration::ZERO,
         }
     }
 }

@@ -68,8 +68,11 @@ impl DataStreams {
         validate::range(kib, "maxRecordSizeInKiB", MIN_RECORD_KIB, MAX_RECORD_KIB)?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         store::set_max_record_kib(&self.catalog, s.id, kib as u32)?;
-        write_lock(&s.state).max_record_kib = kib as u32;
+        let mut st = write_lock(&s.state);
+        st.max_record_kib = kib as u32;
+        self.updated(&mut st);
         Ok(())
     }
 
@@ -142,6 +145,7 @@ impl DataStreams {
         let mut state = StreamState {
             retention_hours: DEFAULT_RETENTION_HOURS,
             max_record_kib,
+            updating_until: Timestamp::MIN,
             encryption_key: None,
             shard_metrics: Default::default(),
             mode,
@@ -219,12 +223,54 @@ impl DataStreams {
         Ok(())
     }
 
+    /// `CREATING` for `create_stream_ms` after creation, `UPDATING` for `update_stream_ms` after
+    /// a change, else `ACTIVE`.
+    fn status(&self, s: &DataStream, st: &StreamState) -> &'static str {
+        let now = self.now();
+        if now < s.created_at.saturating_add(self.config.create_stream_ms) {
+            "CREATING"
+        } else if now < st.updating_until {
+            "UPDATING"
+        } else {
+            "ACTIVE"
+        }
+    }
+
+    /// Reads and writes need a created stream: `ResourceNotFoundException` while `CREATING`, as
+    /// in Kinesis.
+    pub(super) fn require_created(&self, s: &DataStream) -> Result<(), DsError> {
+        if self.status(s, &read_lock(&s.state)) == "CREATING" {
+            return Err(DsError::ResourceNotFound(format!(
+                "Stream {} under account {} not found.",
+                s.name, self.config.account_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Changes need an `ACTIVE` stream: `ResourceInUseException` otherwise.
+    pub(super) fn require_active(&self, s: &DataStream) -> Result<(), DsError> {
+        let status = self.status(s, &read_lock(&s.state));
+        if status != "ACTIVE" {
+            return Err(DsError::ResourceInUse(format!(
+                "Stream {} under account {} not ACTIVE, instead in state {status}",
+                s.name, self.config.account_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// A change went through: the stream is `UPDATING` for `update_stream_ms`.
+    pub(super) fn updated(&self, st: &mut StreamState) {
+        st.updating_until = self.now().saturating_add(self.config.update_stream_ms);
+    }
+
     fn description(&self, s: &DataStream) -> StreamDescription {
         let st = read_lock(&s.state);
         StreamDescription {
             name: s.name.to_string(),
             arn: self.stream_arn(s.name.as_str()),
-            status: "ACTIVE",
+            status: self.status(s, &st),
             mode: st.mode,
             retention_hours: st.retention_hours,
             max_record_kib: st.max_record_kib,
@@ -378,6 +424,7 @@ impl DataStreams {
     pub fn update_stream_mode(&self, arn: &str, mode: StreamMode) -> Result<(), DsError> {
         let _admin = lock(&self.admin);
         let s = self.resolve(StreamSel::arn(arn))?;
+        self.require_active(&s)?;
         if read_lock(&s.state).mode == mode {
             return Err(DsError::ResourceInUse(format!(
                 "Stream {} is already in {} mode.",
@@ -394,7 +441,9 @@ impl DataStreams {
             )));
         }
         store::set_mode(&self.catalog, s.id, mode)?;
-        write_lock(&s.state).mode = mode;
+        let mut st = write_lock(&s.state);
+        st.mode = mode;
+        self.updated(&mut st);
         Ok(())
     }
 

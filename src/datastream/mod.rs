@@ -333,6 +333,8 @@ struct StreamState {
     encryption_key: Option<String>,
     /// Enhanced monitoring: the shard-level metrics `/metrics` shows.
     shard_metrics: std::collections::BTreeSet<String>,
+    /// `UPDATING` until then (`data_streams.update_stream_ms` after a change).
+    updating_until: Timestamp,
     mode: StreamMode,
     next_ordinal: u32,
     /// Every shard still kept (open and closed), by ordinal.
@@ -459,6 +461,7 @@ impl DataStreams {
             let mut state = StreamState {
                 retention_hours: rec.stream.retention_hours,
                 max_record_kib: rec.stream.max_record_kib,
+                updating_until: Timestamp::MIN,
                 encryption_key: rec.stream.encryption_key.clone(),
                 shard_metrics: rec
                     .stream

@@ -218,6 +218,7 @@ impl DataStreams {
     ) -> Result<String, DsError> {
         let id = ShardId::parse(shard_id, "shardId")?;
         let s = self.resolve(sel)?;
+        self.require_created(&s)?;
         let shard = s.shard(id)?;
         let reader = ShardReader { shard: shard.clone() };
         let end = reader.committed_end();

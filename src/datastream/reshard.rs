@@ -291,6 +291,7 @@ impl DataStreams {
         }
         st.next_ordinal = next;
         st.rebuild_open();
+        self.updated(&mut st);
         // Followers of the closed shards (subscriptions, SSE) learn it now, not at their next
         // heartbeat.
         for p in parents {
@@ -321,6 +322,7 @@ impl DataStreams {
         let k = HashKey::parse(new_starting_hash_key, "newStartingHashKey")?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let shard = s.shard(id)?;
         if shard.closed().is_some() {
             return Err(not_eligible(&s, &shard));
@@ -359,6 +361,7 @@ impl DataStreams {
         let b_id = ShardId::parse(adjacent_shard_to_merge, "adjacentShardToMerge")?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let a = s.shard(a_id)?;
         let b = s.shard(b_id)?;
         for sh in [&a, &b] {
@@ -403,6 +406,7 @@ impl DataStreams {
         let target = target as u32;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let open: Vec<Arc<Shard>> = read_lock(&s.state).open.clone();
         let current = open.len() as u32;
         if u64::from(target) > 2 * u64::from(current) {

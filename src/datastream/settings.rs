@@ -149,9 +149,12 @@ impl DataStreams {
         }
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let key = if start { Some(key_id.to_owned()) } else { None };
         store::set_settings(&self.catalog, s.id, Some(key.as_deref()), None)?;
-        write_lock(&s.state).encryption_key = key;
+        let mut st = write_lock(&s.state);
+        st.encryption_key = key;
+        self.updated(&mut st);
         Ok(())
     }
 

@@ -95,6 +95,7 @@ impl DataStreams {
         start: IteratorStart,
     ) -> Result<Subscription, DsError> {
         let (stream, consumer) = self.find_consumer(None, None, Some(consumer_arn))?;
+        self.require_created(&stream)?;
         let id = ShardId::parse(shard_id, "shardId")?;
         let shard = stream.shard(id)?;
         let reader = ShardReader { shard: shard.clone() };

@@ -270,6 +270,7 @@ impl DataStreams {
         }
         let item = validate_entry(&entry)?;
         let stream = self.resolve(sel)?;
+        self.require_created(&stream)?;
         check_record_sizes(&stream, std::slice::from_ref(&item))?;
         let mut written = self.write_blocking(stream, vec![item]).await;
         self.wait_all(&mut written).await;
@@ -299,6 +300,7 @@ impl DataStreams {
             )));
         }
         let stream = self.resolve(sel)?;
+        self.require_created(&stream)?;
         check_record_sizes(&stream, &items)?;
         let mut written = self.write_blocking(stream, items).await;
         self.wait_all(&mut written).await;

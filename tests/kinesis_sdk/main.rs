@@ -23,6 +23,7 @@ mod records;
 mod reshard;
 mod retention;
 mod settings;
+mod states;
 mod subscribe;
 mod throughput;
 mod validation;
