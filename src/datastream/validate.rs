@@ -15,6 +15,45 @@ pub fn violation(value: &str, member: &str, constraint: &str) -> DsError {
     ))
 }
 
+/// The schema violations of one request, reported together in one `ValidationException` as
+/// AWS does (`2 validation errors detected: Value … ; Value …`), in the order checked.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+const ONE: &str = "1 validation error detected: ";
+
+impl Violations {
+    /// Keeps `r`'s violation and answers `None`; any other error is returned at once.
+    pub fn check<T>(&mut self, r: Result<T, DsError>) -> Result<Option<T>, DsError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(DsError::Validation(m)) => {
+                self.0.push(m.strip_prefix(ONE).map_or(m.clone(), str::to_owned));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A required member that is absent.
+    pub fn null(&mut self, member: &str) {
+        self.0.push(format!(
+            "Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ));
+    }
+
+    pub fn finish(self) -> Result<(), DsError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(DsError::Validation(format!("{ONE}{}", self.0[0]))),
+            n => Err(DsError::Validation(format!(
+                "{n} validation errors detected: {}",
+                self.0.join("; ")
+            ))),
+        }
+    }
+}
+
 fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }

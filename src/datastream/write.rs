@@ -82,19 +82,40 @@ type Written = Result<(Arc<Shard>, Offset, Timestamp), DsError>;
 /// The shard was closed by resharding between routing and appending: route again.
 struct ShardClosed;
 
-fn validate_entry(e: &PutEntry) -> Result<Item, DsError> {
-    validate::length(&e.partition_key, "partitionKey", 1, 256)?;
-    if e.data.len() > MAX_RECORD_BYTES {
-        return Err(DsError::Validation(format!(
-            "1 validation error detected: Value at 'data' failed to satisfy constraint: \
+/// Checks one entry's members (`prefix` is `` or `records.N.member.` as AWS names them in
+/// PutRecords), keeping schema violations in `v`; the item, when nothing was wrong with it.
+fn validate_entry(
+    e: &PutEntry,
+    prefix: &str,
+    v: &mut validate::Violations,
+) -> Result<Option<Item>, DsError> {
+    let key_ok =
+        v.check(validate::length(&e.partition_key, &format!("{prefix}partitionKey"), 1, 256))?;
+    let data_ok = e.data.len() <= MAX_RECORD_BYTES;
+    if !data_ok {
+        v.check::<()>(Err(DsError::Validation(format!(
+            "Value at '{prefix}data' failed to satisfy constraint: \
              Member must have length less than or equal to {MAX_RECORD_BYTES}"
-        )));
+        ))))?;
     }
     let hash = match &e.explicit_hash_key {
-        Some(k) => HashKey::parse(k, "explicitHashKey")?,
-        None => HashKey::of_partition_key(&e.partition_key),
+        Some(k) => v.check(HashKey::parse(k, &format!("{prefix}explicitHashKey")))?,
+        None => Some(HashKey::of_partition_key(&e.partition_key)),
     };
-    Ok(Item { hash, key: e.partition_key.clone(), data: e.data.clone() })
+    Ok(match (key_ok, data_ok, hash) {
+        (Some(()), true, Some(hash)) => {
+            Some(Item { hash, key: e.partition_key.clone(), data: e.data.clone() })
+        }
+        _ => None,
+    })
+}
+
+/// The stream name given, checked with the request's other members.
+fn check_name(sel: &StreamSel<'_>, v: &mut validate::Violations) -> Result<(), DsError> {
+    if let Some(n) = sel.name {
+        v.check(validate::name(n, "streamName", super::MAX_NAME_LEN))?;
+    }
+    Ok(())
 }
 
 impl Shard {
@@ -268,7 +289,11 @@ impl DataStreams {
         if let Some(s) = sequence_number_for_ordering {
             SequenceNumber::parse(s, "sequenceNumberForOrdering")?;
         }
-        let item = validate_entry(&entry)?;
+        let mut v = validate::Violations::default();
+        check_name(&sel, &mut v)?;
+        let item = validate_entry(&entry, "", &mut v)?;
+        v.finish()?;
+        let item = item.ok_or_else(|| DsError::Internal("an entry without violations".into()))?;
         let stream = self.resolve(sel)?;
         self.require_created(&stream)?;
         check_record_sizes(&stream, std::slice::from_ref(&item))?;
@@ -291,8 +316,14 @@ impl DataStreams {
         sel: StreamSel<'_>,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<PutOutcome>, DsError> {
-        validate::count(entries.len(), "records", 1, MAX_PUT_RECORDS)?;
-        let items = entries.iter().map(validate_entry).collect::<Result<Vec<_>, _>>()?;
+        let mut v = validate::Violations::default();
+        check_name(&sel, &mut v)?;
+        v.check(validate::count(entries.len(), "records", 1, MAX_PUT_RECORDS))?;
+        let mut items = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            items.extend(validate_entry(e, &format!("records.{}.member.", i + 1), &mut v)?);
+        }
+        v.finish()?;
         let total: u64 = items.iter().map(Item::bytes).sum();
         if total > MAX_PUT_RECORDS_BYTES as u64 {
             return Err(DsError::InvalidArgument(format!(
@@ -366,11 +397,12 @@ impl DataStreams {
         partition_key: &str,
         data: Bytes,
     ) -> Result<Appended, DsError> {
-        let item = validate_entry(&PutEntry {
-            partition_key: partition_key.to_owned(),
-            explicit_hash_key: None,
-            data,
-        })?;
+        let mut v = validate::Violations::default();
+        let entry =
+            PutEntry { partition_key: partition_key.to_owned(), explicit_hash_key: None, data };
+        let item = validate_entry(&entry, "", &mut v)?;
+        v.finish()?;
+        let item = item.ok_or_else(|| DsError::Internal("an entry without violations".into()))?;
         let s = self.resolve(StreamSel::name(stream.as_str()))?;
         check_record_sizes(&s, std::slice::from_ref(&item))?;
         let mut written = self.write_items(&s, &[item], false);

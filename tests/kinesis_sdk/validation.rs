@@ -376,3 +376,99 @@ async fn validation_errors_on_the_wire() {
     assert!(resp.headers().contains_key("x-amzn-requestid"), "x-amzn-RequestId header");
     // Unsigned requests are accepted while authentication is off (raw() sends no signature).
 }
+
+/// Whole error bodies for malformed requests: the exception and AWS's message, every violated
+/// schema constraint of a request in one `ValidationException` ("N validation errors detected",
+/// joined with "; "), member paths as AWS writes them (`records.N.member.partitionKey`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bodies_name_every_violation() {
+    let env = Env::start().await;
+    env.create("t", 1).await;
+    let null = |m: &str| {
+        format!("Value null at '{m}' failed to satisfy constraint: Member must not be null")
+    };
+    let name_pattern = |v: &str, m: &str| {
+        format!(
+            "Value '{v}' at '{m}' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+        )
+    };
+    let one = |m: String| format!("1 validation error detected: {m}");
+    let cases: Vec<(&str, String, &str, String)> = vec![
+        ("CreateStream", "{}".into(), "ValidationException", one(null("streamName"))),
+        (
+            "CreateStream",
+            r#"{"StreamName":"a b","ShardCount":0}"#.into(),
+            "ValidationException",
+            format!(
+                "2 validation errors detected: {}; Value '0' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1",
+                name_pattern("a b", "streamName")
+            ),
+        ),
+        (
+            "CreateStream",
+            r#"{"ShardCount":1,"StreamModeDetails":{"StreamMode":"FAST"},"MaxRecordSizeInKiB":99999}"#.into(),
+            "ValidationException",
+            format!(
+                "3 validation errors detected: {}; Value 'FAST' at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [ON_DEMAND, PROVISIONED]; Value '99999' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value less than or equal to 10240",
+                null("streamName")
+            ),
+        ),
+        (
+            "PutRecord",
+            r#"{"StreamName":"t","Data":"eA=="}"#.into(),
+            "ValidationException",
+            one(null("partitionKey")),
+        ),
+        (
+            "PutRecord",
+            r#"{"StreamName":"t!","PartitionKey":"","Data":"eA=="}"#.into(),
+            "ValidationException",
+            format!(
+                "2 validation errors detected: {}; Value '' at 'partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256 and greater than or equal to 1",
+                name_pattern("t!", "streamName")
+            ),
+        ),
+        (
+            "PutRecords",
+            r#"{"StreamName":"t","Records":[{"PartitionKey":"a","Data":"eA=="},{"PartitionKey":"","Data":"eA=="}]}"#.into(),
+            "ValidationException",
+            one("Value '' at 'records.2.member.partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256 and greater than or equal to 1".into()),
+        ),
+        (
+            "GetShardIterator",
+            r#"{"StreamName":"t"}"#.into(),
+            "ValidationException",
+            format!("2 validation errors detected: {}; {}", null("shardId"), null("shardIteratorType")),
+        ),
+        (
+            "GetShardIterator",
+            r#"{"StreamName":"t","ShardId":"shardId-000000000000","ShardIteratorType":"OLDEST"}"#.into(),
+            "ValidationException",
+            one("Value 'OLDEST' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_TIMESTAMP, AT_SEQUENCE_NUMBER, TRIM_HORIZON]".into()),
+        ),
+        (
+            "GetShardIterator",
+            r#"{"StreamName":"t","ShardId":"shardId-000000000000","ShardIteratorType":"AT_SEQUENCE_NUMBER"}"#.into(),
+            "InvalidArgumentException",
+            "Must specify StartingSequenceNumber for AT_SEQUENCE_NUMBER ShardIteratorType.".into(),
+        ),
+        (
+            "DescribeStreamSummary",
+            r#"{"StreamName":"nope"}"#.into(),
+            "ResourceNotFoundException",
+            "Stream nope under account 000000000000 not found.".into(),
+        ),
+        (
+            "UpdateMaxRecordSize",
+            r#"{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/t","MaxRecordSizeInKiB":1}"#.into(),
+            "ValidationException",
+            one("Value '1' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value greater than or equal to 1024".into()),
+        ),
+    ];
+    for (op, body, kind, message) in cases {
+        let (status, v) = raw(&env, op, &body).await;
+        assert_eq!(status, 400, "{op} {body}: {v}");
+        assert_eq!(v["__type"], kind, "{op} {body}: {v}");
+        assert_eq!(v["message"], message.as_str(), "{op} {body}");
+    }
+}

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::{blob, parse, parse_borrowed, required};
 use crate::datastream::reshard::ListShardsRequest;
+use crate::datastream::validate::{self, Violations};
 use crate::datastream::{
     Capacity, ChildShard, ConsumerDescription, DataRecord, DataStreams, DsError, GetRecordsOutput,
     HashKeyRange, IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter,
@@ -125,10 +126,27 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
         max_record_size_in_kib: Option<i64>,
     }
     let r: In = parse(body)?;
-    let name = required(r.stream_name, "streamName")?;
+    // Every schema constraint first, reported together (model order).
+    let mut v = Violations::default();
+    match &r.stream_name {
+        None => v.null("streamName"),
+        Some(n) => {
+            v.check(validate::name(n, "streamName", 128))?;
+        }
+    }
+    if let Some(n) = r.shard_count {
+        v.check(validate::range(n, "shardCount", 1, 100_000))?;
+    }
     let mode = match r.stream_mode_details {
-        Some(d) => stream_mode(d)?,
-        None => StreamMode::Provisioned,
+        Some(d) => v.check(stream_mode(d))?,
+        None => Some(StreamMode::Provisioned),
+    };
+    if let Some(k) = r.max_record_size_in_kib {
+        v.check(validate::range(k, "maxRecordSizeInKiB", 1024, 10240))?;
+    }
+    v.finish()?;
+    let (Some(name), Some(mode)) = (r.stream_name, mode) else {
+        return Err(DsError::Internal("a request without violations".into()));
     };
     let capacity = match (mode, r.shard_count) {
         (StreamMode::OnDemand, None) => Capacity::OnDemand,
@@ -142,10 +160,7 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
                 "ShardCount is required for a PROVISIONED stream.".to_owned(),
             ));
         }
-        (StreamMode::Provisioned, Some(n)) => {
-            crate::datastream::validate::range(n, "shardCount", 1, 100_000)?;
-            Capacity::Provisioned { shard_count: n as u32 }
-        }
+        (StreamMode::Provisioned, Some(n)) => Capacity::Provisioned { shard_count: n as u32 },
     };
     ds.create_stream(&name, capacity, r.tags.unwrap_or_default(), r.max_record_size_in_kib)?;
     Ok(json!({}))
@@ -392,10 +407,31 @@ pub(super) fn get_shard_iterator(ds: &DataStreams, body: &[u8]) -> Result<Value,
         timestamp: Option<f64>,
     }
     let r: In = parse(body)?;
-    let shard_id = required(r.shard_id, "shardId")?;
-    let kind = required(r.shard_iterator_type, "shardIteratorType")?;
-    let start =
-        IteratorStart::from_wire(&kind, r.starting_sequence_number.as_deref(), r.timestamp)?;
+    let mut v = Violations::default();
+    if let Some(n) = r.stream.stream_name.as_deref() {
+        v.check(validate::name(n, "streamName", 128))?;
+    }
+    match r.shard_id.as_deref() {
+        None => v.null("shardId"),
+        Some(s) => {
+            v.check(validate::name(s, "shardId", 128))?;
+        }
+    }
+    let start = match r.shard_iterator_type.as_deref() {
+        None => {
+            v.null("shardIteratorType");
+            None
+        }
+        Some(kind) => v.check(IteratorStart::from_wire(
+            kind,
+            r.starting_sequence_number.as_deref(),
+            r.timestamp,
+        ))?,
+    };
+    v.finish()?;
+    let (Some(shard_id), Some(start)) = (r.shard_id, start) else {
+        return Err(DsError::Internal("a request without violations".into()));
+    };
     let it = ds.get_shard_iterator(r.stream.sel(), &shard_id, start)?;
     Ok(json!({ "ShardIterator": it }))
 }
