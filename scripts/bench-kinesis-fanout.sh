@@ -21,7 +21,8 @@ cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-printf '[data_streams]\nthroughput_limits = false\n' >"$WORK/sluice.toml"
+# RTSP publish off: the benchmark needs no port of its own beyond HTTP.
+printf '[data_streams]\nthroughput_limits = false\n[rtsp]\nenabled = false\n' >"$WORK/sluice.toml"
 RUST_LOG=warn "$SLUICE" serve --config "$WORK/sluice.toml" --listen "127.0.0.1:$PORT" \
   --data-dir "$WORK/data" >"$WORK/sluice.log" 2>&1 &
 PID=$!

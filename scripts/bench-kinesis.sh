@@ -65,6 +65,9 @@ mkdir -p "$WORK/sluice-data"
 cat >"$WORK/sluice.toml" <<EOF
 [data_streams]
 throughput_limits = false
+# RTSP publish off: the benchmark needs no port of its own beyond HTTP.
+[rtsp]
+enabled = false
 EOF
 RUST_LOG=warn "$SLUICE" serve --config "$WORK/sluice.toml" --listen "127.0.0.1:$SLUICE_PORT" \
   --data-dir "$WORK/sluice-data" >"$WORK/sluice.log" 2>&1 &
