@@ -401,6 +401,36 @@ async fn the_aws_sdk_signs_and_is_refused_precisely() {
     admin.create_stream().stream_name("hidden").shard_count(1).send().await.unwrap();
     let names = scoped.list_streams().send().await.unwrap().stream_names().to_vec();
     assert_eq!(names, ["signed"]);
+
+    // SubscribeToShard, signed: `read` on the consumer's stream subscribes and receives the
+    // record; a publish-only key is refused before any event.
+    use aws_sdk_kinesis::types::{
+        ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
+    };
+    let arn = summary.stream_description_summary().unwrap().stream_arn().to_owned();
+    let reg = admin.register_stream_consumer().stream_arn(arn).consumer_name("app").send().await;
+    let consumer = reg.unwrap().consumer().unwrap().consumer_arn().to_owned();
+    let subscribe = |c: aws_sdk_kinesis::Client| {
+        let start = StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon).build();
+        c.subscribe_to_shard()
+            .consumer_arn(&consumer)
+            .shard_id("shardId-000000000000")
+            .starting_position(start.unwrap())
+            .send()
+    };
+    let publisher = client(&key(&s, "publish", "*").await);
+    let refused = subscribe(publisher).await.unwrap_err();
+    let refused = aws_sdk_kinesis::error::ProvideErrorMetadata::code(&refused).map(str::to_owned);
+    assert_eq!(refused.as_deref(), Some("AccessDeniedException"));
+    let mut events = subscribe(reader).await.unwrap();
+    let first =
+        tokio::time::timeout(std::time::Duration::from_secs(30), events.event_stream.recv());
+    match first.await.unwrap().unwrap() {
+        Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)) => {
+            assert_eq!(e.records()[0].data().as_ref(), b"hello");
+        }
+        other => panic!("{other:?}"),
+    }
     s.stop().await;
 }
 
