@@ -149,9 +149,9 @@ async fn hls_js_plays_a_playback_session_until_it_expires() {
     );
     assert!(created.is_ok());
     let live = push_live(&server.base, "cam", Some(90));
-    // Three whole segments (2 s GOPs of 200 ms fragments) first: hls.js started inside a new
-    // stream's first segment reloads that segment's parts in a loop until the second one
-    // completes (see docs/benchmarks.md, LL-HLS), which is not what this test is about.
+    // Three whole segments (2 s GOPs of 200 ms fragments) first, so the session plays an
+    // established live stream: hls.js's live-edge boundary defect (docs/design/playback.md) is
+    // at its worst in a new stream's first segment, and it is not what this test is about.
     wait_fragments(&server, "cam", 30).await;
     let session = server
         .http
