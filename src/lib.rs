@@ -29,8 +29,8 @@
 //! - [`events`]: Sluice's lifecycle events (schema, the non-blocking sink into the event data
 //!   stream) and producers' metadata on the video timeline.
 //! - [`datastream`]: Kinesis data streams on the log: shards and hash ranges, sequence numbers,
-//!   MAC'd shard iterators, throttling, resharding with lineage, retention, SubscribeToShard
-//!   subscriptions.
+//!   MAC'd shard iterators, throttling, resharding with lineage, on-demand scaling (hot shards
+//!   split), retention, SubscribeToShard subscriptions.
 //! - [`auth`]: who may do what: users and access keys with grants (from the config and the admin
 //!   API), credentials (Basic, Bearer, SigV4), secrets sealed at rest.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.

@@ -200,6 +200,7 @@ pub fn router(state: ApiState) -> Router {
 pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     let Server { services: state, background, .. } = server;
     let retention = tokio::spawn(retention_loop(state.clone()));
+    let housekeeping = tokio::spawn(data_streams_loop(state.clone()));
     // RTSP publish: ends at shutdown after its sessions have flushed and released their streams.
     let rtsp = background.rtsp.map(|l| {
         let ctx = Arc::new(crate::ingest::rtsp::RtspContext {
@@ -236,6 +237,7 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
         }
     }
     retention.abort();
+    housekeeping.abort();
     if let Some(rtsp) = rtsp {
         let _ = rtsp.await;
     }
@@ -253,6 +255,27 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     let _ = tokio::task::spawn_blocking(move || data.sync_all()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The data streams' housekeeping, once a second: the on-demand scaler (each ON_DEMAND stream
+/// is looked at when its window, `data_streams.on_demand_scale_secs` on the server's clock, has
+/// run) and the end of `DELETING` streams. Splits sync and write the catalog, so the pass runs
+/// on a blocking thread.
+async fn data_streams_loop(state: ApiState) {
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let data = state.data.clone();
+        let pass = move || {
+            data.autoscale();
+            data.finish_deletions();
+        };
+        if let Err(e) = tokio::task::spawn_blocking(pass).await {
+            tracing::error!(error = %e, "on-demand scaling task failed");
+        }
+    }
 }
 
 /// Runs a retention pass every `storage.retention_interval_secs` until shutdown. Deletion is

@@ -249,6 +249,15 @@ impl Config {
         if !(1..=1000).contains(&ds.on_demand_shard_count) {
             return bad("data_streams.on_demand_shard_count", "must be between 1 and 1000");
         }
+        if ds.on_demand_max_shards < ds.on_demand_shard_count {
+            return bad(
+                "data_streams.on_demand_max_shards",
+                "must be at least data_streams.on_demand_shard_count",
+            );
+        }
+        if ds.on_demand_scale_secs.is_zero() {
+            return bad("data_streams.on_demand_scale_secs", "must be at least 1");
+        }
         for (key, v) in [
             ("data_streams.write_bytes_per_sec", ds.write_bytes_per_sec),
             ("data_streams.write_records_per_sec", ds.write_records_per_sec),

@@ -21,8 +21,16 @@ pub struct DataStreamsConfig {
     pub shard_limit: u32,
     /// Most on-demand streams. Default 50.
     pub on_demand_stream_limit: u32,
-    /// Shards of a stream created in ON_DEMAND mode. Default 4.
+    /// Shards of a stream created in ON_DEMAND mode (its write capacity at the start: 4 MiB/s
+    /// and 4,000 records/s with the default per-shard limits). Default 4.
     pub on_demand_shard_count: u32,
+    /// How often the on-demand scaler looks at each ON_DEMAND stream's load, in seconds; the
+    /// busiest second of each window decides which shards split. Default 10.
+    #[serde(deserialize_with = "super::units::secs")]
+    pub on_demand_scale_secs: Duration,
+    /// Most open shards the scaler (and warm throughput) gives one ON_DEMAND stream. Default
+    /// 200 (200 MiB/s of writes with the default per-shard limits).
+    pub on_demand_max_shards: u32,
     /// Enforce the per-shard throughput limits below (provisioned streams for writes, every
     /// stream for reads). Default true.
     pub throughput_limits: bool,
@@ -46,6 +54,11 @@ pub struct DataStreamsConfig {
     /// (another such change is `ResourceInUseException` meanwhile), in milliseconds. Default 0.
     #[serde(deserialize_with = "super::units::millis")]
     pub update_stream_ms: Duration,
+    /// How long a deleted stream stays `DELETING` (still described, read and written; changes
+    /// and a new stream of its name are `ResourceInUseException`), in milliseconds. Default 0:
+    /// gone at once.
+    #[serde(deserialize_with = "super::units::millis")]
+    pub delete_stream_ms: Duration,
 }
 
 impl Default for DataStreamsConfig {
@@ -57,6 +70,8 @@ impl Default for DataStreamsConfig {
             shard_limit: 500,
             on_demand_stream_limit: 50,
             on_demand_shard_count: 4,
+            on_demand_scale_secs: Duration::from_secs(10),
+            on_demand_max_shards: 200,
             throughput_limits: true,
             write_bytes_per_sec: 1024 * 1024,
             write_records_per_sec: 1000,
@@ -65,6 +80,7 @@ impl Default for DataStreamsConfig {
             subscription_secs: Duration::from_secs(300),
             create_stream_ms: Duration::ZERO,
             update_stream_ms: Duration::ZERO,
+            delete_stream_ms: Duration::ZERO,
         }
     }
 }

@@ -34,9 +34,12 @@ impl DataStreams {
                 validate::range(i64::from(shard_count), "shardCount", 1, i64::from(i32::MAX))?;
                 (StreamMode::Provisioned, shard_count)
             }
-            Capacity::OnDemand => (StreamMode::OnDemand, self.config.on_demand_shard_count),
+            Capacity::OnDemand { warm_mibps } => {
+                (StreamMode::OnDemand, self.on_demand_shards(warm_mibps)?)
+            }
         };
         let _admin = lock(&self.admin);
+        self.finish_deletions_locked();
         if read_lock(&self.streams).by_name.contains_key(&stream_name) {
             return Err(DsError::ResourceInUse(format!(
                 "Stream {name} under account {} already exists.",
@@ -59,7 +62,11 @@ impl DataStreams {
                 self.config.shard_limit
             )));
         }
-        self.insert_stream(stream_name, mode, shard_count, tags, max_record_kib)
+        let warm = match capacity {
+            Capacity::OnDemand { warm_mibps } => warm_mibps.unwrap_or(0),
+            Capacity::Provisioned { .. } => 0,
+        };
+        self.insert_stream(stream_name, mode, shard_count, tags, max_record_kib, warm)
     }
 
     /// UpdateMaxRecordSize: the largest record (data + partition key) the stream takes, in KiB
@@ -92,6 +99,7 @@ impl DataStreams {
         shard_count: u32,
         tags: BTreeMap<String, String>,
         max_record_kib: u32,
+        warm_mibps: u32,
     ) -> Result<(), DsError> {
         let now = self.now();
         let rows: Vec<ShardRow> = hashkey::uniform_ranges(shard_count)
@@ -117,6 +125,7 @@ impl DataStreams {
             max_record_kib,
             encryption_key: None,
             shard_metrics: String::new(),
+            warm_mibps,
         };
         let id = store::insert_stream(&self.catalog, &row, &rows, &tags)?;
         let dir = self.root.join(id.to_string());
@@ -149,6 +158,9 @@ impl DataStreams {
             encryption_key: None,
             shard_metrics: Default::default(),
             mode,
+            warm_mibps,
+            scaled_at: now,
+            deleting_until: None,
             next_ordinal: shard_count,
             shards,
             open: Vec::new(),
@@ -186,6 +198,7 @@ impl DataStreams {
             shard_count.max(1),
             BTreeMap::new(),
             MIN_RECORD_KIB as u32,
+            0,
         )
     }
 
@@ -209,25 +222,73 @@ impl DataStreams {
                 stream.name
             )));
         }
+        self.require_not_deleting(&stream)?;
+        // The catalog forgets the stream now, so a restart during DELETING finishes the job.
         store::delete_stream(&self.catalog, stream.id)?;
+        let ms = self.config.delete_stream_ms;
+        if ms.is_zero() {
+            self.remove_stream(&stream);
+        } else {
+            write_lock(&stream.state).deleting_until = Some(self.now().saturating_add(ms));
+            tracing::info!(stream = %stream.name, id = %stream.id, "data stream DELETING");
+        }
+        Ok(())
+    }
+
+    /// Takes a deleted stream out of the registry and removes its files.
+    fn remove_stream(&self, stream: &DataStream) {
         {
             let mut reg = write_lock(&self.streams);
-            reg.by_id.remove(&stream.id);
-            reg.by_name.remove(&stream.name);
+            if reg.by_id.get(&stream.id).is_some_and(|s| std::ptr::eq(&**s, stream)) {
+                reg.by_id.remove(&stream.id);
+                reg.by_name.remove(&stream.name);
+            }
         }
         // Readers holding segment files finish their reads; the files go with the directory.
         if let Err(e) = std::fs::remove_dir_all(&stream.dir) {
             tracing::warn!(dir = %stream.dir.display(), error = %e, "could not remove a deleted data stream's directory; it is removed at the next start");
         }
         tracing::info!(stream = %stream.name, id = %stream.id, "data stream deleted");
+    }
+
+    /// Removes the streams whose `DELETING` time has run out (the housekeeping pass; lookups
+    /// already treat them as gone).
+    pub fn finish_deletions(&self) {
+        let _admin = lock(&self.admin);
+        self.finish_deletions_locked();
+    }
+
+    pub(super) fn finish_deletions_locked(&self) {
+        let now = self.now();
+        let done: Vec<Arc<DataStream>> = read_lock(&self.streams)
+            .by_id
+            .values()
+            .filter(|s| read_lock(&s.state).deleting_until.is_some_and(|t| now >= t))
+            .cloned()
+            .collect();
+        for s in done {
+            self.remove_stream(&s);
+        }
+    }
+
+    /// `ResourceInUseException` for a stream being deleted.
+    fn require_not_deleting(&self, s: &DataStream) -> Result<(), DsError> {
+        if read_lock(&s.state).deleting_until.is_some() {
+            return Err(DsError::ResourceInUse(format!(
+                "Stream {} under account {} not ACTIVE, instead in state DELETING",
+                s.name, self.config.account_id
+            )));
+        }
         Ok(())
     }
 
-    /// `CREATING` for `create_stream_ms` after creation, `UPDATING` for `update_stream_ms` after
-    /// a change, else `ACTIVE`.
-    fn status(&self, s: &DataStream, st: &StreamState) -> &'static str {
+    /// `DELETING` for `delete_stream_ms` after DeleteStream, `CREATING` for `create_stream_ms`
+    /// after creation, `UPDATING` for `update_stream_ms` after a change, else `ACTIVE`.
+    pub(super) fn status(&self, s: &DataStream, st: &StreamState) -> &'static str {
         let now = self.now();
-        if now < s.created_at.saturating_add(self.config.create_stream_ms) {
+        if st.deleting_until.is_some() {
+            "DELETING"
+        } else if now < s.created_at.saturating_add(self.config.create_stream_ms) {
             "CREATING"
         } else if now < st.updating_until {
             "UPDATING"
@@ -283,6 +344,10 @@ impl DataStreams {
             created_at: s.created_at,
             open_shard_count: st.open.len() as u32,
             consumer_count: st.consumers.len() as u32,
+            warm_throughput: (st.mode == StreamMode::OnDemand).then(|| autoscale::WarmThroughput {
+                target_mibps: st.warm_mibps,
+                current_mibps: self.capacity_mibps(st.open.len()),
+            }),
         }
     }
 
@@ -353,6 +418,7 @@ impl DataStreams {
             .by_name
             .values()
             .filter(|s| after.as_deref().is_none_or(|a| s.name.as_str() > a))
+            .filter(|s| read_lock(&s.state).deleting_until.is_none_or(|t| now < t))
             .cloned()
             .collect();
         let more = streams.len() > limit;
@@ -394,6 +460,7 @@ impl DataStreams {
         }
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let hours = hours as u32;
         let min = self.config.min_retention_hours;
         if hours < min {
@@ -458,6 +525,7 @@ impl DataStreams {
         validate_tags(&tags)?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let mut merged = read_lock(&s.state).tags.clone();
         merged.extend(tags);
         if merged.len() > MAX_TAGS {
@@ -479,6 +547,7 @@ impl DataStreams {
         }
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
+        self.require_active(&s)?;
         let mut tags = read_lock(&s.state).tags.clone();
         for k in keys {
             tags.remove(k);

@@ -19,6 +19,8 @@
 //! - this file: the registry of streams, shards and their routing, retention, sync.
 //! - `admin`: the stream-level operations (create, delete, describe, list, tags, retention
 //!   period, mode, limits).
+//! - [`heat`] (pure) and `autoscale`: ON_DEMAND capacity — hot shards split, warm throughput,
+//!   the account's settings.
 //! - `consumers`: Register/Deregister/Describe/ListStreamConsumer(s).
 //! - [`write`]: PutRecord(s) and the internal `append`; [`read`]: iterators, GetRecords and
 //!   [`ShardReader`]; [`reshard`]: SplitShard, MergeShards, UpdateShardCount.
@@ -33,9 +35,11 @@
 //! `writer` → shard `buckets`.
 
 mod admin;
+mod autoscale;
 mod consumers;
 pub mod error;
 pub mod hashkey;
+pub mod heat;
 pub mod read;
 pub mod record;
 pub mod reshard;
@@ -61,6 +65,7 @@ use crate::log::{DeletedRange, Log, LogConfig, Offset, Retention};
 use crate::memory::MemoryBudget;
 use crate::name::StreamName;
 
+pub use autoscale::{Scaled, WarmThroughput};
 pub use error::DsError;
 pub use hashkey::{HashKey, HashKeyRange};
 pub use read::{GetRecordsOutput, IteratorStart, ShardReader};
@@ -205,6 +210,8 @@ pub struct StreamDescription {
     pub created_at: Timestamp,
     pub open_shard_count: u32,
     pub consumer_count: u32,
+    /// `WarmThroughput` of an ON_DEMAND stream.
+    pub warm_throughput: Option<WarmThroughput>,
 }
 
 /// A registered (enhanced fan-out) consumer.
@@ -229,8 +236,14 @@ pub struct Limits {
 /// Capacity requested at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capacity {
-    Provisioned { shard_count: u32 },
-    OnDemand,
+    Provisioned {
+        shard_count: u32,
+    },
+    /// `warm_mibps`: `WarmThroughputMiBps`, the write capacity to open with (beyond the
+    /// on-demand start).
+    OnDemand {
+        warm_mibps: Option<u32>,
+    },
 }
 
 /// What one retention pass deleted from one shard.
@@ -265,6 +278,8 @@ struct ShardWriter {
     last_arrival: Timestamp,
     /// Set when the shard is closed by resharding: (ending sequence number, when).
     closed: Option<(SequenceNumber, Timestamp)>,
+    /// The load offered in the current scaling window (ON_DEMAND streams).
+    heat: heat::Heat,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -298,7 +313,11 @@ impl Shard {
             created_at: row.created_at,
             starting: row.starting,
             log,
-            writer: Mutex::new(ShardWriter { last_arrival, closed: row.closed }),
+            writer: Mutex::new(ShardWriter {
+                last_arrival,
+                closed: row.closed,
+                heat: Default::default(),
+            }),
             buckets: Mutex::new(ShardBuckets::new(rates, clock.now())),
             counters: Default::default(),
         })
@@ -336,6 +355,13 @@ struct StreamState {
     /// `UPDATING` until then (`data_streams.update_stream_ms` after a change).
     updating_until: Timestamp,
     mode: StreamMode,
+    /// Warm throughput (`WarmThroughputMiBps`) of an ON_DEMAND stream: the scaler keeps at least
+    /// this many MiB/s of write capacity open.
+    warm_mibps: u32,
+    /// When the scaler last looked at this stream (the start of its current window).
+    scaled_at: Timestamp,
+    /// Set by DeleteStream with `delete_stream_ms`: `DELETING` until then, gone after.
+    deleting_until: Option<Timestamp>,
     next_ordinal: u32,
     /// Every shard still kept (open and closed), by ordinal.
     shards: BTreeMap<u32, Arc<Shard>>,
@@ -471,6 +497,9 @@ impl DataStreams {
                     .map(str::to_owned)
                     .collect(),
                 mode: rec.stream.mode,
+                warm_mibps: rec.stream.warm_mibps,
+                scaled_at: clock.now(),
+                deleting_until: None,
                 next_ordinal: rec.stream.next_ordinal,
                 shards,
                 open: Vec::new(),
@@ -560,7 +589,14 @@ impl DataStreams {
             ))
         };
         let key = StreamName::new(name).map_err(|_| not_found())?;
-        read_lock(&self.streams).by_name.get(&key).cloned().ok_or_else(not_found)
+        let s = read_lock(&self.streams).by_name.get(&key).cloned().ok_or_else(not_found)?;
+        // A stream whose DELETING time has run out is gone, whether or not the housekeeping
+        // pass has removed it yet.
+        let now = self.now();
+        if read_lock(&s.state).deleting_until.is_some_and(|t| now >= t) {
+            return Err(not_found());
+        }
+        Ok(s)
     }
 
     fn by_id(&self, id: DataStreamId) -> Option<Arc<DataStream>> {

@@ -301,13 +301,45 @@ impl DataStreams {
         Ok(ids)
     }
 
-    fn total_open_shards_except(&self, id: DataStreamId) -> usize {
+    pub(super) fn total_open_shards_except(&self, id: DataStreamId) -> usize {
         read_lock(&self.streams)
             .by_id
             .values()
             .filter(|s| s.id != id)
             .map(|s| read_lock(&s.state).open.len())
             .sum()
+    }
+
+    /// Splits each shard of `at` at its key (children `[start, k-1]` and `[k, end]`) in one
+    /// reshard: the on-demand scaler and warm throughput. The caller holds `admin`.
+    pub(super) fn split_at(
+        &self,
+        s: &DataStream,
+        at: &[(Arc<Shard>, HashKey)],
+    ) -> Result<Vec<ShardId>, DsError> {
+        let mut parents = Vec::with_capacity(at.len());
+        let mut children = Vec::with_capacity(2 * at.len());
+        for (p, k) in at {
+            let r = p.range;
+            if !(k.0 > r.start.0 && k.0 <= r.end.0) {
+                return Err(DsError::Internal(format!(
+                    "split of {} at {k} outside its range",
+                    p.id()
+                )));
+            }
+            children.push(NewChild {
+                range: HashKeyRange { start: r.start, end: HashKey(k.0 - 1) },
+                parent: p.ordinal,
+                adjacent_parent: None,
+            });
+            children.push(NewChild {
+                range: HashKeyRange { start: *k, end: r.end },
+                parent: p.ordinal,
+                adjacent_parent: None,
+            });
+            parents.push(p.clone());
+        }
+        self.reshard(s, &parents, children)
     }
 
     /// SplitShard: `new_starting_hash_key` must lie strictly inside the shard's range (above its

@@ -22,7 +22,15 @@ CREATE TABLE IF NOT EXISTS data_streams (
     next_ordinal    INTEGER NOT NULL,
     max_record_kib  INTEGER NOT NULL DEFAULT 1024,
     encryption_key  TEXT,
-    shard_metrics   TEXT NOT NULL DEFAULT ''
+    shard_metrics   TEXT NOT NULL DEFAULT '',
+    warm_mibps      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS data_stream_account (
+    id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    commitment         TEXT NOT NULL,
+    started_at_us      INTEGER,
+    ended_at_us        INTEGER,
+    earliest_end_at_us INTEGER
 );
 CREATE TABLE IF NOT EXISTS data_stream_policies (
     resource_arn TEXT PRIMARY KEY,
@@ -100,6 +108,8 @@ pub struct StreamRow {
     pub encryption_key: Option<String>,
     /// The enabled shard-level metrics, comma-separated.
     pub shard_metrics: String,
+    /// `WarmThroughputMiBps` of an ON_DEMAND stream (0: none).
+    pub warm_mibps: u32,
 }
 
 /// Adds what later versions added to `data_streams` to a catalog made before them.
@@ -109,6 +119,7 @@ pub fn migrate(cat: &Catalog) -> Result<(), DsError> {
             ("max_record_kib", "max_record_kib INTEGER NOT NULL DEFAULT 1024"),
             ("encryption_key", "encryption_key TEXT"),
             ("shard_metrics", "shard_metrics TEXT NOT NULL DEFAULT ''"),
+            ("warm_mibps", "warm_mibps INTEGER NOT NULL DEFAULT 0"),
         ] {
             let has: bool = tx.query_row(
                 "SELECT COUNT(*) > 0 FROM pragma_table_info('data_streams') WHERE name = ?1",
@@ -194,6 +205,68 @@ pub fn set_max_record_kib(cat: &Catalog, stream_id: DataStreamId, kib: u32) -> R
     .map_err(DsError::from)
 }
 
+/// Records an ON_DEMAND stream's warm throughput.
+pub fn set_warm_mibps(cat: &Catalog, stream_id: DataStreamId, mibps: u32) -> Result<(), DsError> {
+    cat.transaction(|tx| {
+        tx.execute(
+            "UPDATE data_streams SET warm_mibps = ?2 WHERE id = ?1",
+            params![stream_id, mibps],
+        )?;
+        Ok(())
+    })
+    .map_err(DsError::from)
+}
+
+/// The account's minimum throughput billing commitment as recorded: `ENABLED` or `DISABLED`,
+/// and the times UpdateAccountSettings set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitmentRow {
+    /// `ENABLED`, `DISABLED` or `ENABLED_UNTIL_EARLIEST_ALLOWED_END` (a disable requested
+    /// before the earliest end).
+    pub status: String,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub earliest_end_at: Option<Timestamp>,
+}
+
+pub fn get_commitment(cat: &Catalog) -> Result<Option<CommitmentRow>, DsError> {
+    let ts = |v: Option<i64>| v.map(Timestamp::from_micros);
+    cat.transaction(|tx| {
+        Ok(tx
+            .query_row(
+                "SELECT commitment, started_at_us, ended_at_us, earliest_end_at_us
+                 FROM data_stream_account WHERE id = 1",
+                [],
+                |r| {
+                    Ok(CommitmentRow {
+                        status: r.get(0)?,
+                        started_at: ts(r.get(1)?),
+                        ended_at: ts(r.get(2)?),
+                        earliest_end_at: ts(r.get(3)?),
+                    })
+                },
+            )
+            .optional()?)
+    })
+    .map_err(DsError::from)
+}
+
+pub fn set_commitment(cat: &Catalog, c: &CommitmentRow) -> Result<(), DsError> {
+    let us = |t: Option<Timestamp>| t.map(Timestamp::as_micros);
+    cat.transaction(|tx| {
+        tx.execute(
+            "INSERT INTO data_stream_account (id, commitment, started_at_us, ended_at_us,
+                                              earliest_end_at_us)
+             VALUES (1, ?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET commitment = ?1, started_at_us = ?2,
+                 ended_at_us = ?3, earliest_end_at_us = ?4",
+            params![c.status, us(c.started_at), us(c.ended_at), us(c.earliest_end_at)],
+        )?;
+        Ok(())
+    })
+    .map_err(DsError::from)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardRow {
     pub ordinal: u32,
@@ -234,7 +307,7 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
         {
             let mut stmt = tx.prepare(
                 "SELECT id, name, created_at_us, retention_hours, mode, next_ordinal,
-                        max_record_kib, encryption_key, shard_metrics
+                        max_record_kib, encryption_key, shard_metrics, warm_mibps
                  FROM data_streams ORDER BY name",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -249,6 +322,7 @@ pub fn load_all(cat: &Catalog) -> Result<Vec<StreamRecord>, DsError> {
                     max_record_kib: r.get(6)?,
                     encryption_key: r.get(7)?,
                     shard_metrics: r.get(8)?,
+                    warm_mibps: r.get(9)?,
                 };
                 Ok((row, r.get::<_, String>(4)?))
             })?;
@@ -351,15 +425,16 @@ pub fn insert_stream(
         }
         tx.execute(
             "INSERT INTO data_streams (name, created_at_us, retention_hours, mode, next_ordinal,
-                                       max_record_kib)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                       max_record_kib, warm_mibps)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 row.name,
                 row.created_at.as_micros(),
                 row.retention_hours,
                 row.mode.as_str(),
                 row.next_ordinal,
-                row.max_record_kib
+                row.max_record_kib,
+                row.warm_mibps
             ],
         )?;
         let id = DataStreamId(tx.last_insert_rowid());

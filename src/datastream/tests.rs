@@ -425,3 +425,24 @@ async fn stream_settings_survive_a_restart_and_old_catalogs_gain_them() {
     let e = ds.put_record(sel("s"), more, None).await.unwrap_err();
     assert_eq!(e.type_name(), "InvalidArgumentException");
 }
+
+#[test]
+fn warm_throughput_and_scaled_shards_survive_a_restart() {
+    let fx = Fixture::new(true);
+    {
+        let ds = fx.open();
+        ds.create_stream("w", Capacity::OnDemand { warm_mibps: Some(8) }, BTreeMap::new(), None)
+            .unwrap();
+        assert_eq!(ds.describe_stream_summary(sel("w")).unwrap().open_shard_count, 8);
+        let (_, _, w) = ds.update_warm_throughput(sel("w"), 12).unwrap();
+        assert_eq!((w.target_mibps, w.current_mibps), (12, 12));
+        ds.sync_all();
+    }
+    let ds = fx.open();
+    let d = ds.describe_stream_summary(sel("w")).unwrap();
+    assert_eq!(d.open_shard_count, 12);
+    assert_eq!(d.warm_throughput, Some(WarmThroughput { target_mibps: 12, current_mibps: 12 }));
+    // Nothing is hot: a pass after the window splits nothing.
+    fx.clock.advance(Duration::from_secs(60));
+    assert!(ds.autoscale().is_empty());
+}

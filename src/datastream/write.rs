@@ -50,6 +50,15 @@ pub enum PutOutcome {
 }
 
 /// A record validated and hashed, ready to route.
+/// How a write treats the shard's limits.
+#[derive(Debug, Clone, Copy)]
+struct WritePolicy {
+    /// Admit each record through the shard's write buckets.
+    enforce: bool,
+    /// Count the load for on-demand scaling.
+    on_demand: bool,
+}
+
 struct Item {
     hash: HashKey,
     key: String,
@@ -120,13 +129,14 @@ fn check_name(sel: &StreamSel<'_>, v: &mut validate::Violations) -> Result<(), D
 
 impl Shard {
     /// Appends `items[idxs]` as one batch, admitting each record through the write buckets when
-    /// `enforce`. Returns per-item results, or `ShardClosed`.
+    /// `policy.enforce`, and counting what was offered into the shard's heat when
+    /// `policy.on_demand`. Returns per-item results, or `ShardClosed`.
     fn append_items(
         self: &Arc<Self>,
         items: &[Item],
         idxs: &[usize],
         now: Timestamp,
-        enforce: bool,
+        policy: WritePolicy,
         stream: &StreamName,
     ) -> Result<Vec<(usize, Written)>, ShardClosed> {
         let mut w = lock(&self.writer);
@@ -135,10 +145,14 @@ impl Shard {
         }
         let mut out = Vec::with_capacity(idxs.len());
         let mut admitted = Vec::with_capacity(idxs.len());
-        if enforce {
+        if policy.enforce {
             let mut b = lock(&self.buckets);
             for &i in idxs {
-                if b.admit_write(items[i].bytes(), now) {
+                let ok = b.admit_write(items[i].bytes(), now);
+                if policy.on_demand {
+                    w.heat.offer(now, items[i].hash, items[i].bytes(), ok);
+                }
+                if ok {
                     admitted.push(i);
                 } else {
                     ShardCounters::add(&self.counters.write_throttled, 1);
@@ -152,6 +166,11 @@ impl Shard {
                 }
             }
         } else {
+            if policy.on_demand {
+                for &i in idxs {
+                    w.heat.offer(now, items[i].hash, items[i].bytes(), true);
+                }
+            }
             admitted.extend_from_slice(idxs);
         }
         if admitted.is_empty() {
@@ -202,9 +221,12 @@ impl DataStreams {
         enforce_limits: bool,
     ) -> Vec<Written> {
         let now = self.now();
-        let enforce = enforce_limits
-            && self.config.throughput_limits
-            && read_lock(&stream.state).mode == StreamMode::Provisioned;
+        // Both modes have the per-shard limits (as in Kinesis); an on-demand stream's shards
+        // also count their load, and the scaler splits the hot ones (`autoscale`).
+        let policy = WritePolicy {
+            enforce: enforce_limits && self.config.throughput_limits,
+            on_demand: enforce_limits && read_lock(&stream.state).mode == StreamMode::OnDemand,
+        };
         let mut results: Vec<Option<Written>> = (0..items.len()).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..items.len()).collect();
         for _attempt in 0..4 {
@@ -230,7 +252,7 @@ impl DataStreams {
             }
             let mut retry = Vec::new();
             for (_, (shard, idxs)) in groups {
-                match shard.append_items(items, &idxs, now, enforce, &stream.name) {
+                match shard.append_items(items, &idxs, now, policy, &stream.name) {
                     Ok(written) => {
                         for (i, r) in written {
                             results[i] = Some(r);

@@ -18,6 +18,7 @@ mod cbor;
 mod control;
 mod iterators;
 mod large;
+mod on_demand;
 mod python;
 mod records;
 mod reshard;

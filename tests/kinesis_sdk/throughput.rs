@@ -147,32 +147,3 @@ async fn get_records_calls_per_second_exceeded() {
     env.tick();
     env.kds.get_records().shard_iterator(&it).send().await.unwrap();
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_demand_is_not_throttled_at_provisioned_limits() {
-    let env = Env::start().await;
-    env.kds
-        .create_stream()
-        .stream_name("odt")
-        .stream_mode_details(
-            StreamModeDetails::builder().stream_mode(StreamMode::OnDemand).build().unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    env.wait_active("odt").await;
-    // 1,500 records with one key (one shard) in one second: over the provisioned per-shard
-    // limit, within on-demand's (AWS: up to 2× the previous peak, 4 MB/s per new stream).
-    for b in 0..3 {
-        let entries: Vec<_> = (0..500).map(|i| entry("same", format!("{b}-{i}"))).collect();
-        let r = env
-            .kds
-            .put_records()
-            .stream_name("odt")
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.failed_record_count(), Some(0));
-    }
-}

@@ -19,6 +19,8 @@ pub enum Need {
     Stream(Action),
     /// Any identity (ListStreams is filtered, DescribeLimits is the account's).
     Any,
+    /// `action` on every stream: a change to the account as a whole.
+    Account(Action),
 }
 
 pub fn need(op: &str) -> Need {
@@ -34,7 +36,8 @@ pub fn need(op: &str) -> Need {
         | "ListStreamConsumers"
         | "GetResourcePolicy"
         | "SubscribeToShard" => Need::Stream(Action::Read),
-        "ListStreams" | "DescribeLimits" => Need::Any,
+        "ListStreams" | "DescribeLimits" | "DescribeAccountSettings" => Need::Any,
+        "UpdateAccountSettings" => Need::Account(Action::Admin),
         _ => Need::Stream(Action::Admin),
     }
 }
@@ -67,7 +70,12 @@ pub fn check(
     op: &str,
     body: &[u8],
 ) -> Result<(), DsError> {
-    let Need::Stream(action) = need(op) else { return Ok(()) };
+    let action = match need(op) {
+        Need::Any => return Ok(()),
+        Need::Account(action) if auth.allows(who, action, None) => return Ok(()),
+        Need::Account(_) => return Err(denied(who, op, None)),
+        Need::Stream(action) => action,
+    };
     // A body that is not JSON fails in the operation itself with a SerializationException.
     let names: Names = serde_json::from_slice(body).unwrap_or_default();
     let stream = names
@@ -128,6 +136,8 @@ mod tests {
         assert_eq!(need("DeleteStream"), Need::Stream(Action::Admin));
         assert_eq!(need("MergeShards"), Need::Stream(Action::Admin));
         assert_eq!(need("ListStreams"), Need::Any);
+        assert_eq!(need("UpdateAccountSettings"), Need::Account(Action::Admin));
+        assert_eq!(need("UpdateStreamWarmThroughput"), Need::Stream(Action::Admin));
         assert_eq!(
             stream_of_arn("arn:aws:kinesis:us-east-1:000000000000:stream/cams"),
             Some("cams")

@@ -364,6 +364,9 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
         "ListStreamConsumers" => list_consumers(ds, body),
         "DescribeStreamConsumer" => describe_consumer(ds, body),
         "DescribeLimits" => Ok(describe_limits(ds)),
+        "UpdateStreamWarmThroughput" => settings::warm_throughput(ds, body),
+        "DescribeAccountSettings" => settings::describe_account(ds),
+        "UpdateAccountSettings" => settings::update_account(ds, body),
         _ => return Err(unknown_operation(target)),
     };
     Ok(Reply::Value(result?))

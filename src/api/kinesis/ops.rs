@@ -16,7 +16,7 @@ use crate::datastream::validate::{self, Violations};
 use crate::datastream::{
     Capacity, ChildShard, ConsumerDescription, DataRecord, DataStreams, DsError, GetRecordsOutput,
     HashKeyRange, IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter,
-    StreamDescription, StreamMode, StreamSel,
+    StreamDescription, StreamMode, StreamSel, WarmThroughput,
 };
 
 #[derive(Deserialize, Default)]
@@ -87,7 +87,7 @@ pub(super) fn mode_json(m: StreamMode) -> Value {
 }
 
 pub(super) fn summary_json(d: &StreamDescription) -> Value {
-    json!({
+    let mut v = json!({
         "StreamName": d.name,
         "StreamARN": d.arn,
         "StreamStatus": d.status,
@@ -96,11 +96,27 @@ pub(super) fn summary_json(d: &StreamDescription) -> Value {
         "StreamCreationTimestamp": d.created_at.as_secs_f64(),
         "EnhancedMonitoring": [{ "ShardLevelMetrics": d.shard_metrics }],
         "EncryptionType": if d.encryption_key.is_some() { "KMS" } else { "NONE" },
-        "KeyId": d.encryption_key,
         "OpenShardCount": d.open_shard_count,
         "ConsumerCount": d.consumer_count,
         "MaxRecordSizeInKiB": d.max_record_kib,
-    })
+    });
+    optional_members(&mut v, d);
+    v
+}
+
+/// `KeyId` while encrypted and `WarmThroughput` of an ON_DEMAND stream; absent otherwise, as
+/// AWS leaves them.
+fn optional_members(v: &mut Value, d: &StreamDescription) {
+    if let Some(k) = &d.encryption_key {
+        v["KeyId"] = json!(k);
+    }
+    if let Some(w) = &d.warm_throughput {
+        v["WarmThroughput"] = warm_json(w);
+    }
+}
+
+pub(super) fn warm_json(w: &WarmThroughput) -> Value {
+    json!({ "TargetMiBps": w.target_mibps, "CurrentMiBps": w.current_mibps })
 }
 
 pub(super) fn consumer_json(c: &ConsumerDescription) -> Value {
@@ -124,6 +140,8 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
         tags: Option<BTreeMap<String, String>>,
         #[serde(rename = "MaxRecordSizeInKiB")]
         max_record_size_in_kib: Option<i64>,
+        #[serde(rename = "WarmThroughputMiBps")]
+        warm_throughput_mibps: Option<i64>,
     }
     let r: In = parse(body)?;
     // Every schema constraint first, reported together (model order).
@@ -144,12 +162,17 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
     if let Some(k) = r.max_record_size_in_kib {
         v.check(validate::range(k, "maxRecordSizeInKiB", 1024, 10240))?;
     }
+    if let Some(w) = r.warm_throughput_mibps {
+        v.check(validate::range(w, "warmThroughputMiBps", 0, i64::from(i32::MAX)))?;
+    }
     v.finish()?;
     let (Some(name), Some(mode)) = (r.stream_name, mode) else {
         return Err(DsError::Internal("a request without violations".into()));
     };
     let capacity = match (mode, r.shard_count) {
-        (StreamMode::OnDemand, None) => Capacity::OnDemand,
+        (StreamMode::OnDemand, None) => {
+            Capacity::OnDemand { warm_mibps: r.warm_throughput_mibps.map(|w| w as u32) }
+        }
         (StreamMode::OnDemand, Some(_)) => {
             return Err(DsError::InvalidArgument(
                 "ShardCount must not be given for an ON_DEMAND stream.".to_owned(),
@@ -158,6 +181,11 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
         (StreamMode::Provisioned, None) => {
             return Err(DsError::InvalidArgument(
                 "ShardCount is required for a PROVISIONED stream.".to_owned(),
+            ));
+        }
+        (StreamMode::Provisioned, Some(_)) if r.warm_throughput_mibps.is_some() => {
+            return Err(DsError::InvalidArgument(
+                "WarmThroughputMiBps applies to ON_DEMAND streams only.".to_owned(),
             ));
         }
         (StreamMode::Provisioned, Some(n)) => Capacity::Provisioned { shard_count: n as u32 },
@@ -206,7 +234,7 @@ pub(super) fn describe_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, Ds
     let r: In = parse(body)?;
     let (d, shards, more) =
         ds.describe_stream(r.stream.sel(), r.limit, r.exclusive_start_shard_id.as_deref())?;
-    Ok(json!({ "StreamDescription": {
+    let mut v = json!({
         "StreamName": d.name,
         "StreamARN": d.arn,
         "StreamStatus": d.status,
@@ -217,8 +245,11 @@ pub(super) fn describe_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, Ds
         "StreamCreationTimestamp": d.created_at.as_secs_f64(),
         "EnhancedMonitoring": [{ "ShardLevelMetrics": d.shard_metrics }],
         "EncryptionType": if d.encryption_key.is_some() { "KMS" } else { "NONE" },
-        "KeyId": d.encryption_key,
-    }}))
+    });
+    if let Some(k) = &d.encryption_key {
+        v["KeyId"] = json!(k);
+    }
+    Ok(json!({ "StreamDescription": v }))
 }
 
 pub(super) fn describe_stream_summary(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {

@@ -150,3 +150,54 @@ pub fn shard_metrics_text(ds: &DataStreams) -> String {
     }
     out
 }
+
+pub(super) fn warm_throughput(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        #[serde(rename = "WarmThroughputMiBps")]
+        warm_throughput_mibps: Option<i64>,
+    }
+    let r: In = parse(body)?;
+    let mibps = required(r.warm_throughput_mibps, "warmThroughputMiBps")?;
+    let (name, arn, w) = ds.update_warm_throughput(r.stream.sel(), mibps)?;
+    Ok(json!({ "StreamName": name, "StreamARN": arn, "WarmThroughput": super::ops::warm_json(&w) }))
+}
+
+fn commitment_json(c: &crate::datastream::store::CommitmentRow) -> Value {
+    let mut v = json!({ "Status": c.status });
+    for (member, t) in [
+        ("StartedAt", c.started_at),
+        ("EndedAt", c.ended_at),
+        ("EarliestAllowedEndAt", c.earliest_end_at),
+    ] {
+        if let Some(t) = t {
+            v[member] = json!(t.as_secs_f64());
+        }
+    }
+    json!({ "MinimumThroughputBillingCommitment": v })
+}
+
+pub(super) fn describe_account(ds: &DataStreams) -> Result<Value, DsError> {
+    Ok(commitment_json(&ds.account_settings()?))
+}
+
+pub(super) fn update_account(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Commitment {
+        status: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        minimum_throughput_billing_commitment: Option<Commitment>,
+    }
+    let r: In = parse(body)?;
+    let c =
+        required(r.minimum_throughput_billing_commitment, "minimumThroughputBillingCommitment")?;
+    let status = required(c.status, "minimumThroughputBillingCommitment.status")?;
+    Ok(commitment_json(&ds.update_account_settings(&status)?))
+}
