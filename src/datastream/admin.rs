@@ -173,6 +173,7 @@ impl DataStreams {
             name: name.clone(),
             created_at: now,
             dir,
+            account: Arc::from(self.config.account_id.as_str()),
             state: RwLock::new(state),
         });
         let mut reg = write_lock(&self.streams);

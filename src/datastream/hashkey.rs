@@ -26,8 +26,12 @@ impl HashKey {
     pub fn parse(s: &str, member: &str) -> Result<HashKey, DsError> {
         super::validate::decimal(s, member, 39)?;
         s.parse::<u128>().map(HashKey).map_err(|_| {
+            let name = member.rsplit('.').next().unwrap_or(member);
+            let mut upper = name.chars();
+            let name: String =
+                upper.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(upper).collect();
             DsError::InvalidArgument(format!(
-                "{member} {s} is outside the hash key range 0 to 340282366920938463463374607431768211455"
+                "Invalid {name}. {name} must be in the range: [0, 2^128-1]. Specified value was {s}"
             ))
         })
     }

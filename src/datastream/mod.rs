@@ -99,21 +99,23 @@ pub const MAX_NAME_LEN: usize = 128;
 pub struct ShardId(pub u32);
 
 impl ShardId {
-    /// Parses `shardId-000000000007` (or the bare ordinal `7`, as Kinesis also accepts). A value
-    /// that fails the schema is `ValidationException`; a well-formed id naming no shard is
-    /// `ResourceNotFoundException`.
+    /// The shard an id names, in the forms Kinesis resolves: the ordinal is the digits after the
+    /// last `-` (`shardId-000000000007`, `shard-7`, `anything-0007`, `-7`) or the whole id when
+    /// it has no `-` (`7`), at most 2147483647. `None` for anything else (`ABC`, `2.1E4`,
+    /// `shardId-002147483648`).
+    pub fn resolve(s: &str) -> Option<ShardId> {
+        let digits = s.rsplit_once('-').map_or(s, |(_, d)| d);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u32>().ok().filter(|o| *o <= i32::MAX as u32).map(ShardId)
+    }
+
+    /// Checks the schema (`ValidationException`) and resolves the id; an id that names no shard
+    /// is `ResourceNotFoundException` "Could not find shard …".
     pub fn parse(s: &str, member: &str) -> Result<ShardId, DsError> {
         validate::name(s, member, 128)?;
-        let digits = s.strip_prefix("shardId-").unwrap_or(s);
-        digits
-            .parse::<u32>()
-            .ok()
-            .filter(|o| {
-                *o < seqno::MAX_ORDINAL
-                    && !digits.is_empty()
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-            })
-            .map(ShardId)
+        ShardId::resolve(s)
             .ok_or_else(|| DsError::ResourceNotFound(format!("Could not find shard {s}.")))
     }
 }
@@ -132,6 +134,13 @@ pub struct StreamSel<'a> {
 }
 
 impl<'a> StreamSel<'a> {
+    /// The stream's name as given (from `StreamName`, else from `StreamARN`), for messages.
+    pub fn given_name(&self) -> &'a str {
+        self.name
+            .or_else(|| self.arn.and_then(|a| a.split_once(":stream/")).map(|(_, n)| n))
+            .unwrap_or("")
+    }
+
     pub fn name(name: &'a str) -> StreamSel<'a> {
         StreamSel { name: Some(name), arn: None }
     }
@@ -393,6 +402,8 @@ pub(crate) struct DataStream {
     name: StreamName,
     created_at: Timestamp,
     dir: PathBuf,
+    /// The account id its messages name (`data_streams.account_id`).
+    account: Arc<str>,
     /// std `RwLock`: read by every put and get, written by admin operations; never held across
     /// an `.await`.
     state: RwLock<StreamState>,
@@ -402,10 +413,18 @@ impl DataStream {
     fn shard(&self, id: ShardId) -> Result<Arc<Shard>, DsError> {
         read_lock(&self.state).shards.get(&id.0).cloned().ok_or_else(|| {
             DsError::ResourceNotFound(format!(
-                "Could not find shard {id} in stream {} under account.",
-                self.name
+                "Could not find shard {id} in stream {} under account {}.",
+                self.name, self.account
             ))
         })
+    }
+
+    /// `ProvisionedThroughputExceededException` for `shard`, worded as Kinesis words it.
+    fn rate_exceeded(&self, shard: ShardId) -> DsError {
+        DsError::ProvisionedThroughputExceeded(format!(
+            "Rate exceeded for shard {shard} in stream {} under account {}.",
+            self.name, self.account
+        ))
     }
 
     fn retention(&self) -> Retention {
@@ -512,6 +531,7 @@ impl DataStreams {
                 name: name.clone(),
                 created_at: rec.stream.created_at,
                 dir,
+                account: Arc::from(config.data_streams.account_id.as_str()),
                 state: RwLock::new(state),
             });
             reg.by_id.insert(stream.id, stream.clone());
@@ -579,6 +599,19 @@ impl DataStreams {
         };
         validate::name(name, "streamName", MAX_NAME_LEN)?;
         self.lookup(name)
+    }
+
+    /// A shard id argument of an operation on `sel`'s stream, resolved before the stream is
+    /// looked up, as Kinesis does: an id in no form Kinesis resolves is
+    /// `ResourceNotFoundException` naming the id as given and the stream.
+    fn shard_arg(&self, sel: &StreamSel<'_>, s: &str) -> Result<ShardId, DsError> {
+        ShardId::resolve(s).ok_or_else(|| {
+            DsError::ResourceNotFound(format!(
+                "Could not find shard {s} in stream {} under account {}.",
+                sel.given_name(),
+                self.config.account_id
+            ))
+        })
     }
 
     fn lookup(&self, name: &str) -> Result<Arc<DataStream>, DsError> {

@@ -41,17 +41,26 @@ impl IteratorStart {
         sequence_number: Option<&str>,
         timestamp: Option<f64>,
     ) -> Result<IteratorStart, DsError> {
+        const EITHER: &str = "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER \
+             and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no \
+             StartingSequenceNumber.";
         let seq = |what: &str| -> Result<SequenceNumber, DsError> {
             let s = sequence_number.ok_or_else(|| {
                 DsError::InvalidArgument(format!(
-                    "Must specify StartingSequenceNumber for {what} ShardIteratorType."
+                    "{EITHER} Request specified {what} and no StartingSequenceNumber."
                 ))
             })?;
             SequenceNumber::parse(s, "startingSequenceNumber")
         };
+        let no_seq = |start: IteratorStart| match sequence_number {
+            Some(_) => Err(DsError::InvalidArgument(format!(
+                "{EITHER} Request specified {kind} and also a StartingSequenceNumber."
+            ))),
+            None => Ok(start),
+        };
         match kind {
-            "TRIM_HORIZON" => Ok(IteratorStart::TrimHorizon),
-            "LATEST" => Ok(IteratorStart::Latest),
+            "TRIM_HORIZON" => no_seq(IteratorStart::TrimHorizon),
+            "LATEST" => no_seq(IteratorStart::Latest),
             "AT_SEQUENCE_NUMBER" => Ok(IteratorStart::AtSequenceNumber(seq(kind)?)),
             "AFTER_SEQUENCE_NUMBER" => Ok(IteratorStart::AfterSequenceNumber(seq(kind)?)),
             "AT_TIMESTAMP" => {
@@ -63,6 +72,21 @@ impl IteratorStart {
                 })?;
                 Ok(IteratorStart::AtTimestamp(timestamp_from_secs(t, "timestamp")?))
             }
+            other => Err(Self::check_kind(other)
+                .err()
+                .unwrap_or_else(|| DsError::Internal(format!("iterator type {other}")))),
+        }
+    }
+
+    /// The `ShardIteratorType` schema constraint alone (the request's other members are checked
+    /// with it).
+    pub fn check_kind(kind: &str) -> Result<(), DsError> {
+        match kind {
+            "TRIM_HORIZON"
+            | "LATEST"
+            | "AT_SEQUENCE_NUMBER"
+            | "AFTER_SEQUENCE_NUMBER"
+            | "AT_TIMESTAMP" => Ok(()),
             other => Err(validate::violation(
                 other,
                 "shardIteratorType",
@@ -216,10 +240,21 @@ impl DataStreams {
         shard_id: &str,
         start: IteratorStart,
     ) -> Result<String, DsError> {
-        let id = ShardId::parse(shard_id, "shardId")?;
-        let s = self.resolve(sel)?;
+        validate::name(shard_id, "shardId", 128)?;
+        let id = self.shard_arg(&sel, shard_id)?;
+        // An unknown stream or shard: Kinesis names the shard either way.
+        let no_shard = |name: &str| {
+            DsError::ResourceNotFound(format!(
+                "Shard {id} in stream {name} under account {} does not exist",
+                self.config.account_id
+            ))
+        };
+        let s = match self.resolve(sel) {
+            Err(DsError::ResourceNotFound(_)) => return Err(no_shard(sel.given_name())),
+            other => other?,
+        };
         self.require_created(&s)?;
-        let shard = s.shard(id)?;
+        let shard = s.shard(id).map_err(|_| no_shard(s.name.as_str()))?;
         let reader = ShardReader { shard: shard.clone() };
         let end = reader.committed_end();
         let offset = match start {
@@ -270,11 +305,7 @@ impl DataStreams {
         let shard = stream.shard(ShardId(claims.ordinal))?;
         if self.config.throughput_limits && !lock(&shard.buckets).admit_read(now) {
             ShardCounters::add(&shard.counters.read_throttled, 1);
-            return Err(DsError::ProvisionedThroughputExceeded(format!(
-                "Rate exceeded for shard {} in stream {} under account.",
-                shard.id(),
-                stream.name
-            )));
+            return Err(stream.rate_exceeded(shard.id()));
         }
         // Closed first: once closed, the committed end read after it is final.
         let closed = shard.closed().is_some();

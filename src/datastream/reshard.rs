@@ -350,8 +350,12 @@ impl DataStreams {
         shard_to_split: &str,
         new_starting_hash_key: &str,
     ) -> Result<(), DsError> {
-        let id = ShardId::parse(shard_to_split, "shardToSplit")?;
-        let k = HashKey::parse(new_starting_hash_key, "newStartingHashKey")?;
+        let mut v = validate::Violations::default();
+        v.decimal("newStartingHashKey", Some(new_starting_hash_key), true, 39);
+        v.name("streamName", sel.name, false, super::MAX_NAME_LEN);
+        v.name("shardToSplit", Some(shard_to_split), true, 128);
+        v.finish()?;
+        let id = self.shard_arg(&sel, shard_to_split)?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
         self.require_active(&s)?;
@@ -360,12 +364,14 @@ impl DataStreams {
             return Err(not_eligible(&s, &shard));
         }
         let r = shard.range;
-        if !(k.0 > r.start.0.saturating_add(1) && k.0 < r.end.0) {
+        // A key past 2^128-1 is outside every shard: the same answer as one past this shard's.
+        let k = new_starting_hash_key.parse::<u128>().ok().map(HashKey);
+        let Some(k) = k.filter(|k| k.0 > r.start.0.saturating_add(1) && k.0 < r.end.0) else {
             return Err(DsError::InvalidArgument(format!(
-                "NewStartingHashKey {k} used in SplitShard() on shard {id} in stream {} under account is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
-                s.name, r.start, r.end
+                "NewStartingHashKey {new_starting_hash_key} used in SplitShard() on shard {id} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
+                s.name, s.account, r.start, r.end
             )));
-        }
+        };
         let children = vec![
             NewChild {
                 range: HashKeyRange { start: r.start, end: HashKey(k.0 - 1) },
@@ -389,8 +395,13 @@ impl DataStreams {
         shard_to_merge: &str,
         adjacent_shard_to_merge: &str,
     ) -> Result<(), DsError> {
-        let a_id = ShardId::parse(shard_to_merge, "shardToMerge")?;
-        let b_id = ShardId::parse(adjacent_shard_to_merge, "adjacentShardToMerge")?;
+        let mut v = validate::Violations::default();
+        v.name("shardToMerge", Some(shard_to_merge), true, 128);
+        v.name("adjacentShardToMerge", Some(adjacent_shard_to_merge), true, 128);
+        v.name("streamName", sel.name, false, super::MAX_NAME_LEN);
+        v.finish()?;
+        let a_id = self.shard_arg(&sel, shard_to_merge)?;
+        let b_id = self.shard_arg(&sel, adjacent_shard_to_merge)?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
         self.require_active(&s)?;
@@ -407,8 +418,8 @@ impl DataStreams {
             HashKeyRange { start: b.range.start, end: a.range.end }
         } else {
             return Err(DsError::InvalidArgument(format!(
-                "Shards {a_id} and {b_id} in stream {} under account are not an adjacent pair of shards eligible for merging",
-                s.name
+                "Shards {a_id} and {b_id} in stream {} under account {} are not an adjacent pair of shards eligible for merging",
+                s.name, s.account
             )));
         };
         let mut parents = vec![a.clone(), b.clone()];
@@ -476,9 +487,10 @@ impl DataStreams {
 
 fn not_eligible(s: &DataStream, sh: &Shard) -> DsError {
     DsError::ResourceInUse(format!(
-        "Shard {} in stream {} under account has already been merged or split, and thus is not eligible for merging or splitting.",
+        "Shard {} in stream {} under account {} has already been merged or split, and thus is not eligible for merging or splitting.",
         sh.id(),
-        s.name
+        s.name,
+        s.account
     ))
 }
 

@@ -98,19 +98,21 @@ fn validate_entry(
     prefix: &str,
     v: &mut validate::Violations,
 ) -> Result<Option<Item>, DsError> {
+    // Kinesis's order: partitionKey, explicitHashKey, data.
     let key_ok =
         v.check(validate::length(&e.partition_key, &format!("{prefix}partitionKey"), 1, 256))?;
-    let data_ok = e.data.len() <= MAX_RECORD_BYTES;
-    if !data_ok {
-        v.check::<()>(Err(DsError::Validation(format!(
-            "Value at '{prefix}data' failed to satisfy constraint: \
-             Member must have length less than or equal to {MAX_RECORD_BYTES}"
-        ))))?;
-    }
     let hash = match &e.explicit_hash_key {
         Some(k) => v.check(HashKey::parse(k, &format!("{prefix}explicitHashKey")))?,
         None => Some(HashKey::of_partition_key(&e.partition_key)),
     };
+    let data_ok = e.data.len() <= MAX_RECORD_BYTES;
+    if !data_ok {
+        v.push(
+            &validate::byte_buffer(e.data.len()),
+            &format!("{prefix}data"),
+            &format!("Member must have length less than or equal to {MAX_RECORD_BYTES}"),
+        );
+    }
     Ok(match (key_ok, data_ok, hash) {
         (Some(()), true, Some(hash)) => {
             Some(Item { hash, key: e.partition_key.clone(), data: e.data.clone() })
@@ -137,7 +139,7 @@ impl Shard {
         idxs: &[usize],
         now: Timestamp,
         policy: WritePolicy,
-        stream: &StreamName,
+        stream: &DataStream,
     ) -> Result<Vec<(usize, Written)>, ShardClosed> {
         let mut w = lock(&self.writer);
         if w.closed.is_some() {
@@ -156,13 +158,7 @@ impl Shard {
                     admitted.push(i);
                 } else {
                     ShardCounters::add(&self.counters.write_throttled, 1);
-                    out.push((
-                        i,
-                        Err(DsError::ProvisionedThroughputExceeded(format!(
-                            "Rate exceeded for shard {} in stream {stream} under account.",
-                            self.id()
-                        ))),
-                    ));
+                    out.push((i, Err(stream.rate_exceeded(self.id()))));
                 }
             }
         } else {
@@ -202,7 +198,7 @@ impl Shard {
                 }
             }
             Err(e) => {
-                tracing::error!(stream = %stream, shard = %self.id(), error = %e, "data record append failed");
+                tracing::error!(stream = %stream.name, shard = %self.id(), error = %e, "data record append failed");
                 let e = DsError::from(e);
                 out.extend(admitted.into_iter().map(|i| (i, Err(e.clone()))));
             }
@@ -252,7 +248,7 @@ impl DataStreams {
             }
             let mut retry = Vec::new();
             for (_, (shard, idxs)) in groups {
-                match shard.append_items(items, &idxs, now, policy, &stream.name) {
+                match shard.append_items(items, &idxs, now, policy, stream) {
                     Ok(written) => {
                         for (i, r) in written {
                             results[i] = Some(r);
@@ -308,12 +304,10 @@ impl DataStreams {
         entry: PutEntry,
         sequence_number_for_ordering: Option<&str>,
     ) -> Result<(ShardId, SequenceNumber), DsError> {
-        if let Some(s) = sequence_number_for_ordering {
-            SequenceNumber::parse(s, "sequenceNumberForOrdering")?;
-        }
         let mut v = validate::Violations::default();
-        check_name(&sel, &mut v)?;
+        v.decimal("sequenceNumberForOrdering", sequence_number_for_ordering, false, 129);
         let item = validate_entry(&entry, "", &mut v)?;
+        check_name(&sel, &mut v)?;
         v.finish()?;
         let item = item.ok_or_else(|| DsError::Internal("an entry without violations".into()))?;
         let stream = self.resolve(sel)?;
@@ -339,12 +333,12 @@ impl DataStreams {
         entries: Vec<PutEntry>,
     ) -> Result<Vec<PutOutcome>, DsError> {
         let mut v = validate::Violations::default();
-        check_name(&sel, &mut v)?;
         v.check(validate::count(entries.len(), "records", 1, MAX_PUT_RECORDS))?;
         let mut items = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
             items.extend(validate_entry(e, &format!("records.{}.member.", i + 1), &mut v)?);
         }
+        check_name(&sel, &mut v)?;
         v.finish()?;
         let total: u64 = items.iter().map(Item::bytes).sum();
         if total > MAX_PUT_RECORDS_BYTES as u64 {

@@ -18,6 +18,7 @@ mod cbor;
 mod control;
 mod iterators;
 mod large;
+mod messages;
 mod on_demand;
 mod python;
 mod records;

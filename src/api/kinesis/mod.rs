@@ -388,8 +388,51 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, DsError> {
 
 /// Like [`parse`], for request types that borrow strings from the body.
 fn parse_borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DsError> {
-    serde_json::from_slice(body)
-        .map_err(|e| DsError::Serialization(format!("Invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| DsError::Serialization(serialization_message(&e)))
+}
+
+/// A member of the wrong JSON type, in the words AWS's JSON 1.1 front end uses (its Java type
+/// names: `class java.math.BigDecimal can not be converted to an String`, `Start of list found
+/// where not expected`, …); any other fault of the body names serde's finding.
+fn serialization_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let Some((got, expected)) =
+        text.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected "))
+    else {
+        return format!("Invalid request body: {text}");
+    };
+    let expected = expected.rsplit_once(" at line ").map_or(expected, |x| x.0);
+    let target = match expected {
+        "a string" | "a borrowed string" => "String",
+        "a boolean" => "Boolean",
+        "a sequence" => "List",
+        "a map" => "Map",
+        e if e.starts_with("struct ") => "Structure",
+        e if e.starts_with('i') || e.starts_with('u') => "Integer",
+        "f64" | "f32" => "Double",
+        _ => return format!("Invalid request body: {text}"),
+    };
+    let kind = got.split(' ').next().unwrap_or(got);
+    match (kind, target) {
+        ("sequence", "List") | ("map", "Map" | "Structure") => {
+            format!("Invalid request body: {text}")
+        }
+        ("sequence", _) => "Start of list found where not expected".to_owned(),
+        ("map", _) => "Start of structure or map found where not expected.".to_owned(),
+        (_, "List") => "Expected list or null".to_owned(),
+        (_, "Map") => "Expected map or null".to_owned(),
+        (_, "Structure") => "Expected null".to_owned(),
+        ("string", "Boolean") => {
+            let v = got.strip_prefix("string ").unwrap_or(got).trim_matches('"');
+            format!("'{}' can not be converted to an Boolean", v.to_uppercase())
+        }
+        ("integer" | "floating", t) => {
+            format!("class java.math.BigDecimal can not be converted to an {t}")
+        }
+        ("boolean", t) => format!("class java.lang.Boolean can not be converted to an {t}"),
+        ("string", t) => format!("class java.lang.String can not be converted to an {t}"),
+        _ => format!("Invalid request body: {text}"),
+    }
 }
 
 /// A required member: `ValidationException` naming it (camelCase, as Kinesis does) when absent.
@@ -401,9 +444,23 @@ fn required<T>(v: Option<T>, member: &str) -> Result<T, DsError> {
     })
 }
 
-fn blob(s: &str, member: &str) -> Result<Bytes, DsError> {
-    STANDARD
-        .decode(s.as_bytes())
-        .map(Bytes::from)
-        .map_err(|_| DsError::Serialization(format!("{member} is not valid base64")))
+/// A base64 blob member; a bad one is `SerializationException` worded as AWS words it.
+fn blob(s: &str, _member: &str) -> Result<Bytes, DsError> {
+    STANDARD.decode(s.as_bytes()).map(Bytes::from).map_err(|_| {
+        let shown: String = s.chars().take(64).collect();
+        let why = if !s.len().is_multiple_of(4) {
+            format!(
+                "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
+                s.len()
+            )
+        } else if let Some(c) =
+            s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+        {
+            format!("Invalid Base64 character: '{c}'")
+        } else {
+            // (sic: AWS's spelling)
+            "Invalid last non-pad Base64 character dectected".to_owned()
+        };
+        DsError::Serialization(format!("'{shown}' can not be converted to a Blob: {why}"))
+    })
 }

@@ -31,6 +31,11 @@ impl StreamMembers {
     pub(super) fn sel(&self) -> StreamSel<'_> {
         StreamSel { name: self.stream_name.as_deref(), arn: self.stream_arn.as_deref() }
     }
+
+    /// `StreamName`'s schema, with the request's other violations (Kinesis lists it last).
+    pub(super) fn check(&self, v: &mut Violations) {
+        v.name("streamName", self.stream_name.as_deref(), false, 128);
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,15 +151,8 @@ pub(super) fn create_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, DsEr
     let r: In = parse(body)?;
     // Every schema constraint first, reported together (model order).
     let mut v = Violations::default();
-    match &r.stream_name {
-        None => v.null("streamName"),
-        Some(n) => {
-            v.check(validate::name(n, "streamName", 128))?;
-        }
-    }
-    if let Some(n) = r.shard_count {
-        v.check(validate::range(n, "shardCount", 1, 100_000))?;
-    }
+    v.range("shardCount", r.shard_count, false, (1, 100_000));
+    v.name("streamName", r.stream_name.as_deref(), true, 128);
     let mode = match r.stream_mode_details {
         Some(d) => v.check(stream_mode(d))?,
         None => Some(StreamMode::Provisioned),
@@ -232,6 +230,11 @@ pub(super) fn describe_stream(ds: &DataStreams, body: &[u8]) -> Result<Value, Ds
         exclusive_start_shard_id: Option<String>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.range("limit", r.limit, false, (1, 10_000));
+    v.name("exclusiveStartShardId", r.exclusive_start_shard_id.as_deref(), false, 128);
+    r.stream.check(&mut v);
+    v.finish()?;
     let (d, shards, more) =
         ds.describe_stream(r.stream.sel(), r.limit, r.exclusive_start_shard_id.as_deref())?;
     let mut v = json!({
@@ -267,6 +270,11 @@ pub(super) fn list_streams(ds: &DataStreams, body: &[u8]) -> Result<Value, DsErr
         next_token: Option<String>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.range("limit", r.limit, false, (1, 10_000));
+    v.name("exclusiveStartStreamName", r.exclusive_start_stream_name.as_deref(), false, 128);
+    v.length("nextToken", r.next_token.as_deref(), false, (1, 1_048_576));
+    v.finish()?;
     let (streams, more, token) = ds.list_streams(
         r.limit,
         r.exclusive_start_stream_name.as_deref(),
@@ -346,6 +354,34 @@ struct RecordIn<'a> {
 }
 
 impl RecordIn<'_> {
+    fn complete(&self) -> bool {
+        self.data.is_some() && self.partition_key.is_some()
+    }
+
+    /// This record's schema violations (`prefix` as in [`RecordIn::entry`]), for a request
+    /// that lacks a required member: every one is reported, in Kinesis's order.
+    fn violations(&self, prefix: &str, v: &mut Violations) {
+        let m = |name: &str| format!("{prefix}{name}");
+        v.length(&m("partitionKey"), self.partition_key.as_deref(), true, (1, 256));
+        v.decimal(&m("explicitHashKey"), self.explicit_hash_key.as_deref(), false, 39);
+        match &self.data {
+            None => v.null(&m("data")),
+            Some(d) => {
+                let len = d.len() / 4 * 3;
+                if len > crate::datastream::write::MAX_RECORD_BYTES {
+                    v.push(
+                        &validate::byte_buffer(len),
+                        &m("data"),
+                        &format!(
+                            "Member must have length less than or equal to {}",
+                            crate::datastream::write::MAX_RECORD_BYTES
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn entry(self, prefix: &str) -> Result<PutEntry, DsError> {
         let data = required(self.data, &format!("{prefix}data"))?;
         let partition_key = required(self.partition_key, &format!("{prefix}partitionKey"))?;
@@ -381,6 +417,18 @@ pub(super) async fn put_record(ds: &Arc<DataStreams>, body: &[u8]) -> Result<Val
         partition_key: r.partition_key,
         explicit_hash_key: r.explicit_hash_key,
     };
+    if !record.complete() {
+        let mut v = Violations::default();
+        v.decimal(
+            "sequenceNumberForOrdering",
+            r.sequence_number_for_ordering.as_deref(),
+            false,
+            129,
+        );
+        record.violations("", &mut v);
+        stream.check(&mut v);
+        v.finish()?;
+    }
     let entry = record.entry("")?;
     let (shard, seq) =
         ds.put_record(stream.sel(), entry, r.sequence_number_for_ordering.as_deref()).await?;
@@ -403,6 +451,20 @@ pub(super) async fn put_records(ds: &Arc<DataStreams>, body: &[u8]) -> Result<Va
     }
     let r: In<'_> = parse_borrowed(body)?;
     let stream = StreamMembers { stream_name: r.stream_name, stream_arn: r.stream_arn };
+    if !r.records.as_ref().is_some_and(|rs| rs.iter().all(RecordIn::complete)) {
+        let mut v = Violations::default();
+        match &r.records {
+            None => v.null("records"),
+            Some(rs) => {
+                v.check(validate::count(rs.len(), "records", 1, 500))?;
+                for (i, rec) in rs.iter().enumerate() {
+                    rec.violations(&format!("records.{}.member.", i + 1), &mut v);
+                }
+            }
+        }
+        stream.check(&mut v);
+        v.finish()?;
+    }
     let records = required(r.records, "records")?;
     let entries = records
         .into_iter()
@@ -438,31 +500,32 @@ pub(super) fn get_shard_iterator(ds: &DataStreams, body: &[u8]) -> Result<Value,
         timestamp: Option<f64>,
     }
     let r: In = parse(body)?;
+    // The schema first, every violation in the order Kinesis reports them.
     let mut v = Violations::default();
-    if let Some(n) = r.stream.stream_name.as_deref() {
-        v.check(validate::name(n, "streamName", 128))?;
-    }
     match r.shard_id.as_deref() {
         None => v.null("shardId"),
         Some(s) => {
             v.check(validate::name(s, "shardId", 128))?;
         }
     }
-    let start = match r.shard_iterator_type.as_deref() {
-        None => {
-            v.null("shardIteratorType");
-            None
+    match r.shard_iterator_type.as_deref() {
+        None => v.null("shardIteratorType"),
+        Some(kind) => {
+            v.check(IteratorStart::check_kind(kind))?;
         }
-        Some(kind) => v.check(IteratorStart::from_wire(
-            kind,
-            r.starting_sequence_number.as_deref(),
-            r.timestamp,
-        ))?,
-    };
+    }
+    if let Some(q) = r.starting_sequence_number.as_deref() {
+        v.check(validate::decimal(q, "startingSequenceNumber", 129))?;
+    }
+    if let Some(n) = r.stream.stream_name.as_deref() {
+        v.check(validate::name(n, "streamName", 128))?;
+    }
     v.finish()?;
-    let (Some(shard_id), Some(start)) = (r.shard_id, start) else {
+    let (Some(shard_id), Some(kind)) = (r.shard_id, r.shard_iterator_type) else {
         return Err(DsError::Internal("a request without violations".into()));
     };
+    let start =
+        IteratorStart::from_wire(&kind, r.starting_sequence_number.as_deref(), r.timestamp)?;
     let it = ds.get_shard_iterator(r.stream.sel(), &shard_id, start)?;
     Ok(json!({ "ShardIterator": it }))
 }
@@ -572,6 +635,10 @@ pub(super) fn retention(ds: &DataStreams, body: &[u8], increase: bool) -> Result
         retention_period_hours: Option<i64>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.range("retentionPeriodHours", r.retention_period_hours, true, (1, i64::from(i32::MAX)));
+    r.stream.check(&mut v);
+    v.finish()?;
     let hours = required(r.retention_period_hours, "retentionPeriodHours")?;
     ds.set_retention_period(r.stream.sel(), hours, increase)?;
     Ok(json!({}))
@@ -613,6 +680,11 @@ pub(super) fn list_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError>
         limit: Option<i64>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.length("exclusiveStartTagKey", r.exclusive_start_tag_key.as_deref(), false, (1, 128));
+    v.range("limit", r.limit, false, (1, 50));
+    r.stream.check(&mut v);
+    v.finish()?;
     let (tags, more) =
         ds.list_tags(r.stream.sel(), r.exclusive_start_tag_key.as_deref(), r.limit)?;
     Ok(json!({
@@ -631,6 +703,11 @@ pub(super) fn split_shard(ds: &DataStreams, body: &[u8]) -> Result<Value, DsErro
         new_starting_hash_key: Option<String>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.decimal("newStartingHashKey", r.new_starting_hash_key.as_deref(), true, 39);
+    r.stream.check(&mut v);
+    v.name("shardToSplit", r.shard_to_split.as_deref(), true, 128);
+    v.finish()?;
     let shard = required(r.shard_to_split, "shardToSplit")?;
     let key = required(r.new_starting_hash_key, "newStartingHashKey")?;
     ds.split_shard(r.stream.sel(), &shard, &key)?;
@@ -647,6 +724,11 @@ pub(super) fn merge_shards(ds: &DataStreams, body: &[u8]) -> Result<Value, DsErr
         adjacent_shard_to_merge: Option<String>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.name("shardToMerge", r.shard_to_merge.as_deref(), true, 128);
+    v.name("adjacentShardToMerge", r.adjacent_shard_to_merge.as_deref(), true, 128);
+    r.stream.check(&mut v);
+    v.finish()?;
     let a = required(r.shard_to_merge, "shardToMerge")?;
     let b = required(r.adjacent_shard_to_merge, "adjacentShardToMerge")?;
     ds.merge_shards(r.stream.sel(), &a, &b)?;
@@ -663,6 +745,12 @@ pub(super) fn update_shard_count(ds: &DataStreams, body: &[u8]) -> Result<Value,
         scaling_type: Option<String>,
     }
     let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.range("targetShardCount", r.target_shard_count, true, (1, i64::from(i32::MAX)));
+    let scaling = ["UNIFORM_SCALING"];
+    v.one_of("scalingType", r.scaling_type.as_deref(), true, &scaling, "UNIFORM_SCALING");
+    r.stream.check(&mut v);
+    v.finish()?;
     let target = required(r.target_shard_count, "targetShardCount")?;
     let scaling = required(r.scaling_type, "scalingType")?;
     let (current, target) = ds.update_shard_count(r.stream.sel(), target, &scaling)?;
@@ -702,6 +790,10 @@ struct ConsumerMembers {
 
 pub(super) fn register_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     let r: ConsumerMembers = parse(body)?;
+    let mut v = Violations::default();
+    v.length("streamARN", r.stream_arn.as_deref(), true, (1, 2048));
+    v.name("consumerName", r.consumer_name.as_deref(), true, 128);
+    v.finish()?;
     let arn = required(r.stream_arn, "streamARN")?;
     let name = required(r.consumer_name, "consumerName")?;
     let c = ds.register_consumer(&arn, &name)?;
