@@ -25,9 +25,11 @@ impl DataStreams {
         validate_tags(&tags)?;
         if tags.len() > MAX_TAGS {
             return Err(DsError::InvalidArgument(format!(
-                "A stream can have at most {MAX_TAGS} tags."
+                "Failed to create stream {name} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
+                self.config.account_id
             )));
         }
+        tag_characters(&format!("create stream {name}"), &self.config.account_id, &tags)?;
         let stream_name = StreamName::new(name).map_err(|e| DsError::Validation(e.to_string()))?;
         let (mode, shard_count) = match capacity {
             Capacity::Provisioned { shard_count } => {
@@ -522,17 +524,24 @@ impl DataStreams {
         sel: StreamSel<'_>,
         tags: BTreeMap<String, String>,
     ) -> Result<(), DsError> {
-        validate::count(tags.len(), "tags", 1, MAX_TAGS)?;
-        validate_tags(&tags)?;
+        let mut v = validate::Violations::default();
+        if tags.is_empty() {
+            v.push("{}", "tags", "Member must have length greater than or equal to 1");
+        }
+        v.check(validate_tags(&tags))?;
+        v.name("streamName", sel.name, false, MAX_NAME_LEN);
+        v.finish()?;
+        validate::count(tags.len(), "tags", 1, 200)?;
         let _admin = lock(&self.admin);
         let s = self.resolve(sel)?;
         self.require_active(&s)?;
+        tag_characters(&format!("add tags to stream {}", s.name), &s.account, &tags)?;
         let mut merged = read_lock(&s.state).tags.clone();
         merged.extend(tags);
         if merged.len() > MAX_TAGS {
-            return Err(DsError::LimitExceeded(format!(
-                "Failed to add tags to stream {}: a stream can have at most {MAX_TAGS} tags.",
-                s.name
+            return Err(DsError::InvalidArgument(format!(
+                "Failed to add tags to stream {} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
+                s.name, s.account
             )));
         }
         store::set_tags(&self.catalog, s.id, &merged)?;
@@ -585,10 +594,57 @@ impl DataStreams {
     }
 }
 
+/// The `Tags` map's schema: its keys 1–128 and values 0–256 characters, each rule reported
+/// once for the whole map as AWS does (`Value '{k=v, …}' at 'tags' … Map keys must satisfy
+/// constraint: […]`).
 fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), DsError> {
-    for (k, v) in tags {
-        validate::length(k, "tags.key", 1, 128)?;
-        validate::length(v, "tags.value", 0, 256)?;
+    let shown = || {
+        let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", pairs.join(", "))
+    };
+    let mut v = validate::Violations::default();
+    if tags.keys().any(|k| !(1..=128).contains(&k.chars().count())) {
+        v.push(
+            &shown(),
+            "tags",
+            "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]",
+        );
+    }
+    if tags.values().any(|t| t.chars().count() > 256) {
+        v.push(
+            &shown(),
+            "tags",
+            "Map value must satisfy constraint: [Member must have length less than or equal to 256, Member must have length greater than or equal to 0]",
+        );
+    }
+    v.finish()
+}
+
+/// Tag characters, checked once the stream is known, with AWS's two messages: Unicode letters,
+/// digits, white space and `_ . / = + - @ :` are allowed; `%` passes the first check and fails
+/// the second.
+/// `doing` names the refused change: `add tags to stream <name>`, `create stream <name>`.
+fn tag_characters(
+    doing: &str,
+    account: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), DsError> {
+    let all = || tags.iter().flat_map(|(k, v)| [k, v]);
+    let allowed = |c: char| {
+        c.is_alphanumeric()
+            || c == ' '
+            || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | '@' | '%' | ':')
+    };
+    if all().any(|s| !s.chars().all(allowed)) {
+        return Err(DsError::InvalidArgument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :."
+                .to_owned(),
+        ));
+    }
+    if all().any(|s| s.contains('%')) {
+        return Err(DsError::InvalidArgument(format!(
+            "Failed to {doing} under account {account} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
+        )));
     }
     Ok(())
 }

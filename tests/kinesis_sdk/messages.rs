@@ -399,6 +399,38 @@ async fn error_bodies_match_aws() {
         ),
         ("DeleteStream", r#"{"StreamName":"t","EnforceConsumerDeletion":"yes"}"#.into(), s, "'YES' can not be converted to an Boolean".into()),
         ("AddTagsToStream", r#"{"StreamName":"t","Tags":[1]}"#.into(), s, "Start of list found where not expected".into()),
+        // Tags
+        (
+            "AddTagsToStream",
+            r#"{"StreamName":"","Tags":{}}"#.into(),
+            v,
+            errors(&[at("{}", "tags", MIN1), at("", "streamName", NAME_PATTERN), at("", "streamName", MIN1)]),
+        ),
+        (
+            "AddTagsToStream",
+            r#"{"StreamName":"t","Tags":{"":"x"}}"#.into(),
+            v,
+            errors(&[at("{=x}", "tags", "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]")]),
+        ),
+        (
+            "AddTagsToStream",
+            r#"{"StreamName":"t","Tags":{"team":"a*b"}}"#.into(),
+            ia,
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :.".into(),
+        ),
+        (
+            "AddTagsToStream",
+            r#"{"StreamName":"t","Tags":{"share":"50%"}}"#.into(),
+            ia,
+            format!("Failed to add tags to stream t under account {ACCOUNT} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."),
+        ),
+        (
+            "AddTagsToStream",
+            json!({ "StreamName": "t", "Tags": (0..51).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>() }).to_string(),
+            ia,
+            format!("Failed to add tags to stream t under account {ACCOUNT} because a given stream cannot have more than 50 tags associated with it."),
+        ),
+        ("AddTagsToStream", r#"{"StreamName":"nope","Tags":{"a":"b"}}"#.into(), nf, format!("Stream nope under account {ACCOUNT} not found.")),
         // Capacity
         ("UpdateShardCount", "{}".into(), v, errors(&[null("targetShardCount"), null("scalingType")])),
         (
