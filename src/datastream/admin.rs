@@ -56,13 +56,9 @@ impl DataStreams {
                 self.config.on_demand_stream_limit
             )));
         }
-        let open = self.total_open_shards();
-        if u64::from(open) + u64::from(shard_count) > u64::from(self.config.shard_limit) {
-            return Err(DsError::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account. Current limit: {}, \
-                 open shards: {open}, requested: {shard_count}.",
-                self.config.shard_limit
-            )));
+        let open = self.user_open_shards(None);
+        if open as u64 + u64::from(shard_count) > u64::from(self.config.shard_limit) {
+            return Err(self.shard_limit_exceeded(open, shard_count as usize));
         }
         let warm = match capacity {
             Capacity::OnDemand { warm_mibps } => warm_mibps.unwrap_or(0),
@@ -440,7 +436,7 @@ impl DataStreams {
     pub fn describe_limits(&self) -> Limits {
         Limits {
             shard_limit: self.config.shard_limit,
-            open_shard_count: self.total_open_shards(),
+            open_shard_count: self.user_open_shards(None) as u32,
             on_demand_stream_count: self.on_demand_count(),
             on_demand_stream_count_limit: self.config.on_demand_stream_limit,
         }

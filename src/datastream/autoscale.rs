@@ -62,7 +62,7 @@ impl DataStreams {
     /// The most open shards stream `s` may have: `on_demand_max_shards`, and what the account's
     /// shard limit leaves.
     fn on_demand_cap(&self, s: &DataStream) -> usize {
-        let others = self.total_open_shards_except(s.id);
+        let others = self.user_open_shards(Some(s.id));
         (self.config.on_demand_max_shards as usize)
             .min((self.config.shard_limit as usize).saturating_sub(others))
     }

@@ -636,8 +636,29 @@ impl DataStreams {
         read_lock(&self.streams).by_id.get(&id).cloned()
     }
 
-    fn total_open_shards(&self) -> u32 {
-        read_lock(&self.streams).by_id.values().map(|s| read_lock(&s.state).open.len() as u32).sum()
+    /// Open shards of the user's streams, which the account's shard limit bounds (Sluice's own
+    /// system streams do not count), leaving out `except`.
+    fn user_open_shards(&self, except: Option<DataStreamId>) -> usize {
+        let system = lock(&self.system).clone();
+        read_lock(&self.streams)
+            .by_id
+            .values()
+            .filter(|s| Some(s.id) != except && !system.contains(s.name.as_str()))
+            .map(|s| read_lock(&s.state).open.len())
+            .sum()
+    }
+
+    fn is_system(&self, s: &DataStream) -> bool {
+        lock(&self.system).contains(s.name.as_str())
+    }
+
+    /// `LimitExceededException` for a request that would open `more` shards beyond the
+    /// account's `current`, worded as Kinesis words it.
+    fn shard_limit_exceeded(&self, current: usize, more: usize) -> DsError {
+        DsError::LimitExceeded(format!(
+            "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {more}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+            self.config.account_id, self.config.region, self.config.shard_limit
+        ))
     }
 
     // ---- retention and shutdown -------------------------------------------------------------

@@ -225,12 +225,12 @@ impl DataStreams {
             guards.push(g);
         }
         let open_after = st.open.len() - parents.len() + children.len();
-        let others = self.total_open_shards_except(s.id);
-        if (others + open_after) as u64 > u64::from(self.config.shard_limit) {
-            return Err(DsError::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account. Current limit: {}.",
-                self.config.shard_limit
-            )));
+        if !self.is_system(s) {
+            let others = self.user_open_shards(Some(s.id));
+            if (others + open_after) as u64 > u64::from(self.config.shard_limit) {
+                let more = children.len().saturating_sub(parents.len());
+                return Err(self.shard_limit_exceeded(others + st.open.len(), more));
+            }
         }
         let now = self.now();
         let mut endings = Vec::with_capacity(parents.len());
@@ -299,15 +299,6 @@ impl DataStreams {
         }
         tracing::info!(stream = %s.name, closed = ?parents.iter().map(|p| p.id().to_string()).collect::<Vec<_>>(), opened = ?ids, "data stream resharded");
         Ok(ids)
-    }
-
-    pub(super) fn total_open_shards_except(&self, id: DataStreamId) -> usize {
-        read_lock(&self.streams)
-            .by_id
-            .values()
-            .filter(|s| s.id != id)
-            .map(|s| read_lock(&s.state).open.len())
-            .sum()
     }
 
     /// Splits each shard of `at` at its key (children `[start, k-1]` and `[k, end]`) in one

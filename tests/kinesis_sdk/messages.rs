@@ -97,6 +97,13 @@ async fn error_bodies_match_aws() {
                 at("99999", "maxRecordSizeInKiB", "Member must have value less than or equal to 10240"),
             ]),
         ),
+        (
+            // The server's own streams (sluice-events, sluice-metadata) do not count.
+            "CreateStream",
+            r#"{"StreamName":"big","ShardCount":1000}"#.into(),
+            "LimitExceededException",
+            format!("This request would exceed the shard limit for the account {ACCOUNT} in us-east-1. Current shard count for the account: 1. Limit: 500. Number of additional shards that would have resulted from this request: 1000. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits."),
+        ),
         ("CreateStream", r#"{"StreamName":5}"#.into(), s, "class java.math.BigDecimal can not be converted to an String".into()),
         ("CreateStream", r#"{"StreamName":true}"#.into(), s, "class java.lang.Boolean can not be converted to an String".into()),
         ("CreateStream", r#"{"StreamName":"x","ShardCount":"2"}"#.into(), s, "class java.lang.String can not be converted to an Integer".into()),
