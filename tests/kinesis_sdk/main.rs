@@ -19,6 +19,7 @@ mod control;
 mod iterators;
 mod large;
 mod messages;
+mod node;
 mod on_demand;
 mod python;
 mod records;
