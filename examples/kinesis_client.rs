@@ -9,7 +9,12 @@
 //!
 //! ```text
 //! RESULT <target> <op> <record bytes> <shards> <records> <bytes> <seconds> <failed records>
+//!        <server CPU seconds> <client CPU seconds>
 //! ```
+//!
+//! The CPU seconds (user + system, from `/proc/<pid>/stat`) are the server's, given
+//! `--server-pid`, and this client's own, over the phase: on a machine whose cores the client and
+//! the server share, they tell what each side costs per byte.
 //!
 //! and, with `--page-cache-dir`, a `BASELINE` line: reading that directory's files (already in
 //! the page cache) with plain `read(2)`, as the ceiling for reads.
@@ -40,6 +45,32 @@ struct Args {
     sizes: Vec<usize>,
     shard_counts: Vec<i32>,
     page_cache_dir: Option<String>,
+    server_pid: Option<u32>,
+}
+
+/// User + system CPU seconds of process `pid` (`self` for this one), from `/proc`.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) closed by the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // Linux reports clock ticks of USER_HZ, 100 per second on every platform Sluice builds for.
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds of the server and this client, to subtract around a phase.
+fn cpu_now(a: &Args) -> (Option<f64>, Option<f64>) {
+    (a.server_pid.and_then(|p| cpu_secs(&p.to_string())), cpu_secs("self"))
+}
+
+fn cpu_since(a: &Args, before: (Option<f64>, Option<f64>)) -> String {
+    let after = cpu_now(a);
+    let d = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => format!("{:.2}", y - x),
+        _ => "-".to_owned(),
+    };
+    format!("{}\t{}", d(before.0, after.0), d(before.1, after.1))
 }
 
 fn parse_args() -> Args {
@@ -53,6 +84,7 @@ fn parse_args() -> Args {
         sizes: vec![100, 10_000],
         shard_counts: vec![1, 4],
         page_cache_dir: None,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +101,7 @@ fn parse_args() -> Args {
                 a.shard_counts = val().split(',').map(|s| s.parse().expect("shards")).collect()
             }
             "--page-cache-dir" => a.page_cache_dir = Some(val()),
+            "--server-pid" => a.server_pid = Some(val().parse().expect("--server-pid")),
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -292,11 +325,18 @@ async fn main() {
         for &shards in &a.shard_counts {
             let stream = format!("bench-{run}-{size}-{shards}");
             create_and_wait(&k, &stream, shards).await;
+            let cpu = cpu_now(&a);
             let w = write(&a, &k, &stream, size).await;
             println!(
-                "RESULT\t{}\tput\t{size}\t{shards}\t{}\t{}\t{:.3}\t{}",
-                a.target, w.records, w.bytes, w.secs, w.failed
+                "RESULT\t{}\tput\t{size}\t{shards}\t{}\t{}\t{:.3}\t{}\t{}",
+                a.target,
+                w.records,
+                w.bytes,
+                w.secs,
+                w.failed,
+                cpu_since(&a, cpu)
             );
+            let cpu = cpu_now(&a);
             let r = read(&k, &stream).await;
             assert!(
                 r.records >= w.records,
@@ -306,8 +346,13 @@ async fn main() {
                 w.records
             );
             println!(
-                "RESULT\t{}\tget\t{size}\t{shards}\t{}\t{}\t{:.3}\t{}",
-                a.target, r.records, r.bytes, r.secs, r.throttled
+                "RESULT\t{}\tget\t{size}\t{shards}\t{}\t{}\t{:.3}\t{}\t{}",
+                a.target,
+                r.records,
+                r.bytes,
+                r.secs,
+                r.throttled,
+                cpu_since(&a, cpu)
             );
         }
     }

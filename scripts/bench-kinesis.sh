@@ -86,15 +86,16 @@ PIDS+=($!); wait_port kinesis-mock "$MOCK_PORT" $!
 
 # --- the same workload against each ------------------------------------------------------------
 RESULTS="$WORK/results.tsv"
-run() { # target port [extra client args]
-  local target=$1 port=$2; shift 2
+run() { # target port server-pid [extra client args]
+  local target=$1 port=$2 pid=$3; shift 3
   echo "== $target (127.0.0.1:$port)" >&2
   "$CLIENT" --endpoint "http://127.0.0.1:$port" --target "$target" --secs "$SECS" \
-    --max-records "$MAX_RECORDS" --max-bytes "$MAX_BYTES" --writers "$WRITERS" "$@" | tee -a "$RESULTS" >&2
+    --max-records "$MAX_RECORDS" --max-bytes "$MAX_BYTES" --writers "$WRITERS" \
+    --server-pid "$pid" "$@" | tee -a "$RESULTS" >&2
 }
-run sluice "$SLUICE_PORT" --page-cache-dir "$WORK/sluice-data"
-run kinesalite "$KINESALITE_PORT"
-run kinesis-mock "$MOCK_PORT"
+run sluice "$SLUICE_PORT" "${PIDS[0]}" --page-cache-dir "$WORK/sluice-data"
+run kinesalite "$KINESALITE_PORT" "${PIDS[1]}"
+run kinesis-mock "$MOCK_PORT" "${PIDS[2]}"
 
 # --- table -------------------------------------------------------------------------------------
 echo
@@ -104,6 +105,8 @@ awk -F'\t' '
     key = $3 "\t" $4 "\t" $5; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
     rps[$2, key] = ($8 > 0 ? $6 / $8 : 0); mbps[$2, key] = ($8 > 0 ? $7 / $8 / 1e6 : 0)
     fail[$2, key] = $9; targets[$2] = 1
+    # Bytes per CPU-second of the server: what each costs per byte, whoever holds the cores.
+    eff[$2, key] = ($10 > 0 ? $7 / $10 / 1e6 : 0); ccpu[$2, key] = $11; scpu[$2, key] = $10
   }
   $1 == "BASELINE" { base = ($4 > 0 ? $3 / $4 / 1e6 : 0) }
   END {
@@ -119,5 +122,15 @@ awk -F'\t' '
     }
     for (i = 1; i <= n; i++) { k = order[i]; split(k, f, "\t")
       for (t in targets) if (fail[t, k] > 0) printf "note: %s %s %s B %s shard(s): %d %s\n", t, f[1], f[2], f[3], fail[t, k], (f[1] == "put" ? "records failed" : "GetRecords retried") }
+    printf "\nPer server CPU-second (client and server share the cores; CPU from /proc):\n\n"
+    printf "| op | record | shards | Sluice MB/CPU-s | kinesalite MB/CPU-s | kinesis-mock MB/CPU-s | Sluice / better peer | Sluice server / client CPU-s |\n"
+    printf "|---|---|---|---|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+      k = order[i]; split(k, f, "\t")
+      peer = eff["kinesalite", k] > eff["kinesis-mock", k] ? eff["kinesalite", k] : eff["kinesis-mock", k]
+      ratio = peer > 0 ? sprintf("%.1f×", eff["sluice", k] / peer) : "n/a"
+      printf "| %s | %s B | %s | %.0f | %.1f | %.1f | %s | %s / %s |\n", (f[1] == "put" ? "PutRecords" : "GetRecords"), f[2], f[3],
+        eff["sluice", k], eff["kinesalite", k], eff["kinesis-mock", k], ratio, scpu["sluice", k], ccpu["sluice", k]
+    }
     if (base > 0) printf "\nPage-cache read of Sluice'\''s data directory (plain read(2)): %.0f MB/s\n", base
   }' "$RESULTS"

@@ -13,6 +13,7 @@
 
 pub mod access;
 mod cbor;
+mod consumers;
 mod ops;
 pub mod settings;
 mod subscribe;
@@ -344,9 +345,9 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
         "GetRecords" => return Ok(Reply::Records(get_records(ds, body)?)),
         "IncreaseStreamRetentionPeriod" => retention(ds, body, true),
         "DecreaseStreamRetentionPeriod" => retention(ds, body, false),
-        "AddTagsToStream" => add_tags(ds, body),
-        "RemoveTagsFromStream" => remove_tags(ds, body),
-        "ListTagsForStream" => list_tags(ds, body),
+        "AddTagsToStream" => settings::add_tags(ds, body),
+        "RemoveTagsFromStream" => settings::remove_tags(ds, body),
+        "ListTagsForStream" => settings::list_tags(ds, body),
         "SplitShard" => split_shard(ds, body),
         "MergeShards" => merge_shards(ds, body),
         "UpdateShardCount" => update_shard_count(ds, body),
@@ -359,10 +360,10 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
         "PutResourcePolicy" => settings::put_policy(ds, body),
         "GetResourcePolicy" => settings::get_policy(ds, body),
         "DeleteResourcePolicy" => settings::delete_policy(ds, body),
-        "RegisterStreamConsumer" => register_consumer(ds, body),
-        "DeregisterStreamConsumer" => deregister_consumer(ds, body),
-        "ListStreamConsumers" => list_consumers(ds, body),
-        "DescribeStreamConsumer" => describe_consumer(ds, body),
+        "RegisterStreamConsumer" => consumers::register_consumer(ds, body),
+        "DeregisterStreamConsumer" => consumers::deregister_consumer(ds, body),
+        "ListStreamConsumers" => consumers::list_consumers(ds, body),
+        "DescribeStreamConsumer" => consumers::describe_consumer(ds, body),
         "DescribeLimits" => Ok(describe_limits(ds)),
         "UpdateStreamWarmThroughput" => settings::warm_throughput(ds, body),
         "DescribeAccountSettings" => settings::describe_account(ds),

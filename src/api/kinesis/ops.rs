@@ -14,9 +14,9 @@ use super::{blob, parse, parse_borrowed, required};
 use crate::datastream::reshard::ListShardsRequest;
 use crate::datastream::validate::{self, Violations};
 use crate::datastream::{
-    Capacity, ChildShard, ConsumerDescription, DataRecord, DataStreams, DsError, GetRecordsOutput,
-    HashKeyRange, IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter,
-    StreamDescription, StreamMode, StreamSel, WarmThroughput,
+    Capacity, ChildShard, DataRecord, DataStreams, DsError, GetRecordsOutput, HashKeyRange,
+    IteratorStart, PutEntry, PutOutcome, ShardDescription, ShardFilter, StreamDescription,
+    StreamMode, StreamSel, WarmThroughput,
 };
 
 #[derive(Deserialize, Default)]
@@ -122,15 +122,6 @@ fn optional_members(v: &mut Value, d: &StreamDescription) {
 
 pub(super) fn warm_json(w: &WarmThroughput) -> Value {
     json!({ "TargetMiBps": w.target_mibps, "CurrentMiBps": w.current_mibps })
-}
-
-pub(super) fn consumer_json(c: &ConsumerDescription) -> Value {
-    json!({
-        "ConsumerName": c.name,
-        "ConsumerARN": c.arn,
-        "ConsumerStatus": c.status,
-        "ConsumerCreationTimestamp": c.created_at.as_secs_f64(),
-    })
 }
 
 // ---- operations -------------------------------------------------------------------------------
@@ -644,55 +635,6 @@ pub(super) fn retention(ds: &DataStreams, body: &[u8], increase: bool) -> Result
     Ok(json!({}))
 }
 
-pub(super) fn add_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct In {
-        #[serde(flatten)]
-        stream: StreamMembers,
-        tags: Option<BTreeMap<String, String>>,
-    }
-    let r: In = parse(body)?;
-    ds.add_tags(r.stream.sel(), required(r.tags, "tags")?)?;
-    Ok(json!({}))
-}
-
-pub(super) fn remove_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct In {
-        #[serde(flatten)]
-        stream: StreamMembers,
-        tag_keys: Option<Vec<String>>,
-    }
-    let r: In = parse(body)?;
-    ds.remove_tags(r.stream.sel(), &required(r.tag_keys, "tagKeys")?)?;
-    Ok(json!({}))
-}
-
-pub(super) fn list_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct In {
-        #[serde(flatten)]
-        stream: StreamMembers,
-        exclusive_start_tag_key: Option<String>,
-        limit: Option<i64>,
-    }
-    let r: In = parse(body)?;
-    let mut v = Violations::default();
-    v.length("exclusiveStartTagKey", r.exclusive_start_tag_key.as_deref(), false, (1, 128));
-    v.range("limit", r.limit, false, (1, 50));
-    r.stream.check(&mut v);
-    v.finish()?;
-    let (tags, more) =
-        ds.list_tags(r.stream.sel(), r.exclusive_start_tag_key.as_deref(), r.limit)?;
-    Ok(json!({
-        "Tags": tags.iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect::<Vec<_>>(),
-        "HasMoreTags": more,
-    }))
-}
-
 pub(super) fn split_shard(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -776,71 +718,6 @@ pub(super) fn update_stream_mode(ds: &DataStreams, body: &[u8]) -> Result<Value,
     let mode = stream_mode(required(r.stream_mode_details, "streamModeDetails")?)?;
     ds.update_stream_mode(&arn, mode)?;
     Ok(json!({}))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ConsumerMembers {
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    consumer_name: Option<String>,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: Option<String>,
-}
-
-pub(super) fn register_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    let r: ConsumerMembers = parse(body)?;
-    let mut v = Violations::default();
-    v.length("streamARN", r.stream_arn.as_deref(), true, (1, 2048));
-    v.name("consumerName", r.consumer_name.as_deref(), true, 128);
-    v.finish()?;
-    let arn = required(r.stream_arn, "streamARN")?;
-    let name = required(r.consumer_name, "consumerName")?;
-    let c = ds.register_consumer(&arn, &name)?;
-    Ok(json!({ "Consumer": consumer_json(&c) }))
-}
-
-pub(super) fn deregister_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    let r: ConsumerMembers = parse(body)?;
-    ds.deregister_consumer(
-        r.stream_arn.as_deref(),
-        r.consumer_name.as_deref(),
-        r.consumer_arn.as_deref(),
-    )?;
-    Ok(json!({}))
-}
-
-pub(super) fn describe_consumer(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    let r: ConsumerMembers = parse(body)?;
-    let c = ds.describe_consumer(
-        r.stream_arn.as_deref(),
-        r.consumer_name.as_deref(),
-        r.consumer_arn.as_deref(),
-    )?;
-    let mut v = consumer_json(&c);
-    v["StreamARN"] = json!(c.stream_arn);
-    Ok(json!({ "ConsumerDescription": v }))
-}
-
-pub(super) fn list_consumers(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct In {
-        #[serde(rename = "StreamARN")]
-        stream_arn: Option<String>,
-        next_token: Option<String>,
-        max_results: Option<i64>,
-        #[serde(rename = "StreamCreationTimestamp")]
-        _stream_creation_timestamp: Option<f64>,
-    }
-    let r: In = parse(body)?;
-    let arn = required(r.stream_arn, "streamARN")?;
-    let (consumers, token) = ds.list_consumers(&arn, r.next_token.as_deref(), r.max_results)?;
-    let mut v = json!({ "Consumers": consumers.iter().map(consumer_json).collect::<Vec<_>>() });
-    if let Some(t) = token {
-        v["NextToken"] = json!(t);
-    }
-    Ok(v)
 }
 
 pub(super) fn describe_limits(ds: &DataStreams) -> Value {

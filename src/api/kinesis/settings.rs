@@ -1,11 +1,15 @@
-//! The settings operations: Start/StopStreamEncryption, Enable/DisableEnhancedMonitoring and
-//! Put/Get/DeleteResourcePolicy (`crate::datastream::settings` has their semantics).
+//! The settings operations: Start/StopStreamEncryption, Enable/DisableEnhancedMonitoring,
+//! Put/Get/DeleteResourcePolicy (`crate::datastream::settings` has their semantics), warm
+//! throughput, the account's settings, and the stream's tags.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ops::StreamMembers;
 use super::{parse, required};
+use crate::datastream::validate::Violations;
 use crate::datastream::{DataStreams, DsError};
 
 pub(super) fn encryption(ds: &DataStreams, body: &[u8], start: bool) -> Result<Value, DsError> {
@@ -200,4 +204,53 @@ pub(super) fn update_account(ds: &DataStreams, body: &[u8]) -> Result<Value, DsE
         required(r.minimum_throughput_billing_commitment, "minimumThroughputBillingCommitment")?;
     let status = required(c.status, "minimumThroughputBillingCommitment.status")?;
     Ok(commitment_json(&ds.update_account_settings(&status)?))
+}
+
+pub(super) fn add_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        tags: Option<BTreeMap<String, String>>,
+    }
+    let r: In = parse(body)?;
+    ds.add_tags(r.stream.sel(), required(r.tags, "tags")?)?;
+    Ok(json!({}))
+}
+
+pub(super) fn remove_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        tag_keys: Option<Vec<String>>,
+    }
+    let r: In = parse(body)?;
+    ds.remove_tags(r.stream.sel(), &required(r.tag_keys, "tagKeys")?)?;
+    Ok(json!({}))
+}
+
+pub(super) fn list_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(flatten)]
+        stream: StreamMembers,
+        exclusive_start_tag_key: Option<String>,
+        limit: Option<i64>,
+    }
+    let r: In = parse(body)?;
+    let mut v = Violations::default();
+    v.length("exclusiveStartTagKey", r.exclusive_start_tag_key.as_deref(), false, (1, 128));
+    v.range("limit", r.limit, false, (1, 50));
+    r.stream.check(&mut v);
+    v.finish()?;
+    let (tags, more) =
+        ds.list_tags(r.stream.sel(), r.exclusive_start_tag_key.as_deref(), r.limit)?;
+    Ok(json!({
+        "Tags": tags.iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect::<Vec<_>>(),
+        "HasMoreTags": more,
+    }))
 }
