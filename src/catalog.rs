@@ -66,6 +66,10 @@ pub struct VideoStreamRow {
     pub tags: BTreeMap<String, String>,
     /// Bumped on every update; reported as the stream's version.
     pub version: i64,
+    /// KVS's `DeviceName` (1–128 of `[a-zA-Z0-9_.-]`), if given.
+    pub device_name: Option<String>,
+    /// KVS's `KmsKeyId`, recorded (Sluice does not encrypt media at rest).
+    pub kms_key_id: Option<String>,
 }
 
 /// The catalog database. A std `Mutex` serialises access to the one connection: every use is a
@@ -86,7 +90,9 @@ CREATE TABLE IF NOT EXISTS video_streams (
     retention_bytes INTEGER,
     media_type      TEXT,
     tags            TEXT NOT NULL DEFAULT '{}',
-    version         INTEGER NOT NULL DEFAULT 1
+    version         INTEGER NOT NULL DEFAULT 1,
+    device_name     TEXT,
+    kms_key_id      TEXT
 );
 -- The epoch of a video stream's served media timeline (see media::timeline): the producer
 -- timestamp of its first fragment. Fixed once set, so served decode times never change.
@@ -102,6 +108,19 @@ impl Catalog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        // Columns later versions added to `video_streams`.
+        for (column, ddl) in
+            [("device_name", "device_name TEXT"), ("kms_key_id", "kms_key_id TEXT")]
+        {
+            let has: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('video_streams') WHERE name = ?1",
+                [column],
+                |r| r.get(0),
+            )?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE video_streams ADD COLUMN {ddl}"))?;
+            }
+        }
         Ok(Catalog { conn: Mutex::new(conn), stream_tables: Mutex::new(Vec::new()) })
     }
 
@@ -146,15 +165,18 @@ impl Catalog {
         let conn = self.conn();
         let tags = serde_json::to_string(&row.tags).map_err(|e| Error::internal(e.to_string()))?;
         let res = conn.execute(
-            "INSERT INTO video_streams (name, created_at_us, retention_hours, retention_bytes, media_type, tags)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO video_streams (name, created_at_us, retention_hours, retention_bytes, media_type, tags,
+                                        device_name, kms_key_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 row.name.as_str(),
                 row.created_at.as_micros(),
                 row.retention_hours,
                 row.retention_bytes.map(|b| b as i64),
                 row.media_type,
-                tags
+                tags,
+                row.device_name,
+                row.kms_key_id
             ],
         );
         match res {
@@ -168,22 +190,41 @@ impl Catalog {
         }
     }
 
+    /// Writes `row`'s configuration and bumps its version, if the stored version is `row.version`
+    /// (`VersionMismatch` otherwise: a concurrent change went first). Returns the new version.
     pub fn update_video_stream(&self, row: &VideoStreamRow) -> Result<i64> {
         let conn = self.conn();
         let tags = serde_json::to_string(&row.tags).map_err(|e| Error::internal(e.to_string()))?;
         let n = conn.execute(
             "UPDATE video_streams SET retention_hours = ?2, retention_bytes = ?3, media_type = ?4,
-                 tags = ?5, version = version + 1 WHERE id = ?1",
+                 tags = ?5, device_name = ?6, kms_key_id = ?7, version = version + 1
+             WHERE id = ?1 AND version = ?8",
             params![
                 row.id,
                 row.retention_hours,
                 row.retention_bytes.map(|b| b as i64),
                 row.media_type,
-                tags
+                tags,
+                row.device_name,
+                row.kms_key_id,
+                row.version
             ],
         )?;
         if n == 0 {
-            return Err(Error::not_found(format!("stream {} not found", row.name)));
+            let exists: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM video_streams WHERE id = ?1",
+                [row.id],
+                |r| r.get(0),
+            )?;
+            return Err(if exists {
+                Error::conflict(format!(
+                    "stream {} changed since version {}; read it again",
+                    row.name, row.version
+                ))
+                .with_code("VersionMismatch")
+            } else {
+                Error::not_found(format!("stream {} not found", row.name))
+            });
         }
         let version =
             conn.query_row("SELECT version FROM video_streams WHERE id = ?1", [row.id], |r| {
@@ -230,7 +271,8 @@ impl Catalog {
     pub fn video_streams(&self) -> Result<Vec<VideoStreamRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, name, created_at_us, retention_hours, retention_bytes, media_type, tags, version
+            "SELECT id, name, created_at_us, retention_hours, retention_bytes, media_type, tags, version,
+                    device_name, kms_key_id
              FROM video_streams ORDER BY name",
         )?;
         let rows = stmt.query_map([], row_to_video_stream)?;
@@ -245,7 +287,8 @@ impl Catalog {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT id, name, created_at_us, retention_hours, retention_bytes, media_type, tags, version
+                "SELECT id, name, created_at_us, retention_hours, retention_bytes, media_type, tags, version,
+                        device_name, kms_key_id
                  FROM video_streams WHERE name = ?1",
                 [name.as_str()],
                 row_to_video_stream,
@@ -270,6 +313,8 @@ fn row_to_video_stream(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<VideoSt
             tags: serde_json::from_str(&tags)
                 .map_err(|e| Error::internal(format!("catalog: bad tags json: {e}")))?,
             version: r.get(7)?,
+            device_name: r.get(8)?,
+            kms_key_id: r.get(9)?,
         })
     })())
 }
@@ -288,6 +333,8 @@ mod tests {
             media_type: Some("video/h264".into()),
             tags: BTreeMap::from([("site".into(), "north".into())]),
             version: 1,
+            device_name: Some("dev-1".into()),
+            kms_key_id: None,
         }
     }
 
@@ -303,11 +350,34 @@ mod tests {
         let mut got = cat.video_stream(&StreamName::new("a").unwrap()).unwrap().unwrap();
         assert_eq!(got.id, id);
         assert_eq!(got.tags["site"], "north");
+        assert_eq!(got.device_name.as_deref(), Some("dev-1"));
         got.retention_hours = 1;
         assert_eq!(cat.update_video_stream(&got).unwrap(), 2);
         assert_eq!(cat.video_streams().unwrap()[0].retention_hours, 1);
+        // A change made against version 1 after the stream reached 2 is refused.
+        let stale = cat.update_video_stream(&got).unwrap_err();
+        assert_eq!(stale.code, Some("VersionMismatch"));
         cat.delete_video_stream(id).unwrap();
         assert!(cat.video_streams().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_catalog_from_before_the_kvs_columns_gains_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE video_streams (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+                 created_at_us INTEGER NOT NULL, retention_hours INTEGER NOT NULL, retention_bytes INTEGER,
+                 media_type TEXT, tags TEXT NOT NULL DEFAULT '{}', version INTEGER NOT NULL DEFAULT 1);
+                 INSERT INTO video_streams (name, created_at_us, retention_hours) VALUES ('old', 1, 24);",
+            )
+            .unwrap();
+        let cat = Catalog::open(&path).unwrap();
+        let old = cat.video_stream(&StreamName::new("old").unwrap()).unwrap().unwrap();
+        assert_eq!((old.device_name, old.kms_key_id), (None, None));
+        cat.insert_video_stream(&row("new")).unwrap();
     }
 
     #[test]

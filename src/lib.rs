@@ -11,8 +11,9 @@
 //!   `run(listener, server)` with the ordered shutdown; the HTTP server loop with its timeouts and
 //!   connection limits (`app::http`).
 //! - [`web`]: the browser UI (`web/`, embedded), served at `/`.
-//! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, the HTTP ingests, Kinesis,
-//!   metrics); thin adapters over the services, with one place that maps errors to statuses.
+//! - [`api`]: the HTTP surfaces (native REST `/v1/…`, HLS, media tail, the HTTP ingests, Kinesis
+//!   Data Streams, the Kinesis Video Streams control plane, metrics); thin adapters over the
+//!   services, with one place that maps errors to statuses.
 //! - [`services`]: the services one server runs, in one struct every surface shares, and the
 //!   stream lifecycle across them (a stream described with its attachments, changed together).
 //! - [`ingest`]: one module per ingest protocol, no HTTP framework in it; each turns bytes from a

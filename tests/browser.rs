@@ -86,6 +86,8 @@ async fn web_ui_signs_in_and_plays_through_a_playback_session() {
                 retention_bytes: None,
                 media_type: None,
                 tags: Default::default(),
+                device_name: None,
+                kms_key_id: None,
             },
             "test",
         );
@@ -144,6 +146,8 @@ async fn hls_js_plays_a_playback_session_until_it_expires() {
             retention_bytes: None,
             media_type: None,
             tags: Default::default(),
+            device_name: None,
+            kms_key_id: None,
         },
         "test",
     );

@@ -3,8 +3,9 @@
 //! (`Authorization: Basic` or `Bearer`), checks the grant the rule asks for on the stream the path
 //! names, and answers 401 (no or bad credentials, with `WWW-Authenticate`), 403 (valid but not
 //! granted) or 429 (too many failures from the address) in the API's JSON error shape. CORS
-//! preflights are never authenticated. The Kinesis API on `POST /` verifies SigV4 itself
-//! (`crate::api::kinesis`), under the same grants.
+//! preflights are never authenticated. The Kinesis API on `POST /` and the KVS API on
+//! `POST /<operation>` verify SigV4 themselves (`crate::api::kinesis`, `crate::api::kvs`), under
+//! the same grants.
 //!
 //! A route without a rule is refused when auth is on, and `tests/auth.rs` checks that every
 //! endpoint of docs/api.md has one.
@@ -59,6 +60,20 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/healthz", Rule::Health),
     ("GET", "/metrics", Rule::Server(Action::Metrics)),
     ("POST", "/", Rule::SelfAuthenticated),
+    // The KVS control plane (`crate::api::kvs`): SigV4, service `kinesisvideo`.
+    ("POST", "/createStream", Rule::SelfAuthenticated),
+    ("POST", "/describeStream", Rule::SelfAuthenticated),
+    ("POST", "/listStreams", Rule::SelfAuthenticated),
+    ("POST", "/updateStream", Rule::SelfAuthenticated),
+    ("POST", "/deleteStream", Rule::SelfAuthenticated),
+    ("POST", "/updateDataRetention", Rule::SelfAuthenticated),
+    ("POST", "/getDataEndpoint", Rule::SelfAuthenticated),
+    ("POST", "/tagStream", Rule::SelfAuthenticated),
+    ("POST", "/untagStream", Rule::SelfAuthenticated),
+    ("POST", "/listTagsForStream", Rule::SelfAuthenticated),
+    ("POST", "/TagResource", Rule::SelfAuthenticated),
+    ("POST", "/UntagResource", Rule::SelfAuthenticated),
+    ("POST", "/ListTagsForResource", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),
     ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
     ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),

@@ -14,6 +14,7 @@ pub mod error;
 pub mod frames;
 pub mod hls;
 pub mod kinesis;
+pub mod kvs;
 pub mod media;
 pub mod params;
 pub mod path;
@@ -76,6 +77,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(media::routes())
         .merge(push::routes())
         .merge(kinesis::routes())
+        .merge(kvs::routes())
         .merge(stream_events::routes())
         .merge(timeline::routes())
         .merge(datastream_sse::routes())

@@ -78,6 +78,8 @@ async fn create(
                 retention_bytes: body.retention_bytes,
                 media_type: body.media_type,
                 tags: body.tags,
+                device_name: None,
+                kms_key_id: None,
             },
             who.name(),
         )
@@ -173,6 +175,7 @@ async fn update(
             retention_hours: body.retention_hours,
             retention_bytes: body.retention_bytes,
             tags: body.tags,
+            ..Default::default()
         },
         source,
         image_generation,

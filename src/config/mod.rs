@@ -102,6 +102,11 @@ impl Config {
                 "max_connections and max_connections_per_ip must be at least 1",
             );
         }
+        if let Some(u) = &self.server.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return bad("server.public_url", "must be an http:// or https:// URL");
+        }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return bad("server.tls_cert", "tls_cert and tls_key go together");
         }

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     /// Origins whose pages may call the management API cross-origin (`https://ops.example.org`,
     /// or `*` for any). Playback and WHIP are open to every origin. Default none.
     pub cors_origins: Vec<String>,
+    /// The base URL clients reach this server at (`https://video.example.org`), which the KVS
+    /// API's GetDataEndpoint answers. Default none: the scheme and `Host` of the request.
+    pub public_url: Option<String>,
     /// With `[auth]` off, the host names requests may be addressed to besides IP literals and
     /// `localhost` (the `Host` header), so a web page cannot reach a Sluice on its visitor's
     /// machine through a name it controls (DNS rebinding). Default none.
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             cors_origins: Vec::new(),
+            public_url: None,
             allowed_hosts: Vec::new(),
         }
     }

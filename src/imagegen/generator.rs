@@ -414,6 +414,8 @@ mod tests {
                     retention_bytes: None,
                     media_type: None,
                     tags: Default::default(),
+                    device_name: None,
+                    kms_key_id: None,
                 },
                 "test",
             )

@@ -416,6 +416,9 @@ pub struct NewStream {
     pub retention_bytes: Option<u64>,
     pub media_type: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// KVS's `DeviceName` and `KmsKeyId` (the KVS API sets them; recorded and described).
+    pub device_name: Option<String>,
+    pub kms_key_id: Option<String>,
 }
 
 /// What a client may change later (`None` = unchanged).
@@ -424,6 +427,22 @@ pub struct StreamUpdate {
     pub retention_hours: Option<u32>,
     pub retention_bytes: Option<Option<u64>>,
     pub tags: Option<BTreeMap<String, String>>,
+    pub media_type: Option<Option<String>>,
+    pub device_name: Option<Option<String>>,
+    /// The version the change was made against: `VersionMismatch` if the stream has changed
+    /// since (KVS's `CurrentVersion`).
+    pub expected_version: Option<i64>,
+}
+
+/// `VersionMismatch` unless the stream is at `expected` (when given).
+fn check_version(name: &StreamName, current: i64, expected: Option<i64>) -> Result<()> {
+    match expected {
+        Some(v) if v != current => Err(Error::conflict(format!(
+            "The version {v} of stream {name} is not its current version {current}."
+        ))
+        .with_code("VersionMismatch")),
+        _ => Ok(()),
+    }
 }
 
 /// All video streams of this server.
@@ -573,6 +592,8 @@ impl VideoStreams {
             media_type: req.media_type,
             tags: req.tags,
             version: 1,
+            device_name: req.device_name,
+            kms_key_id: req.kms_key_id,
         };
         row.id = self.catalog.insert_video_stream(&row)?;
         let dir = self.root.join(row.id.to_string());
@@ -635,8 +656,16 @@ impl VideoStreams {
         update: StreamUpdate,
         by: &str,
     ) -> Result<Arc<VideoStream>> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let stream = self.get(name)?;
         let mut row = stream.row();
+        check_version(name, row.version, update.expected_version)?;
+        if let Some(m) = update.media_type {
+            row.media_type = m;
+        }
+        if let Some(d) = update.device_name {
+            row.device_name = d;
+        }
         if let Some(h) = update.retention_hours {
             row.retention_hours = h;
         }
@@ -664,8 +693,19 @@ impl VideoStreams {
     /// Deletes a stream and its data. Its producer is cut off and live readers end; reads already
     /// in progress finish from the unlinked files. `by` is named in the `StreamDeleted` event.
     pub fn delete(&self, name: &StreamName, by: &str) -> Result<()> {
+        self.delete_checked(name, None, by)
+    }
+
+    /// [`VideoStreams::delete`], if the stream is at `expected_version` (when given).
+    pub fn delete_checked(
+        &self,
+        name: &StreamName,
+        expected_version: Option<i64>,
+        by: &str,
+    ) -> Result<()> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let stream = self.get(name)?;
+        check_version(name, stream.row().version, expected_version)?;
         self.catalog.delete_video_stream(stream.id)?;
         self.streams.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         stream.closed.cancel();

@@ -228,6 +228,8 @@ impl PullManager {
                         retention_bytes: None,
                         media_type: Some("video/h264".to_owned()),
                         tags: Default::default(),
+                        device_name: None,
+                        kms_key_id: None,
                     },
                     "config",
                 )?,

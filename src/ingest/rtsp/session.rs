@@ -397,6 +397,8 @@ impl Conn {
                         retention_bytes: None,
                         media_type: Some("video/h264".into()),
                         tags: Default::default(),
+                        device_name: None,
+                        kms_key_id: None,
                     },
                     who.name(),
                 );

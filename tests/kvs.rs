@@ -1,0 +1,85 @@
+//! The Kinesis Video Streams API, black-box, through boto3 (`kinesisvideo`, from the venv `make
+//! test` sets up): the control plane over the same streams the native API serves. The script
+//! is tests/python/kvs_control.py.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+
+fn python() -> std::path::PathBuf {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is required: run `make test` (its setup makes the venv of tests/requirements.txt)",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_drives_the_control_plane() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_control.py")).arg(&server.base);
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "kvs_control.py: {stderr}");
+    server.stop().await;
+}
+
+/// A key with one grant, made through the admin API: (id, secret).
+async fn key(s: &TestServer, admin: &str, action: &str, streams: &str) -> (String, String) {
+    let resp = s
+        .http
+        .post(s.url("/v1/auth/keys"))
+        .header("authorization", admin)
+        .json(&serde_json::json!({"grants": [{"action": action, "streams": streams}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    (v["accessKeyId"].as_str().unwrap().into(), v["secretAccessKey"].as_str().unwrap().into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_and_grants_guard_the_control_plane() {
+    use base64::Engine;
+    use sluice::config::{Action, Grant, StreamPattern, UserEntry};
+    let server = TestServer::start_with(
+        |c| {
+            c.auth.enabled = true;
+            c.auth.failures_per_minute = 10_000;
+            c.auth.users.push(UserEntry {
+                name: "operator".into(),
+                password_hash: sluice::auth::password::hash("operator-password"),
+                grants: vec![Grant { action: Action::Admin, streams: StreamPattern::All }],
+                cidrs: vec![],
+            });
+        },
+        Arc::new(sluice::clock::SystemClock),
+    )
+    .await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("operator:operator-password")
+    );
+    let (admin_id, admin_secret) = key(&server, &basic, "admin", "cam*").await;
+    let (read_id, read_secret) = key(&server, &basic, "read", "cam*").await;
+    // Unsigned: refused before anything runs.
+    let resp = server.http.post(server.url("/listStreams")).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.headers()["x-amzn-errortype"], "MissingAuthenticationTokenException");
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_auth.py")).args([
+        &server.base,
+        &admin_id,
+        &admin_secret,
+        &read_id,
+        &read_secret,
+    ]);
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "kvs_auth.py: {stderr}");
+    server.stop().await;
+}
