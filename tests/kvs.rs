@@ -83,3 +83,29 @@ async fn sigv4_and_grants_guard_the_control_plane() {
     assert!(ok, "kvs_auth.py: {stderr}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_lists_fragments_and_plays_an_hls_session() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    server.create_stream("arch").await;
+    server.push("arch", fixture("h264.mp4"), "?producerStart=2026-03-01T11:00:00Z").await;
+    let native = server.get_json("/v1/streams/arch/fragments").await;
+    let numbers: Vec<String> = native["fragments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fragmentNumber"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(numbers.len() >= 3, "{native}");
+    let (frames, _) = ffprobe_frames(fixture_path("h264.mp4").to_str().unwrap());
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_archived.py")).args([
+        &server.base,
+        "arch",
+        &frames.to_string(),
+        &numbers.join(","),
+    ]);
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "kvs_archived.py: {stderr}");
+    server.stop().await;
+}

@@ -74,6 +74,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/TagResource", Rule::SelfAuthenticated),
     ("POST", "/UntagResource", Rule::SelfAuthenticated),
     ("POST", "/ListTagsForResource", Rule::SelfAuthenticated),
+    ("POST", "/listFragments", Rule::SelfAuthenticated),
+    ("POST", "/getHLSStreamingSessionURL", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),
     ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
     ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),

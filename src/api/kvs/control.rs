@@ -53,6 +53,8 @@ pub async fn run(ctx: &Ctx<'_>, op: &str, body: &Value) -> Result<Value, KvsErro
         "TagResource" => tag_resource(ctx, body).await,
         "UntagResource" => untag_resource(ctx, body).await,
         "ListTagsForResource" => list_tags_for_resource(ctx, body),
+        "ListFragments" => super::archived::list_fragments(ctx, body).await,
+        "GetHLSStreamingSessionURL" => super::archived::get_hls_streaming_session_url(ctx, body),
         other => Err(KvsError::new(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
@@ -64,7 +66,7 @@ pub async fn run(ctx: &Ctx<'_>, op: &str, body: &Value) -> Result<Value, KvsErro
 // ---- members ----------------------------------------------------------------------------------
 
 /// A string member, `SerializationException` if present with another JSON type.
-fn string<'v>(body: &'v Value, member: &str) -> Result<Option<&'v str>, KvsError> {
+pub(super) fn string<'v>(body: &'v Value, member: &str) -> Result<Option<&'v str>, KvsError> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -72,14 +74,14 @@ fn string<'v>(body: &'v Value, member: &str) -> Result<Option<&'v str>, KvsError
     }
 }
 
-fn integer(body: &Value, member: &str) -> Result<Option<i64>, KvsError> {
+pub(super) fn integer(body: &Value, member: &str) -> Result<Option<i64>, KvsError> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| serialization(member, "Integer")),
     }
 }
 
-fn serialization(member: &str, kind: &str) -> KvsError {
+pub(super) fn serialization(member: &str, kind: &str) -> KvsError {
     KvsError::new(
         StatusCode::BAD_REQUEST,
         "SerializationException",
@@ -117,7 +119,7 @@ fn strings(body: &Value, member: &str) -> Result<Option<Vec<String>>, KvsError> 
 }
 
 /// The schema violations, as `InvalidArgumentException` with AWS's validation wording.
-fn finish(v: Violations) -> Result<(), KvsError> {
+pub(super) fn finish(v: Violations) -> Result<(), KvsError> {
     v.finish().map_err(|e| match e {
         DsError::Validation(m) => KvsError::invalid(m),
         other => KvsError::invalid(other.to_string()),
@@ -221,7 +223,11 @@ impl Ctx<'_> {
     }
 
     /// The stream a request names by `StreamName` and/or `StreamARN` (they must agree).
-    fn stream(&self, body: &Value, arn_member: &str) -> Result<Arc<VideoStream>, KvsError> {
+    pub(super) fn stream(
+        &self,
+        body: &Value,
+        arn_member: &str,
+    ) -> Result<Arc<VideoStream>, KvsError> {
         let name = string(body, "StreamName")?;
         let arn = string(body, arn_member)?;
         let mut v = Violations::default();
@@ -280,7 +286,7 @@ impl Ctx<'_> {
     }
 
     /// `NotAuthorizedException` unless the caller may do `action` on `stream`.
-    fn allow(&self, op: &str, action: Action, stream: &str) -> Result<(), KvsError> {
+    pub(super) fn allow(&self, op: &str, action: Action, stream: &str) -> Result<(), KvsError> {
         if self.state.auth.allows(self.who, action, Some(stream)) {
             return Ok(());
         }

@@ -5,6 +5,7 @@
 //! JSON bodies, and errors as KVS gives them (`x-amzn-ErrorType` header, `{"message": …}` body,
 //! the model's HTTP statuses).
 
+mod archived;
 mod control;
 
 use std::net::IpAddr;
@@ -41,6 +42,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/TagResource", "TagResource"),
     ("/UntagResource", "UntagResource"),
     ("/ListTagsForResource", "ListTagsForResource"),
+    // Archived media (`kinesis-video-archived-media`), at the data endpoint: this server.
+    ("/listFragments", "ListFragments"),
+    ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
 ];
 
 pub fn routes() -> Router<ApiState> {

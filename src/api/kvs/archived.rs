@@ -1,0 +1,258 @@
+//! KVS archived media (boto3 `kinesis-video-archived-media`) over Sluice's fragment store and
+//! HLS: ListFragments, and GetHLSStreamingSessionURL, which answers a URL of Sluice's own HLS
+//! carrying a signed playback session (`crate::auth::playback`), so hls.js, Safari, VLC and
+//! ffmpeg open it with no headers.
+
+use serde_json::{Value, json};
+
+use super::KvsError;
+use super::control::{Ctx, integer, serialization, string};
+use crate::auth::playback::{MAX_EXPIRES_SECS, MIN_EXPIRES_SECS};
+use crate::clock::Timestamp;
+use crate::config::Action;
+use crate::datastream::validate::Violations;
+use crate::video::fragment::{FragmentNumber, TimestampKind};
+
+/// KVS's default and largest ListFragments page.
+const DEFAULT_FRAGMENTS: i64 = 100;
+const MAX_FRAGMENTS: i64 = 1000;
+
+/// A structure member (`None` when absent).
+fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, KvsError> {
+    match body.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v)),
+        Some(_) => Err(serialization(member, "Structure")),
+    }
+}
+
+/// An epoch-seconds timestamp member, as KVS's JSON carries them.
+fn timestamp(body: &Value, member: &str) -> Result<Option<Timestamp>, KvsError> {
+    match body.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|s| s.is_finite() && s.abs() < 9.0e12)
+            .map(|s| Some(Timestamp::from_micros((s * 1e6).round() as i64)))
+            .ok_or_else(|| serialization(member, "Timestamp")),
+    }
+}
+
+/// `PRODUCER_TIMESTAMP` / `SERVER_TIMESTAMP` as Sluice's clocks.
+fn clock(kind: Option<&str>) -> TimestampKind {
+    match kind {
+        Some("SERVER_TIMESTAMP") => TimestampKind::Server,
+        _ => TimestampKind::Producer,
+    }
+}
+
+pub async fn list_fragments(ctx: &Ctx<'_>, body: &Value) -> Result<Value, KvsError> {
+    let max = integer(body, "MaxResults")?;
+    let token = string(body, "NextToken")?;
+    let selector = structure(body, "FragmentSelector")?;
+    let mut v = Violations::default();
+    v.range("maxResults", max, false, (1, MAX_FRAGMENTS));
+    let (kind, start, end) = match selector {
+        None => (None, None, None),
+        Some(sel) => {
+            let kind = string(sel, "FragmentSelectorType")?;
+            v.one_of(
+                "fragmentSelector.fragmentSelectorType",
+                kind,
+                true,
+                &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
+                "PRODUCER_TIMESTAMP, SERVER_TIMESTAMP",
+            );
+            let range = structure(sel, "TimestampRange")?;
+            let (start, end) = match range {
+                None => {
+                    v.null("fragmentSelector.timestampRange");
+                    (None, None)
+                }
+                Some(r) => {
+                    let (s, e) = (timestamp(r, "StartTimestamp")?, timestamp(r, "EndTimestamp")?);
+                    if s.is_none() {
+                        v.null("fragmentSelector.timestampRange.startTimestamp");
+                    }
+                    if e.is_none() {
+                        v.null("fragmentSelector.timestampRange.endTimestamp");
+                    }
+                    (s, e)
+                }
+            };
+            (kind, start, end)
+        }
+    };
+    super::control::finish(v)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && s > e
+    {
+        return Err(KvsError::invalid("StartTimestamp must not be after EndTimestamp."));
+    }
+    let after = match token {
+        Some(t) => Some(FragmentNumber(
+            t.parse::<u64>()
+                .map_err(|_| KvsError::invalid("NextToken is not one this server issued."))?,
+        )),
+        None => None,
+    };
+    let s = ctx.stream(body, "StreamARN")?;
+    ctx.allow("ListFragments", Action::Read, s.name.as_str())?;
+    let limit = max.unwrap_or(DEFAULT_FRAGMENTS) as usize;
+    let (stream, clock) = (s.clone(), clock(kind));
+    let page =
+        tokio::task::spawn_blocking(move || stream.list_fragments(clock, start, end, after, limit))
+            .await
+            .map_err(|e| {
+                KvsError::from(crate::error::Error::internal(format!("list task: {e}")))
+            })??;
+    let fragments: Vec<Value> = page
+        .fragments
+        .iter()
+        .map(|f| {
+            json!({
+                "FragmentNumber": f.number.0.to_string(),
+                "FragmentSizeInBytes": f.size,
+                "ProducerTimestamp": f.producer_ts.as_secs_f64(),
+                "ServerTimestamp": f.server_ts.as_secs_f64(),
+                "FragmentLengthInMilliseconds": (f.meta.duration_us + 500) / 1000,
+            })
+        })
+        .collect();
+    let mut out = json!({ "Fragments": fragments });
+    if let Some(n) = page.next {
+        out["NextToken"] = json!(n.0.to_string());
+    }
+    Ok(out)
+}
+
+pub fn get_hls_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Value, KvsError> {
+    let mode = string(body, "PlaybackMode")?;
+    let selector = structure(body, "HLSFragmentSelector")?;
+    let container = string(body, "ContainerFormat")?;
+    let discontinuity = string(body, "DiscontinuityMode")?;
+    let display = string(body, "DisplayFragmentTimestamp")?;
+    let expires = integer(body, "Expires")?;
+    let max = integer(body, "MaxMediaPlaylistFragmentResults")?;
+    let mut v = Violations::default();
+    v.one_of(
+        "playbackMode",
+        mode,
+        false,
+        &["LIVE", "LIVE_REPLAY", "ON_DEMAND"],
+        "LIVE, LIVE_REPLAY, ON_DEMAND",
+    );
+    v.one_of(
+        "containerFormat",
+        container,
+        false,
+        &["FRAGMENTED_MP4", "MPEG_TS"],
+        "FRAGMENTED_MP4, MPEG_TS",
+    );
+    v.one_of(
+        "discontinuityMode",
+        discontinuity,
+        false,
+        &["ALWAYS", "NEVER", "ON_DISCONTINUITY"],
+        "ALWAYS, NEVER, ON_DISCONTINUITY",
+    );
+    v.one_of("displayFragmentTimestamp", display, false, &["ALWAYS", "NEVER"], "ALWAYS, NEVER");
+    v.range("expires", expires, false, (MIN_EXPIRES_SECS as i64, MAX_EXPIRES_SECS as i64));
+    v.range("maxMediaPlaylistFragmentResults", max, false, (1, 5000));
+    let (kind, start, end) = match selector {
+        None => (None, None, None),
+        Some(sel) => {
+            let kind = string(sel, "FragmentSelectorType")?;
+            v.one_of(
+                "hLSFragmentSelector.fragmentSelectorType",
+                kind,
+                false,
+                &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
+                "PRODUCER_TIMESTAMP, SERVER_TIMESTAMP",
+            );
+            match structure(sel, "TimestampRange")? {
+                None => (kind, None, None),
+                Some(r) => (kind, timestamp(r, "StartTimestamp")?, timestamp(r, "EndTimestamp")?),
+            }
+        }
+    };
+    super::control::finish(v)?;
+    if container == Some("MPEG_TS") {
+        return Err(KvsError::invalid(
+            "ContainerFormat MPEG_TS is not served: Sluice's HLS is fragmented MP4 (FRAGMENTED_MP4), which every current player takes.",
+        ));
+    }
+    let mode = mode.unwrap_or("LIVE");
+    match mode {
+        "LIVE_REPLAY" if start.is_none() => {
+            return Err(KvsError::invalid(
+                "StartTimestamp must be given in HLSFragmentSelector for LIVE_REPLAY.",
+            ));
+        }
+        "ON_DEMAND" if start.is_none() || end.is_none() => {
+            return Err(KvsError::invalid(
+                "StartTimestamp and EndTimestamp must be given in HLSFragmentSelector for ON_DEMAND.",
+            ));
+        }
+        "LIVE" if start.is_some() || end.is_some() => {
+            return Err(KvsError::invalid(
+                "TimestampRange must not be given in HLSFragmentSelector for LIVE.",
+            ));
+        }
+        _ => {}
+    }
+    if let (Some(s), Some(e)) = (start, end)
+        && s >= e
+    {
+        return Err(KvsError::invalid("StartTimestamp must be before EndTimestamp."));
+    }
+    let s = ctx.stream(body, "StreamARN")?;
+    ctx.allow("GetHLSStreamingSessionURL", Action::Playback, s.name.as_str())?;
+    if s.describe().fragment_count == 0 && mode != "LIVE" {
+        return Err(KvsError::not_found(format!(
+            "No fragments found in the stream {} for the requested time range.",
+            s.name
+        )));
+    }
+    let secs = expires.unwrap_or(MIN_EXPIRES_SECS as i64) as u64;
+    let state = ctx.state;
+    let expires_at = state.video.clock().now().saturating_add(std::time::Duration::from_secs(secs));
+    let token = state.auth.playback.issue(s.name.as_str(), expires_at);
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair(
+        "mode",
+        match mode {
+            "LIVE_REPLAY" => "live_replay",
+            "ON_DEMAND" => "on_demand",
+            _ => "live",
+        },
+    );
+    if let Some(t) = start {
+        q.append_pair("start", &t.to_rfc3339());
+    }
+    if let Some(t) = end {
+        q.append_pair("end", &t.to_rfc3339());
+    }
+    q.append_pair(
+        "timestamps",
+        if kind == Some("SERVER_TIMESTAMP") { "server" } else { "producer" },
+    );
+    // KVS's default: ALWAYS on the server clock, NEVER on the producer's.
+    let server_clock = kind == Some("SERVER_TIMESTAMP");
+    q.append_pair(
+        "discontinuity",
+        match discontinuity {
+            Some("ALWAYS") => "always",
+            Some("NEVER") => "never",
+            Some(_) => "on_gap",
+            None if server_clock => "always",
+            None => "never",
+        },
+    );
+    // KVS shows fragment timestamps (EXT-X-PROGRAM-DATE-TIME) only when asked.
+    q.append_pair("pdt", if display == Some("ALWAYS") { "true" } else { "false" });
+    q.append_pair("token", &token);
+    let base = super::public_url(state, ctx.headers);
+    let url = format!("{base}/v1/streams/{}/hls/master.m3u8?{}", s.name, q.finish());
+    Ok(json!({ "HLSStreamingSessionURL": url }))
+}

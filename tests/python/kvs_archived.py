@@ -1,0 +1,105 @@
+"""KVS archived media through boto3's `kinesis-video-archived-media` client: ListFragments
+against the native fragment list, and GetHLSStreamingSessionURL, whose URL ffprobe plays to the
+exact frame count.
+
+Usage: kvs_archived.py <endpoint> <stream> <expected frames> <native fragment numbers, comma-separated>
+The stream's media was pushed with producer timestamps from 2026-03-01T11:00:00Z."""
+
+import datetime
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.config
+from botocore.exceptions import ClientError
+
+endpoint, stream, frames, numbers = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
+kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+          aws_secret_access_key="test", config=botocore.config.Config(retries={"max_attempts": 1}))
+kv = boto3.client("kinesisvideo", **kw)
+am = boto3.client("kinesis-video-archived-media", **kw)
+
+
+def check(cond, what):
+    if not cond:
+        sys.exit(f"FAIL: {what}")
+
+
+def code(fn, **kw):
+    try:
+        fn(**kw)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    sys.exit(f"FAIL: {fn.__name__}({kw}) succeeded")
+
+
+utc = datetime.timezone.utc
+start = datetime.datetime(2026, 3, 1, 11, 0, 0, tzinfo=utc)
+end = datetime.datetime(2026, 3, 1, 11, 10, 0, tzinfo=utc)
+producer = {"FragmentSelectorType": "PRODUCER_TIMESTAMP", "TimestampRange": {"StartTimestamp": start, "EndTimestamp": end}}
+
+# The data endpoint is this server.
+check(kv.get_data_endpoint(StreamName=stream, APIName="LIST_FRAGMENTS")["DataEndpoint"] == endpoint, "endpoint")
+
+# --- ListFragments: the native list, paged ----------------------------------------------------
+got, token = [], None
+for _ in range(100):
+    args = dict(StreamName=stream, MaxResults=2, FragmentSelector=producer)
+    if token:
+        args = dict(StreamName=stream, MaxResults=2, NextToken=token)
+    page = am.list_fragments(**args)
+    got += page["Fragments"]
+    token = page.get("NextToken")
+    if not token:
+        break
+check([f["FragmentNumber"] for f in got] == numbers, f"fragments {[f['FragmentNumber'] for f in got]} = {numbers}")
+for f in got:
+    check(f["FragmentSizeInBytes"] > 0 and f["FragmentLengthInMilliseconds"] > 0, f"fragment {f}")
+    check(start <= f["ProducerTimestamp"] <= end, f"producer timestamp {f}")
+    check(isinstance(f["ServerTimestamp"], datetime.datetime), "server timestamp parses")
+empty = am.list_fragments(StreamName=stream, FragmentSelector={
+    "FragmentSelectorType": "PRODUCER_TIMESTAMP",
+    "TimestampRange": {"StartTimestamp": end, "EndTimestamp": end + datetime.timedelta(hours=1)}})
+check(empty["Fragments"] == [], f"a range with no media: {empty}")
+check(code(am.list_fragments, StreamName="nope", FragmentSelector=producer) == "ResourceNotFoundException", "unknown stream")
+
+# --- GetHLSStreamingSessionURL -----------------------------------------------------------------
+url = am.get_hls_streaming_session_url(StreamName=stream, PlaybackMode="ON_DEMAND",
+                                       HLSFragmentSelector=producer, Expires=600)["HLSStreamingSessionURL"]
+check(url.startswith(endpoint + "/") and "token=" in url, f"url {url}")
+out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                      "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", url],
+                     capture_output=True, text=True, timeout=60)
+check(out.returncode == 0 and out.stderr.strip() == "", f"ffprobe: {out.stderr}")
+# The master playlist's program and its one video stream report the same count.
+counts = {int(line) for line in out.stdout.split()}
+check(counts == {frames}, f"frames {counts} = {frames}")
+
+master = urllib.request.urlopen(url).read().decode()
+media_uri = next(line for line in master.splitlines() if line and not line.startswith("#"))
+media = urllib.request.urlopen(url.split("/v1/")[0] + "/v1/streams/" + stream + "/hls/" + media_uri).read().decode()
+check("#EXT-X-PROGRAM-DATE-TIME" not in media and "#EXT-X-ENDLIST" in media, "no timestamps by default")
+url = am.get_hls_streaming_session_url(StreamName=stream, PlaybackMode="ON_DEMAND", HLSFragmentSelector=producer,
+                                       DisplayFragmentTimestamp="ALWAYS")["HLSStreamingSessionURL"]
+master = urllib.request.urlopen(url).read().decode()
+media_uri = next(line for line in master.splitlines() if line and not line.startswith("#"))
+media = urllib.request.urlopen(url.split("/v1/")[0] + "/v1/streams/" + stream + "/hls/" + media_uri).read().decode()
+check("#EXT-X-PROGRAM-DATE-TIME:2026-03-01T11:00:00" in media, "program date-times when asked")
+
+live = am.get_hls_streaming_session_url(StreamName=stream)["HLSStreamingSessionURL"]
+check("#EXT-X-STREAM-INF" in urllib.request.urlopen(live).read().decode(), "a LIVE session opens")
+
+check(code(am.get_hls_streaming_session_url, StreamName=stream, ContainerFormat="MPEG_TS") == "InvalidArgumentException", "MPEG_TS")
+check(code(am.get_hls_streaming_session_url, StreamName=stream, PlaybackMode="LIVE_REPLAY") == "InvalidArgumentException", "replay without a start")
+# botocore refuses Expires below 300 itself; the server does too.
+req = urllib.request.Request(endpoint + "/getHLSStreamingSessionURL", method="POST",
+                             data=('{"StreamName":"%s","Expires":100}' % stream).encode())
+try:
+    urllib.request.urlopen(req)
+    sys.exit("FAIL: Expires 100 accepted")
+except urllib.error.HTTPError as e:
+    check(e.code == 400 and e.headers["x-amzn-ErrorType"] == "InvalidArgumentException", f"Expires 100: {e.code}")
+    check("Member must have value greater than or equal to 300" in e.read().decode(), "Expires message")
+print("ok")
