@@ -82,15 +82,37 @@ async fn clip(
     ApiQuery(q): ApiQuery<ClipQuery>,
 ) -> ApiResult<Response> {
     let (start, end) = TimeRange::parse(&q.start, &q.end, Bounds::HalfOpen)?.required()?;
+    Ok(serve(stream, &headers, q.timestamps, q.format, start, end).await?)
+}
+
+/// A progressive MP4 of `[start, end)` on `clock`, with byte ranges (the KVS API's GetClip).
+pub async fn mp4(
+    stream: Arc<VideoStream>,
+    headers: &HeaderMap,
+    clock: TimestampKind,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Response, Error> {
+    serve(stream, headers, clock, Format::Mp4, start, end).await
+}
+
+async fn serve(
+    stream: Arc<VideoStream>,
+    headers: &HeaderMap,
+    timestamps: TimestampKind,
+    format: Format,
+    start: Timestamp,
+    end: Timestamp,
+) -> Result<Response, Error> {
     // Planning reads every fragment of the range (their samples, for MP4): on the blocking pool.
-    let (clock, format) = (q.timestamps, q.format);
+    let clock = timestamps;
     let Planned { first, last, parts } =
         stream.read(move |s| plan(s, clock, format, start, end)).await?;
-    let fmt = match q.format {
+    let fmt = match format {
         Format::Mp4 => "mp4",
         Format::Fmp4 => "fmp4",
     };
-    let clock = match q.timestamps {
+    let clock = match timestamps {
         TimestampKind::Producer => "p",
         TimestampKind::Server => "s",
     };
@@ -104,7 +126,7 @@ async fn clip(
         end.as_micros()
     );
     let filename = format!("{}-{}-{}.mp4", stream.name, start.as_millis(), end.as_millis());
-    Ok(serve_parts(stream, &headers, &etag, &filename, parts))
+    Ok(serve_parts(stream, headers, &etag, &filename, parts))
 }
 
 /// What a clip is made of: the fragments it spans and the parts of its body.

@@ -102,4 +102,20 @@ try:
 except urllib.error.HTTPError as e:
     check(e.code == 400 and e.headers["x-amzn-ErrorType"] == "InvalidArgumentException", f"Expires 100: {e.code}")
     check("Member must have value greater than or equal to 300" in e.read().decode(), "Expires message")
+# --- GetClip: a progressive MP4 of the range ----------------------------------------------------
+clip = am.get_clip(StreamName=stream, ClipFragmentSelector=producer)
+check(clip["ContentType"] == "video/mp4", f"clip content type {clip['ContentType']}")
+import tempfile
+with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+    f.write(clip["Payload"].read())
+    f.flush()
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                          "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", f.name],
+                         capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0 and out.stderr.strip() == "", f"ffprobe clip: {out.stderr}")
+    check(int(out.stdout.split()[0]) == frames, f"clip frames {out.stdout.strip()} = {frames}")
+later = {"FragmentSelectorType": "SERVER_TIMESTAMP",
+         "TimestampRange": {"StartTimestamp": datetime.datetime(2000, 1, 1, tzinfo=utc),
+                            "EndTimestamp": datetime.datetime(2000, 1, 2, tzinfo=utc)}}
+check(code(am.get_clip, StreamName=stream, ClipFragmentSelector=later) == "ResourceNotFoundException", "clip of no media")
 print("ok")

@@ -1,7 +1,7 @@
-//! KVS archived media (boto3 `kinesis-video-archived-media`) over Sluice's fragment store and
-//! HLS: ListFragments, and GetHLSStreamingSessionURL, which answers a URL of Sluice's own HLS
+//! KVS archived media (boto3 `kinesis-video-archived-media`) over Sluice's fragment store, HLS and
+//! clips: ListFragments; GetHLSStreamingSessionURL, which answers a URL of Sluice's own HLS
 //! carrying a signed playback session (`crate::auth::playback`), so hls.js, Safari, VLC and
-//! ffmpeg open it with no headers.
+//! ffmpeg open it with no headers; GetClip, a progressive MP4 of a range (`crate::api::clip`).
 
 use serde_json::{Value, json};
 
@@ -255,4 +255,62 @@ pub fn get_hls_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Valu
     let base = super::public_url(state, ctx.headers);
     let url = format!("{base}/v1/streams/{}/hls/master.m3u8?{}", s.name, q.finish());
     Ok(json!({ "HLSStreamingSessionURL": url }))
+}
+
+/// GetClip: `ClipFragmentSelector` (either clock, both timestamps) → the range as a progressive
+/// MP4 (`Content-Type: video/mp4`), without KVS's 100 MB / 200-fragment caps.
+pub async fn get_clip(ctx: &Ctx<'_>, body: &Value) -> Result<axum::response::Response, KvsError> {
+    let selector = structure(body, "ClipFragmentSelector")?;
+    let mut v = Violations::default();
+    let (kind, start, end) = match selector {
+        None => {
+            v.null("clipFragmentSelector");
+            (None, None, None)
+        }
+        Some(sel) => {
+            let kind = string(sel, "FragmentSelectorType")?;
+            v.one_of(
+                "clipFragmentSelector.fragmentSelectorType",
+                kind,
+                true,
+                &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
+                "PRODUCER_TIMESTAMP, SERVER_TIMESTAMP",
+            );
+            match structure(sel, "TimestampRange")? {
+                None => {
+                    v.null("clipFragmentSelector.timestampRange");
+                    (kind, None, None)
+                }
+                Some(r) => {
+                    let (s, e) = (timestamp(r, "StartTimestamp")?, timestamp(r, "EndTimestamp")?);
+                    if s.is_none() {
+                        v.null("clipFragmentSelector.timestampRange.startTimestamp");
+                    }
+                    if e.is_none() {
+                        v.null("clipFragmentSelector.timestampRange.endTimestamp");
+                    }
+                    (kind, s, e)
+                }
+            }
+        }
+    };
+    super::control::finish(v)?;
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(KvsError::invalid("ClipFragmentSelector needs a TimestampRange."));
+    };
+    if start >= end {
+        return Err(KvsError::invalid("StartTimestamp must be before EndTimestamp."));
+    }
+    let s = ctx.stream(body, "StreamARN")?;
+    ctx.allow("GetClip", Action::Playback, s.name.as_str())?;
+    let name = s.name.clone();
+    crate::api::clip::mp4(s, ctx.headers, clock(kind), start, end).await.map_err(|e| {
+        if e.kind == crate::error::ErrorKind::NotFound {
+            KvsError::not_found(format!(
+                "No fragments found in the stream {name} for the requested time range."
+            ))
+        } else {
+            KvsError::from(e)
+        }
+    })
 }

@@ -45,6 +45,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     // Archived media (`kinesis-video-archived-media`), at the data endpoint: this server.
     ("/listFragments", "ListFragments"),
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
+    ("/getClip", "GetClip"),
 ];
 
 pub fn routes() -> Router<ApiState> {
@@ -122,14 +123,22 @@ async fn handle(State(state): State<ApiState>, req: Request) -> Response {
         }
     };
     let outcome = match authenticate(&state, &parts, raw.clone()).await {
-        Ok(who) => run(&state, &parts, &who, op, &raw).await,
+        Ok(who) => match parse(&raw) {
+            Ok(body) => {
+                let ctx = control::Ctx { state: &state, who: &who, headers: &parts.headers };
+                if op == "GetClip" {
+                    archived::get_clip(&ctx, &body).await
+                } else {
+                    control::run(&ctx, op, &body)
+                        .await
+                        .map(|v| (StatusCode::OK, axum::Json(v)).into_response())
+                }
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
-    let resp = match outcome {
-        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    };
-    with_id(resp, &id)
+    with_id(outcome.unwrap_or_else(IntoResponse::into_response), &id)
 }
 
 fn with_id(mut resp: Response, id: &str) -> Response {
@@ -194,13 +203,8 @@ async fn authenticate(
     }
 }
 
-async fn run(
-    state: &ApiState,
-    parts: &axum::http::request::Parts,
-    who: &Identity,
-    op: &str,
-    raw: &[u8],
-) -> Result<Value, KvsError> {
+/// The request's JSON object (an empty body is `{}`).
+fn parse(raw: &[u8]) -> Result<Value, KvsError> {
     let body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -219,8 +223,7 @@ async fn run(
             "Start of structure or map expected.",
         ));
     }
-    let ctx = control::Ctx { state, who, headers: &parts.headers };
-    control::run(&ctx, op, &body).await
+    Ok(body)
 }
 
 fn request_id() -> String {
