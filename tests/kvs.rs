@@ -1,6 +1,8 @@
-//! The Kinesis Video Streams API, black-box, through boto3 (`kinesisvideo`, from the venv `make
-//! test` sets up): the control plane over the same streams the native API serves. The script
-//! is tests/python/kvs_control.py.
+//! The Kinesis Video Streams API, black-box, through boto3 (`kinesisvideo`,
+//! `kinesis-video-archived-media`, from the venv `make test` sets up) and the AWS SDK for
+//! JavaScript v3 (from npm): the control plane over the same streams the native API serves, SigV4
+//! and grants, and archived media checked with ffprobe. The scripts are tests/python/kvs_*.py and
+//! tests/node/kvs_clients.mjs.
 
 mod common;
 
@@ -107,5 +109,27 @@ async fn boto3_lists_fragments_and_plays_an_hls_session() {
     ]);
     let (ok, stderr) = run_bounded(cmd).await;
     assert!(ok, "kvs_archived.py: {stderr}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_sdk_manages_streams_and_reads_archived_media() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("node_modules/@aws-sdk/client-kinesis-video-archived-media").exists(),
+        "node_modules/@aws-sdk/client-kinesis-video* are required: run `make test` (its setup installs them)"
+    );
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    server.create_stream("jsarch").await;
+    server.push("jsarch", fixture("h264.mp4"), "?producerStart=2026-03-01T11:00:00Z").await;
+    let (frames, _) = ffprobe_frames(fixture_path("h264.mp4").to_str().unwrap());
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(root.join("tests/node/kvs_clients.mjs")).args([
+        &server.base,
+        "jsarch",
+        &frames.to_string(),
+    ]);
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "kvs_clients.mjs: {stderr}");
     server.stop().await;
 }

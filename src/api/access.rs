@@ -77,6 +77,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/listFragments", Rule::SelfAuthenticated),
     ("POST", "/getHLSStreamingSessionURL", Rule::SelfAuthenticated),
     ("POST", "/getClip", Rule::SelfAuthenticated),
+    ("POST", "/getImages", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),
     ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
     ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),

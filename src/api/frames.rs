@@ -57,7 +57,7 @@ fn frame_error(e: FrameError) -> Response {
     ApiError(e.into()).into_response()
 }
 
-fn options(
+pub fn options(
     format: ImageFormat,
     width: Option<u32>,
     height: Option<u32>,
@@ -230,33 +230,12 @@ async fn images(
         _ => count,
     };
     let last = count.min(first.saturating_add(page));
-    // A range with no stored media at all gets one clear answer instead of a page of NO_MEDIA.
-    let clock = q.timestamps;
-    let probe = stream.list_fragments(clock, Some(start), Some(end), None, 1)?;
-    if probe.fragments.is_empty() {
-        let s = stream.clone();
-        let at_start =
-            tokio::task::spawn_blocking(move || crate::frames::locate_fragment(&s, start, clock))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?;
-        if at_start.is_none() {
-            return Ok(frame_error(FrameError::NoMedia(format!(
-                "stream {} has no media between {start} and {end} ({} clock)",
-                stream.name,
-                match clock {
-                    TimestampKind::Producer => "producer",
-                    TimestampKind::Server => "server",
-                }
-            ))));
-        }
-    }
-    let instants = (first..last).map(move |k| start.add_micros(k as i64 * interval_us));
-    let mut results = state.frames.images(stream, instants, clock, opts).boxed();
-    let head = results.next().await;
-    if let Some((_, Err(e @ FrameError::Busy { .. }))) = &head {
-        return Ok(frame_error(e.clone()));
-    }
-    let results = futures_util::stream::iter(head).chain(results);
+    let set = ImageSet { start, end, interval_us, clock: q.timestamps, opts };
+    let results = match image_results(&state, stream, &set, first, last).await {
+        Ok(r) => r,
+        Err(ImagesError::Frame(e)) => return Ok(frame_error(e)),
+        Err(ImagesError::Other(e)) => return Err(e.into()),
+    };
     match how {
         Delivery::Json => {
             let items: Vec<serde_json::Value> =
@@ -294,6 +273,65 @@ async fn images(
             Ok(resp)
         }
     }
+}
+
+/// An image set: one image per instant `start + k·interval` before `end` (the native images
+/// endpoint and the KVS API's GetImages).
+pub struct ImageSet {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub interval_us: i64,
+    pub clock: TimestampKind,
+    pub opts: ImageOptions,
+}
+
+/// Why an image set has no images to give: no media at all in its range, the decoders busy, or
+/// an error of the store.
+pub enum ImagesError {
+    Frame(FrameError),
+    Other(Error),
+}
+
+/// Instant `k`'s images for `k` in `first..last`, in order. A range with no stored media at all
+/// is one `NoMedia` instead of a set of `NO_MEDIA`; a full decode queue is `Busy` at once.
+pub async fn image_results(
+    state: &ApiState,
+    stream: std::sync::Arc<crate::video::VideoStream>,
+    set: &ImageSet,
+    first: u64,
+    last: u64,
+) -> Result<
+    impl futures_util::Stream<Item = (Timestamp, Result<Image, FrameError>)> + use<>,
+    ImagesError,
+> {
+    let (start, end, clock, interval_us) = (set.start, set.end, set.clock, set.interval_us);
+    let probe = stream
+        .list_fragments(clock, Some(start), Some(end), None, 1)
+        .map_err(ImagesError::Other)?;
+    if probe.fragments.is_empty() {
+        let s = stream.clone();
+        let at_start =
+            tokio::task::spawn_blocking(move || crate::frames::locate_fragment(&s, start, clock))
+                .await
+                .map_err(|e| ImagesError::Other(Error::internal(e.to_string())))?;
+        if at_start.is_none() {
+            return Err(ImagesError::Frame(FrameError::NoMedia(format!(
+                "stream {} has no media between {start} and {end} ({} clock)",
+                stream.name,
+                match clock {
+                    TimestampKind::Producer => "producer",
+                    TimestampKind::Server => "server",
+                }
+            ))));
+        }
+    }
+    let instants = (first..last).map(move |k| start.add_micros(k as i64 * interval_us));
+    let mut results = state.frames.images(stream, instants, clock, set.opts.clone()).boxed();
+    let head = results.next().await;
+    if let Some((_, Err(e @ FrameError::Busy { .. }))) = &head {
+        return Err(ImagesError::Frame(e.clone()));
+    }
+    Ok(futures_util::stream::iter(head).chain(results))
 }
 
 /// Per-image metadata, the same in every delivery.

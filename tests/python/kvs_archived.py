@@ -118,4 +118,23 @@ later = {"FragmentSelectorType": "SERVER_TIMESTAMP",
          "TimestampRange": {"StartTimestamp": datetime.datetime(2000, 1, 1, tzinfo=utc),
                             "EndTimestamp": datetime.datetime(2000, 1, 2, tzinfo=utc)}}
 check(code(am.get_clip, StreamName=stream, ClipFragmentSelector=later) == "ResourceNotFoundException", "clip of no media")
+# --- GetImages: the exact frame at each instant, NO_MEDIA where there is none -----------------
+t0 = start + datetime.timedelta(seconds=1)
+page = am.get_images(StreamName=stream, ImageSelectorType="PRODUCER_TIMESTAMP", StartTimestamp=t0,
+                     EndTimestamp=t0 + datetime.timedelta(seconds=2), SamplingInterval=250, Format="PNG",
+                     HeightPixels=180, MaxResults=5)
+check(len(page["Images"]) == 5 and page.get("NextToken"), f"first page {len(page['Images'])}")
+rest = am.get_images(StreamName=stream, ImageSelectorType="PRODUCER_TIMESTAMP", StartTimestamp=t0,
+                     EndTimestamp=t0 + datetime.timedelta(seconds=2), SamplingInterval=250, Format="PNG",
+                     HeightPixels=180, MaxResults=5, NextToken=page["NextToken"])
+images = page["Images"] + rest["Images"]
+check(len(images) == 8 and "NextToken" not in rest, f"8 instants, got {len(images)}")
+check([i["TimeStamp"] for i in images] == [t0 + datetime.timedelta(milliseconds=250 * k) for k in range(8)], "instants")
+check(all("ImageContent" in i and "Error" not in i for i in images), "every instant has a frame")
+import base64
+png = base64.b64decode(images[0]["ImageContent"])
+check(png[:8] == b"\x89PNG\r\n\x1a\n", "a PNG")
+gap = am.get_images(StreamName=stream, ImageSelectorType="PRODUCER_TIMESTAMP", StartTimestamp=end,
+                    EndTimestamp=end + datetime.timedelta(seconds=1), SamplingInterval=500, Format="JPEG")
+check([i.get("Error") for i in gap["Images"]] == ["NO_MEDIA", "NO_MEDIA"], f"no media: {gap['Images']}")
 print("ok")

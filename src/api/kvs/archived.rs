@@ -314,3 +314,127 @@ pub async fn get_clip(ctx: &Ctx<'_>, body: &Value) -> Result<axum::response::Res
         }
     })
 }
+
+/// GetImages onto the image-set service: one image per `SamplingInterval` (≥ 200 ms, default
+/// 1,000) from `StartTimestamp` to before `EndTimestamp` on either clock, each the exact frame on
+/// display at its instant (`TimeStamp`, `ImageContent` base64) or `Error` `NO_MEDIA` /
+/// `MEDIA_ERROR` for that instant alone; `MaxResults` 1–100 (default 25) per page.
+pub async fn get_images(ctx: &Ctx<'_>, body: &Value) -> Result<Value, KvsError> {
+    use crate::api::frames::{ImageSet, ImagesError, image_results, options};
+    use crate::frames::{FrameError, ImageFormat};
+    use futures_util::StreamExt;
+
+    let kind = string(body, "ImageSelectorType")?;
+    let (start, end) = (timestamp(body, "StartTimestamp")?, timestamp(body, "EndTimestamp")?);
+    let interval = integer(body, "SamplingInterval")?;
+    let format = string(body, "Format")?;
+    let quality = match structure(body, "FormatConfig")? {
+        None => None,
+        Some(c) => Some(
+            string(c, "JPEGQuality")?
+                .ok_or_else(|| KvsError::invalid("FormatConfig takes one key, JPEGQuality."))?,
+        ),
+    };
+    let (width, height) = (integer(body, "WidthPixels")?, integer(body, "HeightPixels")?);
+    let max = integer(body, "MaxResults")?;
+    let token = string(body, "NextToken")?;
+    let mut v = Violations::default();
+    v.one_of(
+        "imageSelectorType",
+        kind,
+        true,
+        &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
+        "PRODUCER_TIMESTAMP, SERVER_TIMESTAMP",
+    );
+    if start.is_none() {
+        v.null("startTimestamp");
+    }
+    if end.is_none() {
+        v.null("endTimestamp");
+    }
+    v.one_of("format", format, true, &["JPEG", "PNG"], "JPEG, PNG");
+    v.range("widthPixels", width, false, (1, 3840));
+    v.range("heightPixels", height, false, (1, 2160));
+    v.range("maxResults", max, false, (1, 100));
+    super::control::finish(v)?;
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(KvsError::invalid("StartTimestamp and EndTimestamp are required."));
+    };
+    if end < start {
+        return Err(KvsError::invalid("EndTimestamp must not be before StartTimestamp."));
+    }
+    let interval = interval.unwrap_or(1000);
+    if interval < 200 {
+        return Err(KvsError::invalid(format!(
+            "SamplingInterval {interval} is below the minimum of 200 milliseconds."
+        )));
+    }
+    let quality = match quality {
+        Some(q) => {
+            Some(q.parse::<u8>().ok().filter(|q| (1..=100).contains(q)).ok_or_else(|| {
+                KvsError::invalid(format!("JPEGQuality {q} is not between 1 and 100."))
+            })?)
+        }
+        None => None,
+    };
+    let s = ctx.stream(body, "StreamARN")?;
+    ctx.allow("GetImages", Action::Read, s.name.as_str())?;
+    let fmt = if format == Some("PNG") { ImageFormat::Png } else { ImageFormat::Jpeg };
+    let opts = options(
+        fmt,
+        width.map(|w| w as u32),
+        height.map(|h| h as u32),
+        quality,
+        ctx.state.frames.default_quality(),
+    )
+    .map_err(KvsError::from)?;
+    let interval_us = interval.saturating_mul(1000);
+    let span = u64::try_from(end.micros_since(start)).unwrap_or(0);
+    let count = if span == 0 { 1 } else { span.div_ceil(interval_us as u64) };
+    let first = match token {
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|k| *k < count)
+            .ok_or_else(|| KvsError::invalid("NextToken is not one this range gave."))?,
+        None => 0,
+    };
+    let last = count.min(first + max.unwrap_or(25) as u64);
+    let set = ImageSet { start, end, interval_us, clock: clock(kind), opts };
+    let at = |k: u64| start.add_micros(k as i64 * interval_us);
+    let images: Vec<Value> = match image_results(ctx.state, s, &set, first, last).await {
+        Ok(results) => {
+            results
+                .map(|(t, r)| match r {
+                    Ok(img) => json!({
+                        "TimeStamp": t.as_secs_f64(),
+                        "ImageContent": base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            &img.bytes
+                        ),
+                    }),
+                    Err(e) => json!({ "TimeStamp": t.as_secs_f64(), "Error": e.code() }),
+                })
+                .collect()
+                .await
+        }
+        // No media anywhere in the range: every instant of the page is NO_MEDIA, as KVS says.
+        Err(ImagesError::Frame(FrameError::NoMedia(_))) => (first..last)
+            .map(|k| json!({ "TimeStamp": at(k).as_secs_f64(), "Error": "NO_MEDIA" }))
+            .collect(),
+        Err(ImagesError::Frame(e @ FrameError::Busy { .. })) => {
+            return Err(KvsError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "ClientLimitExceededException",
+                e.to_string(),
+            ));
+        }
+        Err(ImagesError::Frame(e)) => return Err(KvsError::from(crate::error::Error::from(e))),
+        Err(ImagesError::Other(e)) => return Err(KvsError::from(e)),
+    };
+    let mut out = json!({ "Images": images });
+    if last < count {
+        out["NextToken"] = json!(last.to_string());
+    }
+    Ok(out)
+}

@@ -55,6 +55,7 @@ pub async fn run(ctx: &Ctx<'_>, op: &str, body: &Value) -> Result<Value, KvsErro
         "ListTagsForResource" => list_tags_for_resource(ctx, body),
         "ListFragments" => super::archived::list_fragments(ctx, body).await,
         "GetHLSStreamingSessionURL" => super::archived::get_hls_streaming_session_url(ctx, body),
+        "GetImages" => super::archived::get_images(ctx, body).await,
         other => Err(KvsError::new(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",

@@ -46,6 +46,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/listFragments", "ListFragments"),
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
     ("/getClip", "GetClip"),
+    ("/getImages", "GetImages"),
 ];
 
 pub fn routes() -> Router<ApiState> {
