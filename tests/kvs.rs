@@ -23,8 +23,11 @@ fn python() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_the_control_plane() {
     let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    let frames = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(python());
-    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_control.py")).arg(&server.base);
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_control.py"))
+        .arg(&server.base)
+        .arg(frames.path());
     let (ok, stderr) = run_bounded(cmd).await;
     assert!(ok, "kvs_control.py: {stderr}");
     server.stop().await;

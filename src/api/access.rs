@@ -74,6 +74,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/TagResource", Rule::SelfAuthenticated),
     ("POST", "/UntagResource", Rule::SelfAuthenticated),
     ("POST", "/ListTagsForResource", Rule::SelfAuthenticated),
+    ("POST", "/updateImageGenerationConfiguration", Rule::SelfAuthenticated),
+    ("POST", "/describeImageGenerationConfiguration", Rule::SelfAuthenticated),
     ("POST", "/listFragments", Rule::SelfAuthenticated),
     ("POST", "/getHLSStreamingSessionURL", Rule::SelfAuthenticated),
     ("POST", "/getClip", Rule::SelfAuthenticated),

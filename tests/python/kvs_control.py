@@ -2,7 +2,7 @@
 rest-json serializer and parser, its error parsing from `x-amzn-ErrorType`), against the same
 streams the native API serves.
 
-Usage: kvs_control.py <endpoint>. Exits non-zero with a message on the first mismatch."""
+Usage: kvs_control.py <endpoint> <directory for images>. Exits non-zero with a message on the first mismatch."""
 
 import datetime
 import json
@@ -113,6 +113,23 @@ kv.untag_resource(ResourceARN=arn, TagKeyList=["floor"])
 check(kv.list_tags_for_stream(StreamName="cam1")["Tags"] == {"owner": "ops"}, "untag_resource")
 code, _, _ = error(kv.tag_stream, StreamName="cam1", Tags={f"k{i}": "v" for i in range(50)})
 check(code == "TagsPerResourceExceededLimitException", f"51 tags: {code}")
+
+# --- image generation onto Sluice's generator ---------------------------------------------------
+frames_dir = sys.argv[2]
+conf = {"Status": "ENABLED", "ImageSelectorType": "PRODUCER_TIMESTAMP", "SamplingInterval": 2000,
+        "Format": "JPEG", "FormatConfig": {"JPEGQuality": "70"}, "WidthPixels": 320,
+        "DestinationConfig": {"Uri": "file://" + frames_dir, "DestinationRegion": "us-east-1"}}
+kv.update_image_generation_configuration(StreamName="cam1", ImageGenerationConfiguration=conf)
+got = kv.describe_image_generation_configuration(StreamName="cam1")["ImageGenerationConfiguration"]
+check(got == conf, f"image generation {got}")
+g = native("/v1/streams/cam1")["imageGeneration"]
+check(g["intervalMs"] == 2000 and g["quality"] == 70 and g["width"] == 320 and g["destination"]["path"] == frames_dir, f"native {g}")
+s3 = dict(conf, DestinationConfig={"Uri": "s3://bucket/prefix", "DestinationRegion": "us-east-1"})
+code, _, msg = error(kv.update_image_generation_configuration, StreamName="cam1", ImageGenerationConfiguration=s3)
+check(code == "InvalidArgumentException" and "object store" in msg, f"s3 destination: {code} {msg}")
+kv.update_image_generation_configuration(StreamName="cam1", ImageGenerationConfiguration=dict(conf, Status="DISABLED"))
+check("ImageGenerationConfiguration" not in kv.describe_image_generation_configuration(StreamName="cam1"), "disabled")
+check(native("/v1/streams/cam1")["imageGeneration"] is None, "native disabled")
 
 # --- delete with the current version ------------------------------------------------------------
 version = kv.describe_stream(StreamName="cam1")["StreamInfo"]["Version"]

@@ -53,6 +53,8 @@ pub async fn run(ctx: &Ctx<'_>, op: &str, body: &Value) -> Result<Value, KvsErro
         "TagResource" => tag_resource(ctx, body).await,
         "UntagResource" => untag_resource(ctx, body).await,
         "ListTagsForResource" => list_tags_for_resource(ctx, body),
+        "UpdateImageGenerationConfiguration" => super::imagegen::update(ctx, body).await,
+        "DescribeImageGenerationConfiguration" => super::imagegen::describe(ctx, body),
         "ListFragments" => super::archived::list_fragments(ctx, body).await,
         "GetHLSStreamingSessionURL" => super::archived::get_hls_streaming_session_url(ctx, body),
         "GetImages" => super::archived::get_images(ctx, body).await,

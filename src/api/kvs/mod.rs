@@ -7,6 +7,7 @@
 
 mod archived;
 mod control;
+mod imagegen;
 
 use std::net::IpAddr;
 
@@ -42,6 +43,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/TagResource", "TagResource"),
     ("/UntagResource", "UntagResource"),
     ("/ListTagsForResource", "ListTagsForResource"),
+    ("/updateImageGenerationConfiguration", "UpdateImageGenerationConfiguration"),
+    ("/describeImageGenerationConfiguration", "DescribeImageGenerationConfiguration"),
     // Archived media (`kinesis-video-archived-media`), at the data endpoint: this server.
     ("/listFragments", "ListFragments"),
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
