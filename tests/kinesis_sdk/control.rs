@@ -683,3 +683,38 @@ async fn update_shard_count_uniform_scaling() {
     let c = code(e);
     assert!(c == "ValidationException" || c == "InvalidArgumentException", "{c}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_by_resource_arn() {
+    let env = Env::start().await;
+    env.create("arn-tagged", 1).await;
+    let k = &env.kds;
+    let arn = env.arn("arn-tagged").await;
+    k.tag_resource()
+        .resource_arn(&arn)
+        .tags("team", "video")
+        .tags("env", "test")
+        .send()
+        .await
+        .unwrap();
+    let listed = k.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    let tags: BTreeMap<&str, &str> =
+        listed.tags().iter().map(|t| (t.key(), t.value().unwrap_or(""))).collect();
+    assert_eq!(tags, BTreeMap::from([("env", "test"), ("team", "video")]));
+    // The same tags as the stream-name operations see.
+    let by_name = k.list_tags_for_stream().stream_name("arn-tagged").send().await.unwrap();
+    assert_eq!(by_name.tags().len(), 2);
+    k.untag_resource().resource_arn(&arn).tag_keys("team").send().await.unwrap();
+    let listed = k.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    assert_eq!(listed.tags().iter().map(|t| t.key()).collect::<Vec<_>>(), ["env"]);
+    let consumer = format!("{arn}/consumer/app:1700000000");
+    assert_eq!(
+        code(k.tag_resource().resource_arn(&consumer).tags("a", "b").send().await),
+        "InvalidArgumentException"
+    );
+    let unknown = arn.replace("arn-tagged", "nope");
+    assert_eq!(
+        code(k.list_tags_for_resource().resource_arn(&unknown).send().await),
+        "ResourceNotFoundException"
+    );
+}

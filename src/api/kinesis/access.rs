@@ -35,6 +35,7 @@ pub fn need(op: &str) -> Need {
         | "DescribeStreamConsumer"
         | "ListStreamConsumers"
         | "GetResourcePolicy"
+        | "ListTagsForResource"
         | "SubscribeToShard" => Need::Stream(Action::Read),
         "ListStreams" | "DescribeLimits" | "DescribeAccountSettings" => Need::Any,
         "UpdateAccountSettings" => Need::Account(Action::Admin),

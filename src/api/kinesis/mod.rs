@@ -367,6 +367,9 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
         "DescribeLimits" => Ok(describe_limits(ds)),
         "UpdateStreamWarmThroughput" => settings::warm_throughput(ds, body),
         "DescribeAccountSettings" => settings::describe_account(ds),
+        "TagResource" => settings::tag_resource(ds, body),
+        "UntagResource" => settings::untag_resource(ds, body),
+        "ListTagsForResource" => settings::list_tags_for_resource(ds, body),
         "UpdateAccountSettings" => settings::update_account(ds, body),
         _ => return Err(unknown_operation(target)),
     };

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::ops::StreamMembers;
 use super::{parse, required};
 use crate::datastream::validate::Violations;
-use crate::datastream::{DataStreams, DsError};
+use crate::datastream::{DataStreams, DsError, StreamSel};
 
 pub(super) fn encryption(ds: &DataStreams, body: &[u8], start: bool) -> Result<Value, DsError> {
     #[derive(Deserialize)]
@@ -252,5 +252,57 @@ pub(super) fn list_tags(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError>
     Ok(json!({
         "Tags": tags.iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect::<Vec<_>>(),
         "HasMoreTags": more,
+    }))
+}
+
+/// The stream of a `ResourceARN` for the ARN-based tag operations: stream ARNs only (Sluice keeps
+/// tags on streams; a consumer ARN is `InvalidArgumentException`).
+fn tagged_stream(arn: &str) -> Result<(), DsError> {
+    crate::datastream::validate::length(arn, "resourceARN", 1, 2048)?;
+    if arn.contains("/consumer/") {
+        return Err(DsError::InvalidArgument(format!(
+            "{arn} is a consumer ARN: Sluice keeps tags on streams only; tag the stream."
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ResourceTagsIn {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    tag_keys: Option<Vec<String>>,
+}
+
+/// TagResource: AddTagsToStream by the stream's ARN.
+pub(super) fn tag_resource(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: ResourceTagsIn = parse(body)?;
+    let arn = required(r.resource_arn, "resourceARN")?;
+    let tags = required(r.tags, "tags")?;
+    tagged_stream(&arn)?;
+    ds.add_tags(StreamSel::arn(&arn), tags)?;
+    Ok(json!({}))
+}
+
+/// UntagResource: RemoveTagsFromStream by the stream's ARN.
+pub(super) fn untag_resource(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: ResourceTagsIn = parse(body)?;
+    let arn = required(r.resource_arn, "resourceARN")?;
+    let keys = required(r.tag_keys, "tagKeys")?;
+    tagged_stream(&arn)?;
+    ds.remove_tags(StreamSel::arn(&arn), &keys)?;
+    Ok(json!({}))
+}
+
+/// ListTagsForResource: every tag of the stream the ARN names, as `[{Key, Value}]`.
+pub(super) fn list_tags_for_resource(ds: &DataStreams, body: &[u8]) -> Result<Value, DsError> {
+    let r: ResourceTagsIn = parse(body)?;
+    let arn = required(r.resource_arn, "resourceARN")?;
+    tagged_stream(&arn)?;
+    let (tags, _) = ds.list_tags(StreamSel::arn(&arn), None, None)?;
+    Ok(json!({
+        "Tags": tags.iter().map(|(k, v)| json!({ "Key": k, "Value": v })).collect::<Vec<_>>(),
     }))
 }
