@@ -233,10 +233,17 @@ struct RangeQuery {
     pdt: Option<bool>,
     /// live replay only: when the viewer's session began (epoch ms), set by `index.m3u8`.
     epoch: Option<i64>,
+    /// on-demand only: at most this many segments, the oldest of the range (the KVS API's
+    /// `MaxMediaPlaylistFragmentResults`). Default: every segment of the range.
+    #[serde(rename = "maxSegments")]
+    max_segments: Option<usize>,
 }
 
 impl RangeQuery {
     fn range(&self) -> Result<TimeRange, Error> {
+        if self.max_segments == Some(0) {
+            return Err(Error::invalid("maxSegments must be at least 1"));
+        }
         TimeRange::parse(&self.start, &self.end, Bounds::HalfOpen)
     }
 }
@@ -266,9 +273,12 @@ async fn index(
     match q.mode.unwrap_or_default() {
         Mode::OnDemand => {
             let (clock, r) = (q.timestamps, range);
-            let segs = stream.read(move |s| s.segments_in_range(clock, r.start, r.end)).await?;
+            let mut segs = stream.read(move |s| s.segments_in_range(clock, r.start, r.end)).await?;
             if segs.is_empty() {
                 return Err(no_data(&stream, &range).into());
+            }
+            if let Some(n) = q.max_segments {
+                segs.truncate(n);
             }
             let render = range_render(&stream, &q, &state);
             let playlist = MediaPlaylist {
@@ -352,6 +362,9 @@ async fn multivariant(
         add("timestamps", kind_str(q.timestamps).to_owned());
         add("discontinuity", disc_str(q.discontinuity).to_owned());
         add("pdt", q.pdt.unwrap_or(true).to_string());
+        if let Some(n) = q.max_segments {
+            add("maxSegments", n.to_string());
+        }
         format!("{uri}{extra}")
     };
     let clock = q.timestamps;

@@ -88,6 +88,13 @@ media_uri = next(line for line in master.splitlines() if line and not line.start
 media = urllib.request.urlopen(url.split("/v1/")[0] + "/v1/streams/" + stream + "/hls/" + media_uri).read().decode()
 check("#EXT-X-PROGRAM-DATE-TIME:2026-03-01T11:00:00" in media, "program date-times when asked")
 
+capped = am.get_hls_streaming_session_url(StreamName=stream, PlaybackMode="ON_DEMAND", HLSFragmentSelector=producer,
+                                          MaxMediaPlaylistFragmentResults=2)["HLSStreamingSessionURL"]
+master = urllib.request.urlopen(capped).read().decode()
+media_uri = next(line for line in master.splitlines() if line and not line.startswith("#"))
+media = urllib.request.urlopen(capped.split("/v1/")[0] + "/v1/streams/" + stream + "/hls/" + media_uri).read().decode()
+check(media.count("#EXTINF") == 2, f"MaxMediaPlaylistFragmentResults=2: {media.count('#EXTINF')} segments")
+
 live = am.get_hls_streaming_session_url(StreamName=stream)["HLSStreamingSessionURL"]
 check("#EXT-X-STREAM-INF" in urllib.request.urlopen(live).read().decode(), "a LIVE session opens")
 

@@ -251,6 +251,10 @@ pub fn get_hls_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Valu
     );
     // KVS shows fragment timestamps (EXT-X-PROGRAM-DATE-TIME) only when asked.
     q.append_pair("pdt", if display == Some("ALWAYS") { "true" } else { "false" });
+    // On demand, the oldest fragments up to the maximum; live, Sluice's live window applies.
+    if let (Some(n), "ON_DEMAND") = (max, mode) {
+        q.append_pair("maxSegments", &n.to_string());
+    }
     q.append_pair("token", &token);
     let base = super::public_url(state, ctx.headers);
     let url = format!("{base}/v1/streams/{}/hls/master.m3u8?{}", s.name, q.finish());
