@@ -78,6 +78,10 @@ fn example_config_parses_and_matches_defaults() {
     );
     assert_eq!(a.throughput_limits, b.throughput_limits);
     assert_eq!(
+        (a.on_demand_scale_secs, a.on_demand_max_shards, a.delete_stream_ms),
+        (b.on_demand_scale_secs, b.on_demand_max_shards, b.delete_stream_ms)
+    );
+    assert_eq!(
         (
             a.write_bytes_per_sec,
             a.write_records_per_sec,
