@@ -342,7 +342,24 @@ pub async fn stream_records(kds: &aws_sdk_kinesis::Client, stream: &str) -> Vec<
             .expect("iterator");
         let mut iterator = it.shard_iterator().map(str::to_owned);
         while let Some(i) = iterator {
-            let page = kds.get_records().shard_iterator(i).send().await.expect("get records");
+            // A consumer that reads faster than five calls a second per shard is throttled, as
+            // in Kinesis; it waits and asks again with the same iterator, as the KCL does.
+            let mut attempts = 0;
+            let page = loop {
+                match kds.get_records().shard_iterator(&i).send().await {
+                    Ok(page) => break page,
+                    Err(e)
+                        if attempts < 20
+                            && e.as_service_error().is_some_and(|s| {
+                                s.is_provisioned_throughput_exceeded_exception()
+                            }) =>
+                    {
+                        attempts += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Err(e) => panic!("get records: {e:?}"),
+                }
+            };
             out.extend(page.records().iter().map(|r| r.data().as_ref().to_vec()));
             if page.records().is_empty() {
                 break;
