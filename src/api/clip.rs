@@ -117,8 +117,9 @@ async fn serve(
         TimestampKind::Server => "s",
     };
     let etag = format!(
-        // c2: fMP4 clips carry decode times on the stream timeline.
-        "\"c2-{}-{}-{}-{}-{}-{clock}-{fmt}\"",
+        // c2: fMP4 clips carry decode times on the stream timeline; c3: and B-frame video's
+        // start edit in their init.
+        "\"c3-{}-{}-{}-{}-{}-{clock}-{fmt}\"",
         stream.id,
         first.0,
         last.0,
@@ -189,7 +190,10 @@ fn plan(
     let mut parts: Vec<Part> = Vec::new();
     match format {
         Format::Fmp4 => {
-            parts.push(Part::Static(init_bytes));
+            let served = stream.served_init(init_id)?.ok_or_else(|| {
+                Error::internal(format!("stream {name}: init segment {init_id} missing"))
+            })?;
+            parts.push(Part::Static(served));
             for n in first.0..=last.0 {
                 let info = stream.fragment(FragmentNumber(n))?.ok_or_else(no_media)?;
                 parts

@@ -182,7 +182,7 @@ impl Tail {
                 continue;
             };
             if self.current_init != Some(f.meta.init_id) {
-                let init = self.stream.init_bytes(f.meta.init_id)?.ok_or_else(|| {
+                let init = self.stream.served_init(f.meta.init_id)?.ok_or_else(|| {
                     Error::internal(format!("init segment {} is missing", f.meta.init_id))
                 })?;
                 self.current_init = Some(f.meta.init_id);

@@ -58,6 +58,8 @@ pub struct VideoStream {
     inits: Log,
     /// Parsed init segments by id; they never change once written.
     init_cache: Mutex<HashMap<u32, Arc<InitSegment>>>,
+    /// Init segments as served (`serve::served_init`), once decided.
+    served_inits: Mutex<HashMap<u32, Bytes>>,
     /// Held only by the producer session while it appends (uncontended; a `Mutex` for `Sync`).
     writer: Mutex<WriterState>,
     /// The current producer, if any: the "one producer at a time" slot.
@@ -116,6 +118,7 @@ impl VideoStream {
             fragments,
             inits,
             init_cache: Mutex::new(HashMap::new()),
+            served_inits: Mutex::new(HashMap::new()),
             writer: Mutex::new(WriterState { last, last_init }),
             producer: Mutex::new(None),
             closed,

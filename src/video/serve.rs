@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 ///
 /// Segments and parts (2: decode times on the stream timeline).
 const MEDIA_FORMAT: u32 = 2;
-/// Init segments, served as stored.
-const INIT_FORMAT: u32 = 1;
+/// Init segments (2: B-frame video gets its start edit, see [`VideoStream::served_init`]).
+const INIT_FORMAT: u32 = 2;
 /// Fragments as stored (`/fragments/{n}/media`).
 const STORED_FORMAT: u32 = 1;
 
@@ -77,6 +77,65 @@ impl VideoStream {
     /// The ETag of init segment `id`.
     pub fn init_etag(&self, id: u32) -> String {
         format!("\"i{INIT_FORMAT}-{}-{id}\"", self.id)
+    }
+
+    /// Init segment `id` as served with its fragments (HLS, live tails, fMP4 clips): as stored,
+    /// except that B-frame video without an edit list gets its start edit
+    /// ([`crate::media::fmp4::with_start_edit`]), so players present the first picture at time 0
+    /// instead of one or two frames in. The delay is the first picture's composition offset in
+    /// the first retained fragment that uses this init (one encoder configuration keeps one
+    /// delay). Cached per init once a fragment has decided it.
+    pub fn served_init(&self, id: u32) -> Result<Option<Bytes>> {
+        if let Some(b) = self.served_inits.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(Some(b.clone()));
+        }
+        let Some(stored) = self.init_bytes(id)? else { return Ok(None) };
+        let Some(first) = self.first_fragment_of_init(id)? else { return Ok(Some(stored)) };
+        let served = self.start_delay(id, first)?.map_or(stored.clone(), |(track, delay)| {
+            crate::media::fmp4::with_start_edit(&stored, track, delay)
+                .map_or(stored, Bytes::from)
+        });
+        self.served_inits.lock().unwrap_or_else(|p| p.into_inner()).insert(id, served.clone());
+        Ok(Some(served))
+    }
+
+    /// The video track and its first picture's composition offset in fragment `n`, if positive.
+    fn start_delay(&self, id: u32, n: FragmentNumber) -> Result<Option<(u32, u64)>> {
+        let (Some(init), Some((_, bytes))) = (self.init(id)?, self.read_fragment(n)?) else {
+            return Ok(None);
+        };
+        let Some(video) = init.video() else { return Ok(None) };
+        let Ok(tracks) = crate::media::fmp4::samples(&init, &bytes) else { return Ok(None) };
+        let first = tracks
+            .iter()
+            .find(|t| t.track_id == video.track_id)
+            .and_then(|t| t.samples.first())
+            .map(|s| s.composition_offset);
+        // More than a second of reordering delay is not B-frames: leave such media as it is.
+        Ok(first
+            .and_then(|d| u64::try_from(d).ok())
+            .filter(|&d| d > 0 && d <= u64::from(video.timescale))
+            .map(|d| (video.track_id, d)))
+    }
+
+    /// The first retained fragment that uses init `id`. Init ids never decrease along the
+    /// stream (a new configuration gets a new, larger id), so this is a binary search.
+    fn first_fragment_of_init(&self, id: u32) -> Result<Option<FragmentNumber>> {
+        let (mut lo, mut hi) = (self.first_retained().0, self.committed_end().0);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let below = self
+                .infos(FragmentNumber(mid), FragmentNumber(mid + 1), 1)?
+                .first()
+                .is_none_or(|f| f.meta.init_id < id);
+            if below {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let found = self.infos(FragmentNumber(lo), FragmentNumber(lo + 1), 1)?;
+        Ok(found.first().filter(|f| f.meta.init_id == id).map(|f| f.number))
     }
 
     /// The ETag of fragment `n` exactly as stored.

@@ -10,12 +10,15 @@
 //! - `fragment` turns a `moof` (§8.8.4) into per-track timing: track fragment headers (§8.8.7
 //!   `tfhd`), track runs (§8.8.8 `trun`) and decode times (§8.8.12 `tfdt`); [`samples`] resolves
 //!   every sample's byte range in the `mdat`.
+//! - `edit` puts a B-frame stream's start edit (§8.6.6 `elst`) into an init segment as served,
+//!   so players present its first picture at time 0 ([`with_start_edit`]).
 //!
 //! Boxes are decoded with `mp4-atom`; mp4-atom errors are wrapped into [`Fmp4Error`]s that carry
 //! the byte offset of the box in the producer's stream. Codec strings come from
 //! [`crate::media::codec`]. The counterpart that stores fragments is `crate::video`; the ingest
 //! that feeds this reader from HTTP is `crate::ingest`.
 
+mod edit;
 mod error;
 mod fragment;
 mod init;
@@ -29,6 +32,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use crate::media::codec::Codec;
+pub use edit::with_start_edit;
 pub use error::{BoxType, Fmp4Error, HexBytes};
 pub use fragment::{MAX_SAMPLES_PER_FRAGMENT, Sample, TrackSamples, samples};
 pub use init::parse_init;
