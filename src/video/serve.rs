@@ -92,8 +92,7 @@ impl VideoStream {
         let Some(stored) = self.init_bytes(id)? else { return Ok(None) };
         let Some(first) = self.first_fragment_of_init(id)? else { return Ok(Some(stored)) };
         let served = self.start_delay(id, first)?.map_or(stored.clone(), |(track, delay)| {
-            crate::media::fmp4::with_start_edit(&stored, track, delay)
-                .map_or(stored, Bytes::from)
+            crate::media::fmp4::with_start_edit(&stored, track, delay).map_or(stored, Bytes::from)
         });
         self.served_inits.lock().unwrap_or_else(|p| p.into_inner()).insert(id, served.clone());
         Ok(Some(served))

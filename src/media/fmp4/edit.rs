@@ -24,9 +24,9 @@ const EDTS_LEN: usize = 8 + 28;
 pub fn with_start_edit(init: &[u8], track_id: u32, media_time: u64) -> Option<Vec<u8>> {
     let media_time = i32::try_from(media_time).ok().filter(|&t| t > 0)?;
     let moov = children(init, 0, init.len())?.into_iter().find(|b| &b.kind == b"moov")?;
-    let trak = children(init, moov.body, moov.end)?.into_iter().find(|b| {
-        &b.kind == b"trak" && tkhd_track_id(init, b) == Some(track_id)
-    })?;
+    let trak = children(init, moov.body, moov.end)?
+        .into_iter()
+        .find(|b| &b.kind == b"trak" && tkhd_track_id(init, b) == Some(track_id))?;
     let boxes = children(init, trak.body, trak.end)?;
     if boxes.iter().any(|b| &b.kind == b"edts") {
         return None;
