@@ -1,7 +1,8 @@
 //! The Kinesis Video Streams API, black-box, through boto3 (`kinesisvideo`,
-//! `kinesis-video-archived-media`, from the venv `make test` sets up) and the AWS SDK for
-//! JavaScript v3 (from npm): the control plane over the same streams the native API serves, SigV4
-//! and grants, and archived media checked with ffprobe. The scripts are tests/python/kvs_*.py and
+//! `kinesis-video-archived-media`, `kinesis-video-media`, from the venv `make test` sets up) and
+//! the AWS SDK for JavaScript v3 (from npm): the control plane over the same streams the native
+//! API serves, SigV4 and grants, archived media checked with ffprobe, and GetMedia's Matroska
+//! checked with ebmlite, ffprobe and GStreamer. The scripts are tests/python/kvs_*.py and
 //! tests/node/kvs_clients.mjs.
 
 mod common;
@@ -112,6 +113,54 @@ async fn boto3_lists_fragments_and_plays_an_hls_session() {
     ]);
     let (ok, stderr) = run_bounded(cmd).await;
     assert!(ok, "kvs_archived.py: {stderr}");
+    server.stop().await;
+}
+
+/// Audio frames of a file, by ffprobe.
+fn audio_frames(path: &str) -> u64 {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "a:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("audio frame count")
+}
+
+/// The native fragment numbers of a stream.
+async fn fragment_numbers(server: &TestServer, stream: &str) -> Vec<String> {
+    let native = server.get_json(&format!("/v1/streams/{stream}/fragments")).await;
+    native["fragments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fragmentNumber"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_gets_media_as_matroska_from_every_start_selector() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    server.create_stream("mkv").await;
+    server.push("mkv", fixture("h264-aac.mp4"), "?producerStart=2026-03-01T11:00:00Z").await;
+    server.create_stream("bf").await;
+    server.push("bf", fixture("h264-bframes.mp4"), "?producerStart=2026-03-01T11:00:00Z").await;
+    let numbers = fragment_numbers(&server, "mkv").await;
+    assert!(numbers.len() >= 5, "{numbers:?}");
+    let path = fixture_path("h264-aac.mp4");
+    let (video, _) = ffprobe_frames(path.to_str().unwrap());
+    let audio = audio_frames(path.to_str().unwrap());
+    let (bframes, _) = ffprobe_frames(fixture_path("h264-bframes.mp4").to_str().unwrap());
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_media.py")).args([
+        &server.base,
+        "mkv",
+        &format!("{video},{audio}"),
+        &numbers.join(","),
+        "bf",
+        &bframes.to_string(),
+    ]);
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "kvs_media.py: {stderr}");
     server.stop().await;
 }
 

@@ -80,6 +80,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/getHLSStreamingSessionURL", Rule::SelfAuthenticated),
     ("POST", "/getClip", Rule::SelfAuthenticated),
     ("POST", "/getImages", Rule::SelfAuthenticated),
+    ("POST", "/getMediaForFragmentList", Rule::SelfAuthenticated),
+    ("POST", "/getMedia", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),
     ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
     ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),

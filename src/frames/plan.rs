@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use mp4_atom::{Atom, Decode};
+use mp4_atom::Atom;
 
 use super::worker::{AccessUnit, DecoderConfig, VideoCodec, Worker};
 use super::{FrameError, Image, ImageOptions};
@@ -89,9 +89,7 @@ fn decoder_config(init: &InitSegment) -> Result<(DecoderConfig, u32, u32), Frame
     let track = init
         .video()
         .ok_or_else(|| FrameError::MediaError("the init segment has no video track".to_owned()))?;
-    let moov = find_box(&init.bytes, b"moov")
-        .ok_or_else(|| FrameError::MediaError("the init segment has no moov".to_owned()))?;
-    let moov = mp4_atom::Moov::decode(&mut &moov[..])
+    let moov = crate::media::fmp4::moov_of(&init.bytes)
         .map_err(|e| FrameError::MediaError(format!("the moov does not decode: {e}")))?;
     let trak = moov
         .trak
@@ -132,29 +130,6 @@ fn decoder_config(init: &InitSegment) -> Result<(DecoderConfig, u32, u32), Frame
     };
     let config = DecoderConfig { codec, stream_format, codec_data: Bytes::from(record) };
     Ok((config, track.track_id, track.timescale))
-}
-
-/// The first top-level box of this type, header included.
-fn find_box<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    let mut at = 0usize;
-    while at.checked_add(8)? <= bytes.len() {
-        let size32 = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
-        let size = match size32 {
-            0 => bytes.len() - at,
-            1 => usize::try_from(u64::from_be_bytes(bytes.get(at + 8..at + 16)?.try_into().ok()?))
-                .ok()?,
-            n => n as usize,
-        };
-        if size < 8 {
-            return None;
-        }
-        let end = at.checked_add(size)?;
-        if bytes.get(at + 4..at + 8)? == kind {
-            return bytes.get(at..end);
-        }
-        at = end;
-    }
-    None
 }
 
 /// One stored video sample with its place and times.

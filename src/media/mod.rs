@@ -20,6 +20,7 @@ pub mod codec;
 pub mod fmp4;
 pub mod hls;
 pub mod hls_query;
+pub mod mkv;
 pub mod mp4clip;
 pub mod mux;
 pub mod param_sets;

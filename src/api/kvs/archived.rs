@@ -18,7 +18,7 @@ const DEFAULT_FRAGMENTS: i64 = 100;
 const MAX_FRAGMENTS: i64 = 1000;
 
 /// A structure member (`None` when absent).
-fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, KvsError> {
+pub(super) fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, KvsError> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => Ok(Some(v)),
@@ -27,7 +27,7 @@ fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, Kvs
 }
 
 /// An epoch-seconds timestamp member, as KVS's JSON carries them.
-fn timestamp(body: &Value, member: &str) -> Result<Option<Timestamp>, KvsError> {
+pub(super) fn timestamp(body: &Value, member: &str) -> Result<Option<Timestamp>, KvsError> {
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v

@@ -8,6 +8,7 @@
 mod archived;
 mod control;
 mod imagegen;
+mod media;
 
 use std::net::IpAddr;
 
@@ -50,6 +51,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
     ("/getClip", "GetClip"),
     ("/getImages", "GetImages"),
+    ("/getMediaForFragmentList", "GetMediaForFragmentList"),
+    // Media (`kinesis-video-media`).
+    ("/getMedia", "GetMedia"),
 ];
 
 pub fn routes() -> Router<ApiState> {
@@ -132,6 +136,10 @@ async fn handle(State(state): State<ApiState>, req: Request) -> Response {
                 let ctx = control::Ctx { state: &state, who: &who, headers: &parts.headers };
                 if op == "GetClip" {
                     archived::get_clip(&ctx, &body).await
+                } else if op == "GetMedia" {
+                    media::get_media(&ctx, &body).await
+                } else if op == "GetMediaForFragmentList" {
+                    media::get_media_for_fragment_list(&ctx, &body).await
                 } else {
                     control::run(&ctx, op, &body)
                         .await

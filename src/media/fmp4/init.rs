@@ -15,6 +15,26 @@ use crate::media::codec;
 /// Parses a stored init segment (optional `ftyp`, then `moov`; other boxes are ignored).
 /// Error offsets are positions within `bytes`.
 pub fn parse_init(bytes: Bytes) -> Result<InitSegment, Fmp4Error> {
+    let (at, end) = find_moov(&bytes)?;
+    let tracks = decode_moov(&bytes[at..end], at as u64)?;
+    Ok(InitSegment { bytes, tracks })
+}
+
+/// The decoded `moov` of an init segment, for what needs its sample entries whole (decoder
+/// configurations for decoding and for remuxing to other containers).
+pub fn moov_of(bytes: &[u8]) -> Result<Moov, Fmp4Error> {
+    let (at, end) = find_moov(bytes)?;
+    let moov = &bytes[at..end];
+    Moov::decode(&mut &moov[..]).map_err(|e| Fmp4Error::Decode {
+        offset: at as u64,
+        kind: BoxType::MOOV,
+        reason: e.to_string(),
+        head: HexBytes::of(moov),
+    })
+}
+
+/// Where the first complete `moov` box is in `bytes`.
+fn find_moov(bytes: &[u8]) -> Result<(usize, usize), Fmp4Error> {
     let mut at = 0usize;
     while at < bytes.len() {
         let header = match parse_header(&bytes[at..], at as u64)? {
@@ -27,8 +47,7 @@ pub fn parse_init(bytes: Bytes) -> Result<InitSegment, Fmp4Error> {
             .filter(|&end| end <= bytes.len());
         let Some(end) = end else { break };
         if header.kind == BoxType::MOOV {
-            let tracks = decode_moov(&bytes[at..end], at as u64)?;
-            return Ok(InitSegment { bytes, tracks });
+            return Ok((at, end));
         }
         at = end;
     }

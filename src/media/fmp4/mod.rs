@@ -35,7 +35,7 @@ pub use crate::media::codec::Codec;
 pub use edit::with_start_edit;
 pub use error::{BoxType, Fmp4Error, HexBytes};
 pub use fragment::{MAX_SAMPLES_PER_FRAGMENT, Sample, TrackSamples, samples};
-pub use init::parse_init;
+pub use init::{moov_of, parse_init};
 pub use reader::Fmp4Reader;
 
 /// Size limits that bound the reader's memory use per stream.
