@@ -185,3 +185,84 @@ async fn the_javascript_sdk_manages_streams_and_reads_archived_media() {
     assert!(ok, "kvs_clients.mjs: {stderr}");
     server.stop().await;
 }
+
+/// The values of tag `name` in a GetMedia body, in order (each `TagString` follows its
+/// `TagName`; the values here are short, so their size is one byte).
+fn tag_values(body: &[u8], name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = body[at..].windows(name.len()).position(|w| w == name.as_bytes()) {
+        let after = at + i + name.len();
+        assert_eq!(&body[after..after + 2], [0x44, 0x87], "a TagString follows the TagName");
+        let len = usize::from(body[after + 2] & 0x7F);
+        out.push(String::from_utf8_lossy(&body[after + 3..after + 3 + len]).into_owned());
+        at = after;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_media_follows_a_live_producer_and_ends_when_it_leaves() {
+    use futures_util::StreamExt;
+    let server = TestServer::start().await;
+    server.create_stream("live").await;
+    let (init, fragments) = split_fixture(&fixture("h264.mp4"));
+    let mut producer =
+        connect_producer(&server.http, server.url("/v1/streams/live/media?acks=stream")).await;
+    producer.send(init).await;
+    for f in &fragments[..2] {
+        producer.send(f.clone()).await;
+        producer.next("PERSISTED").await;
+    }
+    let resp = server
+        .http
+        .post(server.url("/getMedia"))
+        .body(r#"{"StreamName":"live","StartSelector":{"StartSelectorType":"NOW"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let mut got = Vec::new();
+    let token = "AWS_KINESISVIDEO_CONTINUATION_TOKEN";
+    // Reads until `n` documents are complete (each ends with its continuation token).
+    async fn until(
+        body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+        got: &mut Vec<u8>,
+        token: &str,
+        n: usize,
+    ) {
+        while tag_values(got, token).len() < n {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), body.next())
+                .await
+                .expect("GetMedia sends within 20 s")
+                .expect("the body goes on")
+                .unwrap();
+            got.extend_from_slice(&chunk);
+        }
+    }
+    // NOW: the newest fragment (a keyframe) first.
+    until(&mut body, &mut got, token, 1).await;
+    assert_eq!(tag_values(&got, "AWS_KINESISVIDEO_FRAGMENT_NUMBER"), ["1"]);
+    // Then every fragment as it is persisted, woken by the log.
+    for (i, f) in fragments[2..].iter().enumerate() {
+        producer.send(f.clone()).await;
+        until(&mut body, &mut got, token, i + 2).await;
+    }
+    producer.finish().await;
+    // The producer has left and everything was sent: the body ends.
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(20), body.next())
+        .await
+        .expect("the body ends within 20 s of the producer leaving")
+    {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    let numbers: Vec<String> = (1..fragments.len()).map(|n| n.to_string()).collect();
+    assert_eq!(tag_values(&got, "AWS_KINESISVIDEO_FRAGMENT_NUMBER"), numbers);
+    let tokens: Vec<String> = (2..=fragments.len()).map(|n| n.to_string()).collect();
+    assert_eq!(tag_values(&got, token), tokens);
+    // One self-contained document per fragment (frames are counted in the boto3 test).
+    let headers = got.windows(4).filter(|w| *w == [0x1A, 0x45, 0xDF, 0xA3]).count();
+    assert_eq!(headers, fragments.len() - 1);
+    server.stop().await;
+}
