@@ -11,42 +11,17 @@ use std::sync::Arc;
 
 use common::*;
 
-fn python() -> std::path::PathBuf {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is required: run `make test` (its setup makes the venv of tests/requirements.txt)",
-        python.display()
-    );
-    python
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_the_control_plane() {
     let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
     let frames = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(python());
+    let mut cmd = std::process::Command::new(venv_python());
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_control.py"))
         .arg(&server.base)
         .arg(frames.path());
     let (ok, stderr) = run_bounded(cmd).await;
     assert!(ok, "kvs_control.py: {stderr}");
     server.stop().await;
-}
-
-/// A key with one grant, made through the admin API: (id, secret).
-async fn key(s: &TestServer, admin: &str, action: &str, streams: &str) -> (String, String) {
-    let resp = s
-        .http
-        .post(s.url("/v1/auth/keys"))
-        .header("authorization", admin)
-        .json(&serde_json::json!({"grants": [{"action": action, "streams": streams}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let v: serde_json::Value = resp.json().await.unwrap();
-    (v["accessKeyId"].as_str().unwrap().into(), v["secretAccessKey"].as_str().unwrap().into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,13 +46,13 @@ async fn sigv4_and_grants_guard_the_control_plane() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("operator:operator-password")
     );
-    let (admin_id, admin_secret) = key(&server, &basic, "admin", "cam*").await;
-    let (read_id, read_secret) = key(&server, &basic, "read", "cam*").await;
+    let (admin_id, admin_secret) = access_key(&server, &basic, "admin", "cam*").await;
+    let (read_id, read_secret) = access_key(&server, &basic, "read", "cam*").await;
     // Unsigned: refused before anything runs.
     let resp = server.http.post(server.url("/listStreams")).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.headers()["x-amzn-errortype"], "MissingAuthenticationTokenException");
-    let mut cmd = std::process::Command::new(python());
+    let mut cmd = std::process::Command::new(venv_python());
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_auth.py")).args([
         &server.base,
         &admin_id,
@@ -104,7 +79,7 @@ async fn boto3_lists_fragments_and_plays_an_hls_session() {
         .collect();
     assert!(numbers.len() >= 3, "{native}");
     let (frames, _) = ffprobe_frames(fixture_path("h264.mp4").to_str().unwrap());
-    let mut cmd = std::process::Command::new(python());
+    let mut cmd = std::process::Command::new(venv_python());
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_archived.py")).args([
         &server.base,
         "arch",
@@ -150,7 +125,7 @@ async fn boto3_gets_media_as_matroska_from_every_start_selector() {
     let (video, _) = ffprobe_frames(path.to_str().unwrap());
     let audio = audio_frames(path.to_str().unwrap());
     let (bframes, _) = ffprobe_frames(fixture_path("h264-bframes.mp4").to_str().unwrap());
-    let mut cmd = std::process::Command::new(python());
+    let mut cmd = std::process::Command::new(venv_python());
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kvs_media.py")).args([
         &server.base,
         "mkv",

@@ -82,6 +82,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/getImages", Rule::SelfAuthenticated),
     ("POST", "/getMediaForFragmentList", Rule::SelfAuthenticated),
     ("POST", "/getMedia", Rule::SelfAuthenticated),
+    ("POST", "/putMedia", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),
     ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
     ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),

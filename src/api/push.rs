@@ -20,7 +20,7 @@ use super::path::StreamPath;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::ingest::acks;
-use crate::ingest::http_fmp4::{BodyStream, Push};
+use crate::ingest::http_fmp4::{BodyStream, Format, Push};
 use crate::video::writer::TimestampMode;
 
 pub fn routes() -> Router<ApiState> {
@@ -87,7 +87,7 @@ async fn push(
         state.video.clock().clone(),
         state.config.ingest.clone(),
         state.memory.clone(),
-        mode,
+        (Format::Fmp4, mode),
         remote_addr,
     )?;
 

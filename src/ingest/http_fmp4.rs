@@ -11,6 +11,10 @@
 //! A bad fragment (too long, decode time going backwards, unknown track) is rejected alone and
 //! the session goes on; unparseable bytes end the session with ERROR 4006 at their byte offset.
 //! A producer that disconnects mid-fragment loses only that partial fragment.
+//!
+//! The same session reads Matroska ([`Format::Matroska`]: KVS PutMedia, `crate::api::kvs`),
+//! remuxed to fMP4 by `crate::media::mkv` as it arrives: each Cluster is a fragment, with the
+//! same acknowledgements, error codes and limits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +27,7 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::config::IngestConfig;
 use crate::error::Error;
 use crate::media::fmp4::{Fmp4Error, Fmp4Reader, Item, Limits};
+use crate::media::mkv::{MkvError, MkvLimits, MkvRemuxer, Refusal, RemuxError, Remuxed};
 use crate::memory::{MemoryBudget, Part};
 use crate::video::VideoStream;
 use crate::video::writer::{
@@ -38,6 +43,25 @@ pub type BodyStream = std::pin::Pin<
     >,
 >;
 
+/// What the body of a push is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Fragmented MP4 (the native push).
+    Fmp4,
+    /// Matroska as Kinesis Video Streams producers send it (PutMedia); a timecode of 0 is
+    /// `origin_ns` nanoseconds after the Unix epoch (0 for absolute timecodes).
+    Matroska { origin_ns: i128 },
+}
+
+impl Format {
+    fn protocol(self) -> &'static str {
+        match self {
+            Format::Fmp4 => "http-fmp4",
+            Format::Matroska { .. } => "kvs-putmedia",
+        }
+    }
+}
+
 /// A push whose producer slot is claimed, before its body is read.
 pub struct Push {
     ctx: SessionContext,
@@ -51,16 +75,17 @@ impl Push {
         clock: SharedClock,
         config: IngestConfig,
         memory: Arc<MemoryBudget>,
-        mode: TimestampMode,
+        (format, mode): (Format, TimestampMode),
         remote_addr: Option<String>,
     ) -> Result<Push, Error> {
         let connected_at = clock.now();
+        let protocol = format.protocol();
         let session = stream.claim_producer(
-            ProducerInfo { protocol: "http-fmp4", remote_addr: remote_addr.clone(), connected_at },
+            ProducerInfo { protocol, remote_addr: remote_addr.clone(), connected_at },
             mode,
         )?;
-        tracing::info!(stream = %stream.name, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
-        Ok(Push { ctx: SessionContext { config, clock, stream, memory }, session })
+        tracing::info!(stream = %stream.name, protocol, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
+        Ok(Push { ctx: SessionContext { config, clock, stream, memory, format }, session })
     }
 
     /// Reads `body` in a task of its own, sending acknowledgements into `acks`. The task ends when
@@ -76,6 +101,92 @@ struct SessionContext {
     stream: Arc<VideoStream>,
     /// The fragment being received is held against it (`crate::memory`).
     memory: Arc<MemoryBudget>,
+    format: Format,
+}
+
+/// The body's reader: fMP4 as it is, or Matroska remuxed to fMP4.
+enum Demux {
+    Fmp4(Fmp4Reader),
+    Matroska(Box<MkvRemuxer>),
+}
+
+fn bytes_limit(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// What the reader gave: an item to store (a fragment with the timecode its acknowledgements
+/// carry, when the producer's own differs from the stored one), or a fragment refused alone.
+enum Demuxed {
+    Item(Item, Option<i64>),
+    Refused(IngestError),
+}
+
+impl Demux {
+    fn new(ctx: &SessionContext) -> Demux {
+        let (fragment, init) = (ctx.config.max_fragment_bytes, ctx.config.max_init_bytes);
+        match ctx.format {
+            Format::Fmp4 => Demux::Fmp4(Fmp4Reader::new(Limits {
+                max_fragment_bytes: fragment,
+                max_init_bytes: init,
+            })),
+            Format::Matroska { origin_ns } => {
+                let (fragment, init) = (bytes_limit(fragment), bytes_limit(init));
+                Demux::Matroska(Box::new(MkvRemuxer::new(
+                    MkvLimits { max_header_bytes: init, max_block_bytes: fragment },
+                    fragment,
+                    origin_ns,
+                )))
+            }
+        }
+    }
+
+    fn push(&mut self, chunk: bytes::Bytes) {
+        match self {
+            Demux::Fmp4(r) => r.push(chunk),
+            Demux::Matroska(r) => r.push(chunk),
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        match self {
+            Demux::Fmp4(r) => r.buffered(),
+            Demux::Matroska(r) => r.buffered(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Demuxed>, IngestError> {
+        match self {
+            Demux::Fmp4(r) => {
+                r.next_item().map(|i| i.map(|i| Demuxed::Item(i, None))).map_err(fmp4_error)
+            }
+            Demux::Matroska(r) => match r.next_remuxed().map_err(remux_error)? {
+                None => Ok(None),
+                Some(Remuxed::Item(i)) => Ok(Some(Demuxed::Item(i, None))),
+                Some(Remuxed::ClusterStarted { offset, timecode_ms }) => {
+                    Ok(Some(Demuxed::Item(Item::FragmentStarted { offset }, Some(timecode_ms))))
+                }
+                Some(Remuxed::Cluster { fragment, timecode_ms }) => {
+                    Ok(Some(Demuxed::Item(Item::Fragment(fragment), Some(timecode_ms))))
+                }
+                Some(Remuxed::Refused(why, message)) => {
+                    let code = match why {
+                        Refusal::Invalid => IngestErrorCode::InvalidMedia,
+                        Refusal::UnknownTrack => IngestErrorCode::TrackNumberMismatch,
+                        Refusal::TooLarge => IngestErrorCode::MaxFragmentSizeReached,
+                    };
+                    Ok(Some(Demuxed::Refused(IngestError::new(code, message))))
+                }
+            },
+        }
+    }
+
+    /// The end of the body; an error names what was cut off.
+    fn finish(&mut self) -> Result<(), String> {
+        match self {
+            Demux::Fmp4(r) => r.finish().map_err(|e| e.to_string()),
+            Demux::Matroska(r) => r.finish().map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// How long a producer's reading waits for room in a busy memory budget before ERROR 5000.
@@ -111,7 +222,8 @@ async fn run_session(
     session.notify_durability(durable_tx);
 
     let mut body = body;
-    let end = read_body(&ctx, &mut session, &mut body, &acks, &mut durable).await;
+    let mut timecodes = Timecodes::default();
+    let end = read_body(&ctx, &mut session, &mut body, &acks, (&mut durable, &mut timecodes)).await;
 
     let (reason, last_ack) = match &end {
         End::Finished => ("finished".to_owned(), None),
@@ -135,7 +247,7 @@ async fn run_session(
     // Every fragment's outcome is acknowledged before the last word.
     session.finish().await;
     while let Ok(d) = durable.try_recv() {
-        acks.send(persisted_ack(d));
+        acks.send(timecodes.persisted(d));
     }
     let refused = matches!(end, End::Fatal(_) | End::StorageFailed(_));
     if let Some(ack) = last_ack {
@@ -171,25 +283,21 @@ async fn read_body(
     session: &mut ProducerSession,
     data: &mut BodyStream,
     acks: &AckSender,
-    durable: &mut mpsc::UnboundedReceiver<Durability>,
+    (durable, timecodes): (&mut mpsc::UnboundedReceiver<Durability>, &mut Timecodes),
 ) -> End {
-    let mut reader = Fmp4Reader::new(Limits {
-        max_fragment_bytes: ctx.config.max_fragment_bytes,
-        max_init_bytes: ctx.config.max_init_bytes,
-    });
+    let mut reader = Demux::new(ctx);
     let idle = ctx.config.idle_ack_interval_ms.max(Duration::from_millis(1));
     let max_duration_us =
         u64::try_from(ctx.config.max_fragment_duration_ms.as_micros()).unwrap_or(u64::MAX);
     let cancel = session.cancelled().clone();
     let mut fragment_arrival: Option<Timestamp> = None;
-    let name = ctx.stream.name.to_string();
     let mut memory = ctx.memory.empty(Part::Ingest);
     loop {
         let next = tokio::select! {
             biased;
             _ = cancel.cancelled() => return End::Stopped,
             Some(d) = durable.recv() => {
-                acks.send(persisted_ack(d));
+                acks.send(timecodes.persisted(d));
                 continue;
             }
             r = tokio::time::timeout(idle, data.next()) => r,
@@ -201,11 +309,21 @@ async fn read_body(
             }
             Ok(None) => {
                 return match reader.finish() {
-                    Ok(()) => End::Finished,
+                    Ok(()) => {
+                        // What the end completes (a Matroska Cluster of unknown size) is stored.
+                        let now = ctx.clock.now();
+                        let mut stored =
+                            Stored { ctx, timecodes, session, acks, now, max_duration_us };
+                        stored
+                            .items(&mut reader, &mut fragment_arrival)
+                            .await
+                            .unwrap_or(End::Finished)
+                    }
                     Err(e) => End::Truncated(IngestError::new(
                         IngestErrorCode::StreamReadError,
                         format!(
-                            "the body ended inside a box; the partial fragment was dropped: {e}"
+                            "the body ended inside an element; the partial fragment was dropped: \
+                             {e}"
                         ),
                     )),
                 };
@@ -224,44 +342,79 @@ async fn read_body(
             return End::Fatal(IngestError::new(IngestErrorCode::InternalError, e.to_string()));
         }
         reader.push(chunk);
+        let mut stored = Stored { ctx, timecodes, session, acks, now, max_duration_us };
+        if let Some(end) = stored.items(&mut reader, &mut fragment_arrival).await {
+            return end;
+        }
+        let _ = memory.resize(reader.buffered());
+    }
+}
+
+/// Stores what the reader has ready.
+struct Stored<'a> {
+    ctx: &'a SessionContext,
+    timecodes: &'a mut Timecodes,
+    session: &'a mut ProducerSession,
+    acks: &'a AckSender,
+    now: Timestamp,
+    max_duration_us: u64,
+}
+
+impl Stored<'_> {
+    /// Takes every ready item: init segments and fragments to the writer, acknowledged. `Some`
+    /// ends the session.
+    async fn items(
+        &mut self,
+        reader: &mut Demux,
+        fragment_arrival: &mut Option<Timestamp>,
+    ) -> Option<End> {
         loop {
-            match reader.next_item() {
-                Ok(None) => break,
-                Ok(Some(Item::Init(init))) => {
-                    if let Err(e) = session.set_init(&init).await {
-                        return End::Fatal(e);
+            match reader.next() {
+                Ok(None) => return None,
+                Ok(Some(Demuxed::Refused(e))) => {
+                    self.ctx.stream.ingest_error(&e);
+                    tracing::warn!(stream = %self.ctx.stream.name, code = e.code.code(), error = %e, "fragment refused");
+                    self.acks.send(Ack::error(&e));
+                }
+                Ok(Some(Demuxed::Item(Item::Init(init), _))) => {
+                    if let Err(e) = self.session.set_init(&init).await {
+                        return Some(End::Fatal(e));
                     }
                 }
-                Ok(Some(Item::FragmentStarted { .. })) => {
-                    fragment_arrival = Some(now);
-                    acks.send(Ack::new(EventType::Buffering));
+                Ok(Some(Demuxed::Item(Item::FragmentStarted { .. }, timecode))) => {
+                    *fragment_arrival = Some(self.now);
+                    let ack = Ack { fragment_timecode: timecode, ..Ack::new(EventType::Buffering) };
+                    self.acks.send(ack);
                 }
-                Ok(Some(Item::Fragment(fragment))) => {
-                    let arrival = fragment_arrival.take().unwrap_or(now);
-                    match session.append(&fragment, arrival, max_duration_us).await {
+                Ok(Some(Demuxed::Item(Item::Fragment(fragment), timecode))) => {
+                    let arrival = fragment_arrival.take().unwrap_or(self.now);
+                    match self.session.append(&fragment, arrival, self.max_duration_us).await {
                         Ok(a) => {
-                            acks.send(Ack::fragment(
+                            let timecode = timecode.unwrap_or(a.timecode_ms);
+                            if timecode != a.timecode_ms {
+                                self.timecodes.insert(a.number.0, timecode);
+                            }
+                            self.acks.send(Ack::fragment(
                                 EventType::Received,
-                                a.timecode_ms,
+                                timecode,
                                 a.number.0,
                             ));
                         }
                         Err(e) => {
-                            ctx.stream.ingest_error(&e);
-                            tracing::warn!(stream = %name, code = e.code.code(), error = %e, "fragment rejected");
-                            acks.send(Ack::error(&e));
+                            self.ctx.stream.ingest_error(&e);
+                            tracing::warn!(stream = %self.ctx.stream.name, code = e.code.code(), error = %e, "fragment rejected");
+                            self.acks.send(Ack::error(&e));
                             if e.code == IngestErrorCode::ArchivalError {
                                 // Storage failed (a full disk): stop taking data we cannot keep.
                                 // The ERROR 5001 just sent says why; nothing more is sent.
-                                return End::StorageFailed(e.message.clone());
+                                return Some(End::StorageFailed(e.message.clone()));
                             }
                         }
                     }
                 }
-                Err(e) => return End::Fatal(fmp4_error(e)),
+                Err(e) => return Some(End::Fatal(e)),
             }
         }
-        let _ = memory.resize(reader.buffered());
     }
 }
 
@@ -274,12 +427,37 @@ fn fmp4_error(e: Fmp4Error) -> IngestError {
     IngestError::new(code, e.to_string())
 }
 
-/// PERSISTED, or ERROR 5001 naming the fragment, as the session settled its durability.
-fn persisted_ack(d: Durability) -> Ack {
-    match d {
-        Durability::Persisted(a) => Ack::fragment(EventType::Persisted, a.timecode_ms, a.number.0),
-        Durability::Failed(a, err) => {
-            Ack { fragment_number: Some(a.number.0.to_string()), ..Ack::error(&err) }
+fn remux_error(e: RemuxError) -> IngestError {
+    let code = if matches!(e, RemuxError::Mkv(MkvError::TooLarge { .. })) {
+        IngestErrorCode::MaxFragmentSizeReached
+    } else {
+        IngestErrorCode::InvalidMedia
+    };
+    IngestError::new(code, e.to_string())
+}
+
+/// The producer's own timecodes of fragments acknowledged RECEIVED and not yet PERSISTED, where
+/// they differ from the stored ones (PutMedia acknowledges a fragment by its Cluster timecode).
+#[derive(Default)]
+struct Timecodes(std::collections::BTreeMap<u64, i64>);
+
+impl Timecodes {
+    fn insert(&mut self, number: u64, timecode: i64) {
+        self.0.insert(number, timecode);
+    }
+
+    /// PERSISTED, or ERROR 5001 naming the fragment, as the session settled its durability.
+    fn persisted(&mut self, d: Durability) -> Ack {
+        let own = |t: &mut Self, n: u64, stored: i64| t.0.remove(&n).unwrap_or(stored);
+        match d {
+            Durability::Persisted(a) => {
+                let tc = own(self, a.number.0, a.timecode_ms);
+                Ack::fragment(EventType::Persisted, tc, a.number.0)
+            }
+            Durability::Failed(a, err) => {
+                self.0.remove(&a.number.0);
+                Ack { fragment_number: Some(a.number.0.to_string()), ..Ack::error(&err) }
+            }
         }
     }
 }

@@ -366,13 +366,15 @@ impl ProducerSession {
             ));
         }
         let decode = timing.base_decode_time;
+        // A fragment that starts where the previous one started repeats it (a producer that
+        // resent its media, or a cluster whose timecodes went back): refused like one before it.
         if let Some(last) = self.last_decode_time
-            && decode < last
+            && decode <= last
         {
             return Err(IngestError::new(
                 IngestErrorCode::FragmentTimecodeLesserThanPrevious,
                 format!(
-                    "fragment at byte {} has decode time {decode} (timescale {timescale}), before the previous fragment's {last}",
+                    "fragment at byte {} has decode time {decode} (timescale {timescale}), not after the previous fragment's {last}",
                     fragment.offset
                 ),
             ));

@@ -138,6 +138,15 @@ impl TestServer {
         let v = self.get_json(&format!("/v1/streams/{name}/fragments?limit=10000")).await;
         v["fragments"].as_array().cloned().unwrap_or_default()
     }
+
+    /// [`TestServer::fragments`] on a server with auth on, as `authorization`.
+    pub async fn fragments_as(&self, name: &str, authorization: &str) -> Vec<Value> {
+        let url = self.url(&format!("/v1/streams/{name}/fragments?limit=10000"));
+        let resp = self.http.get(url).header("authorization", authorization).send().await.unwrap();
+        assert!(resp.status().is_success(), "GET fragments: {}", resp.status());
+        let v: Value = resp.json().await.expect("json");
+        v["fragments"].as_array().cloned().unwrap_or_default()
+    }
 }
 
 pub fn parse_acks(text: &str) -> Vec<Value> {
@@ -446,4 +455,36 @@ impl Producer {
             }
         }
     }
+}
+
+/// The Python of the venv `make test` sets up (tests/requirements.txt).
+pub fn venv_python() -> std::path::PathBuf {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is required: run `make test` (its setup makes the venv of tests/requirements.txt)",
+        python.display()
+    );
+    python
+}
+
+/// An access key with one grant, made through the admin API as `admin` (an Authorization
+/// header): (id, secret).
+pub async fn access_key(
+    s: &TestServer,
+    admin: &str,
+    action: &str,
+    streams: &str,
+) -> (String, String) {
+    let resp = s
+        .http
+        .post(s.url("/v1/auth/keys"))
+        .header("authorization", admin)
+        .json(&serde_json::json!({"grants": [{"action": action, "streams": streams}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let v: Value = resp.json().await.unwrap();
+    (v["accessKeyId"].as_str().unwrap().into(), v["secretAccessKey"].as_str().unwrap().into())
 }

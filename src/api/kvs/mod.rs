@@ -9,6 +9,7 @@ mod archived;
 mod control;
 mod imagegen;
 mod media;
+mod put_media;
 
 use std::net::IpAddr;
 
@@ -61,7 +62,8 @@ pub fn routes() -> Router<ApiState> {
     for (path, _) in OPERATIONS {
         r = r.route(path, post(handle));
     }
-    r
+    // PutMedia streams its body: it is not read whole like the others'.
+    r.route("/putMedia", post(put_media::put_media))
 }
 
 /// A KVS error answer: the exception's name, its HTTP status and message.

@@ -27,7 +27,7 @@ mod reader;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use bytes::Bytes;
 

@@ -28,6 +28,7 @@ pub const FLAG_LACING: u32 = 0x9C;
 pub const CODEC_ID: u32 = 0x86;
 pub const CODEC_PRIVATE: u32 = 0x63A2;
 pub const CODEC_DELAY: u32 = 0x56AA;
+pub const DEFAULT_DURATION: u32 = 0x23E383;
 pub const SEEK_PRE_ROLL: u32 = 0x56BB;
 pub const VIDEO: u32 = 0xE0;
 pub const PIXEL_WIDTH: u32 = 0xB0;
@@ -41,6 +42,7 @@ pub const TIMESTAMP: u32 = 0xE7;
 pub const SIMPLE_BLOCK: u32 = 0xA3;
 pub const BLOCK_GROUP: u32 = 0xA0;
 pub const BLOCK: u32 = 0xA1;
+pub const REFERENCE_BLOCK: u32 = 0xFB;
 
 pub const CUES: u32 = 0x1C53_BB6B;
 pub const TAGS: u32 = 0x1254_C367;

@@ -5,6 +5,10 @@
 //! - `write`: a stored fMP4 fragment as one self-contained Matroska document with KVS's tags
 //!   ([`fragment_document`]), zero-copy over the fragment's samples, for GetMedia and
 //!   GetMediaForFragmentList.
+//! - `read`: the incremental, sans-I/O reader of what PutMedia producers send ([`MkvReader`]):
+//!   tracks, cluster boundaries and frames, with bounded buffering.
+//! - `remux`: those events as fMP4 init segments and fragments ([`MkvRemuxer`]), the same
+//!   [`crate::media::fmp4::Item`]s the fMP4 reader gives, so PutMedia stores what any push does.
 //!
 //! Hand-written rather than on an EBML crate: the crates that exist (`webm-iterable` on
 //! `ebml-iterable`) read from `std::io::Read` and write owned tag values through
@@ -13,8 +17,14 @@
 
 pub mod ebml;
 pub mod id;
+mod read;
+mod remux;
+#[cfg(test)]
+mod tests;
 mod write;
 
+pub use read::{MkvError, MkvEvent, MkvLimits, MkvReader, TrackEntry};
+pub use remux::{MkvRemuxer, Refusal, RemuxError, Remuxed};
 pub use write::{
     DocumentHead, FragmentDocument, MkvTrack, MkvWriteError, TIMESTAMP_SCALE_NS, fragment_document,
     tracks_of,
