@@ -18,7 +18,8 @@
 //!   stream lifecycle across them (a stream described with its attachments, changed together).
 //! - [`ingest`]: one module per ingest protocol, no HTTP framework in it; each turns bytes from a
 //!   producer into fragments
-//!   handed to the stream's writer (HTTP fMP4 push; RTSP pull from cameras, `ingest::pull`;
+//!   handed to the stream's writer (HTTP fMP4 push and KVS PutMedia's Matroska, one session
+//!   `ingest::http_fmp4`; RTSP pull from cameras, `ingest::pull`;
 //!   WebRTC/WHIP, `ingest::whip`; RTSP publish, `ingest::rtsp`), the RTP ones through the shared
 //!   RTP → fMP4 path `ingest::rtp`.
 //! - [`imagegen`]: continuous image generation per stream (`imageGeneration`): a generator task
@@ -44,7 +45,7 @@
 //!   generic over the record payload (used by video streams and data streams alike).
 //! - [`media`]: pure media code, no I/O: incremental fMP4 parsing, codec strings, HLS playlists,
 //!   retiming onto the stream timeline, RTP depacketizers, parameter sets and the fMP4 muxer
-//!   for RTP sources.
+//!   for RTP sources, Matroska in and out (`media::mkv`: KVS PutMedia and GetMedia).
 //! - [`clock`]: `Timestamp`, `TimestampKind` (which clock) and the injectable `Clock`.
 //! - [`name`]: `StreamName`, validated as Kinesis does.
 //!

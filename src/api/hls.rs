@@ -496,7 +496,8 @@ async fn init(
         .strip_suffix(".mp4")
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| Error::not_found(format!("no init segment {file:?}")))?;
-    let bytes = stream.served_init(init_id)?.ok_or_else(|| {
+    // Deciding the served init reads index entries and a fragment: on the blocking pool.
+    let bytes = stream.read(move |s| s.served_init(init_id)).await?.ok_or_else(|| {
         Error::not_found(format!("stream {} has no init segment {init_id}", stream.name))
     })?;
     let etag = stream.init_etag(init_id);

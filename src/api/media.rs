@@ -182,9 +182,11 @@ impl Tail {
                 continue;
             };
             if self.current_init != Some(f.meta.init_id) {
-                let init = self.stream.served_init(f.meta.init_id)?.ok_or_else(|| {
-                    Error::internal(format!("init segment {} is missing", f.meta.init_id))
-                })?;
+                let id = f.meta.init_id;
+                let init =
+                    self.stream.read(move |s| s.served_init(id)).await?.ok_or_else(|| {
+                        Error::internal(format!("init segment {} is missing", f.meta.init_id))
+                    })?;
                 self.current_init = Some(f.meta.init_id);
                 self.out.push_back(init);
             }
