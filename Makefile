@@ -44,3 +44,4 @@ bench: setup-bench
 	scripts/bench-frames.sh
 	scripts/bench-rtsp.sh
 	scripts/bench-latency.sh
+	scripts/bench-kvs-media.sh

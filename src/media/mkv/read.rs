@@ -284,6 +284,12 @@ impl MkvReader {
                         start: at,
                     };
                 }
+                id::SIMPLE_BLOCK | id::BLOCK_GROUP | id::TIMESTAMP => {
+                    return Err(MkvError::invalid(
+                        at,
+                        format!("element {:#X} outside a Cluster", h.id),
+                    ));
+                }
                 _ => self.skip_element(h)?,
             },
             Level::Cluster { end, segment_end, timestamp, start } => {
