@@ -78,6 +78,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/describeImageGenerationConfiguration", Rule::SelfAuthenticated),
     ("POST", "/listFragments", Rule::SelfAuthenticated),
     ("POST", "/getHLSStreamingSessionURL", Rule::SelfAuthenticated),
+    ("POST", "/getDASHStreamingSessionURL", Rule::SelfAuthenticated),
     ("POST", "/getClip", Rule::SelfAuthenticated),
     ("POST", "/getImages", Rule::SelfAuthenticated),
     ("POST", "/getMediaForFragmentList", Rule::SelfAuthenticated),
@@ -110,6 +111,9 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/v1/streams/{name}/hls/init/{id}/{file}", Rule::Stream(Action::Playback, "name")),
     ("GET", "/v1/streams/{name}/hls/seg/{id}/{file}", Rule::Stream(Action::Playback, "name")),
     ("GET", "/v1/streams/{name}/hls/part/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/dash/manifest.mpd", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/dash/init/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    ("GET", "/v1/streams/{name}/dash/seg/{id}/{file}", Rule::Stream(Action::Playback, "name")),
     ("POST", "/v1/streams/{name}/playback-sessions", Rule::Stream(Action::Playback, "name")),
     (
         "GET",
@@ -236,7 +240,7 @@ pub async fn authorize(State(state): State<ApiState>, req: Request, next: Next) 
 }
 
 /// Serves a request carrying a playback-session token: checked by its MAC (with auth on) against
-/// the stream the path names; playlists in the answer get the token on every URI.
+/// the stream the path names; playlists and MPDs in the answer get the token on every URI.
 async fn with_session(
     state: &ApiState,
     mut parts: axum::http::request::Parts,
@@ -275,21 +279,26 @@ async fn with_session(
     }
     parts.extensions.insert(Identity::Anonymous);
     let resp = next.run(Request::from_parts(parts, body)).await;
-    let is_playlist = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/vnd.apple.mpegurl"));
-    if !is_playlist || !resp.status().is_success() {
+    let content_type = resp.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes().to_vec());
+    let is_playlist =
+        content_type.as_ref().is_some_and(|v| v.starts_with(b"application/vnd.apple.mpegurl"));
+    let is_mpd = content_type.as_ref().is_some_and(|v| v.starts_with(b"application/dash+xml"));
+    if !(is_playlist || is_mpd) || !resp.status().is_success() {
         return resp;
     }
     let (mut head, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return ApiError(Error::internal("playlist body")).into_response();
     };
-    let text = crate::media::hls_query::with_query(
-        &String::from_utf8_lossy(&bytes),
-        &format!("token={token}"),
-    );
+    let param = format!("token={token}");
+    let text = if is_mpd {
+        // Every URL of Sluice's MPDs is an attribute ending in `.mp4"` or `.m4s"`.
+        String::from_utf8_lossy(&bytes)
+            .replace(".mp4\"", &format!(".mp4?{param}\""))
+            .replace(".m4s\"", &format!(".m4s?{param}\""))
+    } else {
+        crate::media::hls_query::with_query(&String::from_utf8_lossy(&bytes), &param)
+    };
     head.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(head, axum::body::Body::from(text))
 }

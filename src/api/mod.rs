@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth_admin;
 pub mod byte_range;
 pub mod clip;
+pub mod dash;
 pub mod datastream_sse;
 pub mod error;
 pub mod frames;
@@ -63,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
     let access = axum::middleware::from_fn_with_state(state.clone(), access::authorize);
     let playback = Router::new()
         .merge(hls::routes())
+        .merge(dash::routes())
         .merge(clip::routes())
         .merge(frames::routes())
         .merge(sessions::routes())

@@ -17,6 +17,7 @@
 //! stores the resulting fragments; `crate::api` serves them.
 
 pub mod codec;
+pub mod dash;
 pub mod fmp4;
 pub mod hls;
 pub mod hls_query;

@@ -1,5 +1,6 @@
 // The browser half of the interop matrix (tests/interop.rs): plays each job of JOBS (JSON:
-// [{id, player: 'hls.js' | 'shaka' | 'native', url, rate?}]) to its end in headless Chromium and prints
+// [{id, player: 'hls.js' | 'shaka' | 'dash.js' | 'native', url, rate?}]) to its end in headless
+// Chromium (Shaka plays HLS and DASH by the URL; dash.js plays DASH) and prints
 // one JSON line per job: decoded frames (getVideoPlaybackQuality), the buffered ranges, where
 // playback began, and every error the player reported. 'native' plays a source file (a path,
 // served to the page by playwright) in Chromium's own <video>, the count the others must match.
@@ -12,10 +13,12 @@ import { baseUrl, hlsPage, judgeHlsErrors, repoRoot, waitFor, withBrowser } from
 const base = baseUrl();
 const jobs = JSON.parse(process.env.JOBS || '[]');
 const shakaJs = join(repoRoot, 'node_modules/shaka-player/dist/shaka-player.compiled.js');
+const dashJs = join(repoRoot, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js');
 
 async function play(context, job) {
   const page = await hlsPage(context, base);
   if (job.player === 'shaka') await page.addScriptTag({ path: shakaJs });
+  if (job.player === 'dash.js') await page.addScriptTag({ path: dashJs });
   let url = job.url;
   if (job.player === 'native') {
     const bytes = readFileSync(job.url);
@@ -45,12 +48,16 @@ async function play(context, job) {
       await p.attach(v);
       p.addEventListener('error', (e) => window.errors.push({ shaka: e.detail.code, data: JSON.stringify(e.detail.data).slice(0, 300) }));
       p.load(url).then(() => v.play()).catch((e) => window.errors.push({ shaka: e.code, data: JSON.stringify(e.data).slice(0, 300) }));
+    } else if (player === 'dash.js') {
+      const p = window.dashjs.MediaPlayer().create();
+      p.on(window.dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push({ dashjs: JSON.stringify(e.error || e).slice(0, 300) }));
+      p.initialize(v, url, true);
     } else {
       v.src = url;
       v.play();
     }
   }, { player: job.player, url, rate: job.rate ?? 2 });
-  await waitFor(`${job.id} (${job.player}) to play to its end`, () => page.evaluate(() => window.ended || window.errors.some((e) => e.fatal || e.shaka || e.media)), 90_000, 250);
+  await waitFor(`${job.id} (${job.player}) to play to its end`, () => page.evaluate(() => window.ended || window.errors.some((e) => e.fatal || e.shaka || e.media || e.dashjs)), 90_000, 250);
   const out = await page.evaluate(() => {
     const v = document.getElementById('v');
     const b = [];

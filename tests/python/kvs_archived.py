@@ -109,6 +109,20 @@ try:
 except urllib.error.HTTPError as e:
     check(e.code == 400 and e.headers["x-amzn-ErrorType"] == "InvalidArgumentException", f"Expires 100: {e.code}")
     check("Member must have value greater than or equal to 300" in e.read().decode(), "Expires message")
+# --- GetDASHStreamingSessionURL: an ON_DEMAND MPD with a signed session ---------------------------
+dash = am.get_dash_streaming_session_url(StreamName=stream, PlaybackMode="ON_DEMAND",
+                                         DASHFragmentSelector=producer)["DASHStreamingSessionURL"]
+check(dash.startswith(endpoint + "/") and "/dash/manifest.mpd?" in dash and "token=" in dash, f"url {dash}")
+mpd = urllib.request.urlopen(dash).read().decode()
+check(mpd.count("token=") >= 2, "every segment URL of the MPD carries the session")
+out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                      "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", dash],
+                     capture_output=True, text=True, timeout=60)
+check(out.returncode == 0 and out.stderr.strip() == "", f"ffprobe DASH: {out.stderr}")
+check({int(line) for line in out.stdout.split()} == {frames}, f"DASH frames {out.stdout.split()} = {frames}")
+check(code(am.get_dash_streaming_session_url, StreamName=stream) == "InvalidArgumentException", "LIVE DASH")
+check(code(am.get_dash_streaming_session_url, StreamName=stream, PlaybackMode="ON_DEMAND")
+      == "InvalidArgumentException", "ON_DEMAND without a range")
 # --- GetClip: a progressive MP4 of the range ----------------------------------------------------
 clip = am.get_clip(StreamName=stream, ClipFragmentSelector=producer)
 check(clip["ContentType"] == "video/mp4", f"clip content type {clip['ContentType']}")

@@ -261,6 +261,90 @@ pub fn get_hls_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Valu
     Ok(json!({ "HLSStreamingSessionURL": url }))
 }
 
+/// GetDASHStreamingSessionURL: an ON_DEMAND session of Sluice's DASH (`/dash/manifest.mpd`, a
+/// static MPD of the range) with a signed playback session. LIVE and LIVE_REPLAY are refused with
+/// a clear message: live playback is HLS.
+pub fn get_dash_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Value, KvsError> {
+    let mode = string(body, "PlaybackMode")?;
+    let selector = structure(body, "DASHFragmentSelector")?;
+    let display = string(body, "DisplayFragmentTimestamp")?;
+    let number = string(body, "DisplayFragmentNumber")?;
+    let expires = integer(body, "Expires")?;
+    let max = integer(body, "MaxManifestFragmentResults")?;
+    let mut v = Violations::default();
+    v.one_of(
+        "playbackMode",
+        mode,
+        false,
+        &["LIVE", "LIVE_REPLAY", "ON_DEMAND"],
+        "LIVE, LIVE_REPLAY, ON_DEMAND",
+    );
+    v.one_of("displayFragmentTimestamp", display, false, &["ALWAYS", "NEVER"], "ALWAYS, NEVER");
+    v.one_of("displayFragmentNumber", number, false, &["ALWAYS", "NEVER"], "ALWAYS, NEVER");
+    v.range("expires", expires, false, (MIN_EXPIRES_SECS as i64, MAX_EXPIRES_SECS as i64));
+    v.range("maxManifestFragmentResults", max, false, (1, 5000));
+    let (kind, start, end) = match selector {
+        None => (None, None, None),
+        Some(sel) => {
+            let kind = string(sel, "FragmentSelectorType")?;
+            v.one_of(
+                "dASHFragmentSelector.fragmentSelectorType",
+                kind,
+                false,
+                &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
+                "PRODUCER_TIMESTAMP, SERVER_TIMESTAMP",
+            );
+            match structure(sel, "TimestampRange")? {
+                None => (kind, None, None),
+                Some(r) => (kind, timestamp(r, "StartTimestamp")?, timestamp(r, "EndTimestamp")?),
+            }
+        }
+    };
+    super::control::finish(v)?;
+    if mode != Some("ON_DEMAND") {
+        return Err(KvsError::invalid(format!(
+            "PlaybackMode {}: Sluice serves DASH for recorded ranges (ON_DEMAND); for live \
+             playback use GetHLSStreamingSessionURL.",
+            mode.unwrap_or("LIVE")
+        )));
+    }
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(KvsError::invalid(
+            "StartTimestamp and EndTimestamp must be given in DASHFragmentSelector for ON_DEMAND.",
+        ));
+    };
+    if start >= end {
+        return Err(KvsError::invalid("StartTimestamp must be before EndTimestamp."));
+    }
+    let s = ctx.stream(body, "StreamARN")?;
+    ctx.allow("GetDASHStreamingSessionURL", Action::Playback, s.name.as_str())?;
+    if s.describe().fragment_count == 0 {
+        return Err(KvsError::not_found(format!(
+            "No fragments found in the stream {} for the requested time range.",
+            s.name
+        )));
+    }
+    let secs = expires.unwrap_or(MIN_EXPIRES_SECS as i64) as u64;
+    let state = ctx.state;
+    let expires_at = state.video.clock().now().saturating_add(std::time::Duration::from_secs(secs));
+    let token = state.auth.playback.issue(s.name.as_str(), expires_at);
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("mode", "on_demand");
+    q.append_pair("start", &start.to_rfc3339());
+    q.append_pair("end", &end.to_rfc3339());
+    q.append_pair(
+        "timestamps",
+        if kind == Some("SERVER_TIMESTAMP") { "server" } else { "producer" },
+    );
+    if let Some(n) = max {
+        q.append_pair("maxSegments", &n.to_string());
+    }
+    q.append_pair("token", &token);
+    let base = super::public_url(state, ctx.headers);
+    let url = format!("{base}/v1/streams/{}/dash/manifest.mpd?{}", s.name, q.finish());
+    Ok(json!({ "DASHStreamingSessionURL": url }))
+}
+
 /// GetClip: `ClipFragmentSelector` (either clock, both timestamps) → the range as a progressive
 /// MP4 (`Content-Type: video/mp4`), without KVS's 100 MB / 200-fragment caps.
 pub async fn get_clip(ctx: &Ctx<'_>, body: &Value) -> Result<axum::response::Response, KvsError> {

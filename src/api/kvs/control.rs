@@ -57,6 +57,7 @@ pub async fn run(ctx: &Ctx<'_>, op: &str, body: &Value) -> Result<Value, KvsErro
         "DescribeImageGenerationConfiguration" => super::imagegen::describe(ctx, body),
         "ListFragments" => super::archived::list_fragments(ctx, body).await,
         "GetHLSStreamingSessionURL" => super::archived::get_hls_streaming_session_url(ctx, body),
+        "GetDASHStreamingSessionURL" => super::archived::get_dash_streaming_session_url(ctx, body),
         "GetImages" => super::archived::get_images(ctx, body).await,
         other => Err(KvsError::new(
             StatusCode::NOT_FOUND,

@@ -50,6 +50,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     // Archived media (`kinesis-video-archived-media`), at the data endpoint: this server.
     ("/listFragments", "ListFragments"),
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
+    ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
     ("/getClip", "GetClip"),
     ("/getImages", "GetImages"),
     ("/getMediaForFragmentList", "GetMediaForFragmentList"),
