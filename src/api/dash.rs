@@ -105,7 +105,7 @@ fn describe(stream: &VideoStream, segs: &[SegmentRef]) -> crate::error::Result<O
     let at = |s: &SegmentRef| u64::try_from(s.producer_ts.micros_since(epoch)).unwrap_or(0);
     let origin = at(first);
     let last = segs.last().expect("segments");
-    let duration_us = at(last) + last.duration_us - origin;
+    let duration_us = (at(last) + last.duration_us).saturating_sub(origin);
     let total_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
     let bandwidth = total_bytes * 8 * 1_000_000 / duration_us.max(1);
     let mut periods = Vec::new();
@@ -124,7 +124,7 @@ fn describe(stream: &VideoStream, segs: &[SegmentRef]) -> crate::error::Result<O
                     let (begin, end) = (ts(at(s)), ts(at(s) + s.duration_us));
                     Segment {
                         t: begin,
-                        d: end - begin,
+                        d: end.saturating_sub(begin),
                         media: format!(
                             "seg/{}/{}-{}-{}.m4s",
                             stream.id.0, s.first.0, s.last.0, t.track_id
@@ -149,7 +149,7 @@ fn describe(stream: &VideoStream, segs: &[SegmentRef]) -> crate::error::Result<O
         }
         periods.push(Period {
             id: format!("p{}", run[0].first.0),
-            start_us: start_us - origin,
+            start_us: start_us.saturating_sub(origin),
             sets,
         });
     }
