@@ -16,6 +16,9 @@
 //!   services, with one place that maps errors to statuses.
 //! - [`services`]: the services one server runs, in one struct every surface shares, and the
 //!   stream lifecycle across them (a stream described with its attachments, changed together).
+//! - [`notify`]: fragment notifications (KVS `UpdateNotificationConfiguration`): per-stream
+//!   configurations, and for fragments producers tag for notice, `FragmentNotification` events
+//!   and webhook messages once the fragment is durable.
 //! - [`ingest`]: one module per ingest protocol, no HTTP framework in it; each turns bytes from a
 //!   producer into fragments
 //!   handed to the stream's writer (HTTP fMP4 push and KVS PutMedia's Matroska, one session
@@ -89,6 +92,7 @@ pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod name;
+pub mod notify;
 pub mod services;
 pub mod video;
 pub mod web;

@@ -71,6 +71,26 @@ pub struct Metrics {
     pub imagegen: ImageGenMetrics,
     /// RTSP pull sources and WHIP sessions (`crate::ingest::pull`, `crate::ingest::whip`).
     pub sources: SourceMetrics,
+    /// Fragment notifications (`crate::notify`), per stream.
+    pub notifications: NotificationMetrics,
+}
+
+/// Fragment notifications' counters, per stream (`crate::notify`).
+#[derive(Default)]
+pub struct NotificationMetrics {
+    /// Tagged fragments notified (an event written).
+    pub notified: Family<StreamLabel, Counter>,
+    /// Webhook messages accepted.
+    pub delivered: Family<StreamLabel, Counter>,
+    pub webhook_failures: Family<StreamLabel, Counter>,
+    /// Webhook messages given up (queue full or attempts exhausted).
+    pub dropped: Family<StreamLabel, Counter>,
+}
+
+impl NotificationMetrics {
+    pub fn all(&self) -> [&Family<StreamLabel, Counter>; 4] {
+        [&self.notified, &self.delivered, &self.webhook_failures, &self.dropped]
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,6 +181,7 @@ impl Metrics {
             events_dropped: Counter::default(),
             imagegen: ImageGenMetrics::default(),
             sources: SourceMetrics::default(),
+            notifications: NotificationMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -310,6 +331,27 @@ impl Metrics {
         ] {
             registry.register(name, help, family.clone());
         }
+        let n = &m.notifications;
+        for (name, help, family) in [
+            ("notifications", "Tagged fragments notified (KVS notifications)", &n.notified),
+            (
+                "notification_webhooks_delivered",
+                "Notification messages accepted by the webhook",
+                &n.delivered,
+            ),
+            (
+                "notification_webhook_failures",
+                "Notification webhook attempts that failed",
+                &n.webhook_failures,
+            ),
+            (
+                "notification_webhooks_dropped",
+                "Notification messages given up (queue full or attempts exhausted)",
+                &n.dropped,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
         registry.register(
             "source_state",
             "Pulled RTSP sources: 1 for the state each is in (connecting, streaming, backoff)",
@@ -361,7 +403,7 @@ impl Metrics {
         self.stored_fragments.remove(&l);
         self.retention_deleted_fragments.remove(&l);
         self.retention_deleted_bytes.remove(&l);
-        for f in self.imagegen.all() {
+        for f in self.imagegen.all().into_iter().chain(self.notifications.all()) {
             f.remove(&l);
         }
     }

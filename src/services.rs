@@ -41,6 +41,8 @@ pub struct Services {
     pub frames: Arc<Frames>,
     /// Continuous image generation per stream (`crate::imagegen`).
     pub imagegen: Arc<ImageGeneration>,
+    /// Fragment notifications (`crate::notify`).
+    pub notifications: Arc<crate::notify::Notifications>,
     /// Pulled RTSP sources (`crate::ingest::pull`).
     pub pulls: Arc<PullManager>,
     /// Open WHIP sessions (`crate::ingest::whip`).
@@ -132,6 +134,20 @@ impl Services {
         Ok(stream)
     }
 
+    /// With `[auth]` on, that a webhook URL (`member` names it in the error) points where Sluice
+    /// may send (`crate::auth::outbound`); a URL that does not parse is always refused.
+    pub async fn check_webhook(&self, member: &str, url: &str) -> Result<()> {
+        use crate::auth::outbound::Outbound;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| crate::error::Error::invalid(format!("{member}: {e}")))?;
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let host = parsed.host_str().unwrap_or("");
+        Outbound::from_config(self.auth.config()).check(member, host, port).await
+    }
+
     /// With `[auth]` on, where a change points Sluice (`crate::auth::outbound`): no loopback or
     /// link-local webhook or camera unless allowed, image directories under the allowed roots.
     async fn check_destinations(&self, change: &StreamChange) -> Result<()> {
@@ -148,11 +164,7 @@ impl Services {
         }
         match change.image_generation.as_ref().and_then(Option::as_ref).map(|g| &g.destination) {
             Some(Destination::Webhook { url }) => {
-                let parsed = url::Url::parse(url)
-                    .map_err(|e| crate::error::Error::invalid(format!("webhook url: {e}")))?;
-                let port = parsed.port_or_known_default().unwrap_or(80);
-                let host = parsed.host_str().unwrap_or("");
-                policy.check("imageGeneration.destination.url", host, port).await
+                self.check_webhook("imageGeneration.destination.url", url).await
             }
             Some(Destination::Directory { path }) => {
                 outbound::check_directory(path, &self.config.server.data_dir, &a.image_roots)

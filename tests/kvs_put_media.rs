@@ -337,3 +337,176 @@ async fn put_media_is_signed_over_the_empty_payload_and_needs_publish() {
     assert!(!a.events("PERSISTED").is_empty());
     server.stop().await;
 }
+
+/// A Matroska `Tags` element of one `Tag` holding `simple` (already encoded `SimpleTag`s).
+fn tags_element(simple: &[Vec<u8>]) -> Vec<u8> {
+    use sluice::media::mkv::{ebml, id};
+    let mut tag = Vec::new();
+    ebml::master(&mut tag, id::TAG, |t| {
+        for s in simple {
+            t.extend_from_slice(s);
+        }
+    });
+    let mut out = Vec::new();
+    ebml::put_master(&mut out, id::TAGS, &tag);
+    out
+}
+
+/// A `SimpleTag` with a name, a string and nested `SimpleTag`s.
+fn simple_tag(name: &str, value: &str, nested: &[Vec<u8>]) -> Vec<u8> {
+    use sluice::media::mkv::{ebml, id};
+    let mut out = Vec::new();
+    ebml::master(&mut out, id::SIMPLE_TAG, |s| {
+        ebml::put_str(s, id::TAG_NAME, name);
+        ebml::put_str(s, id::TAG_STRING, value);
+        for n in nested {
+            s.extend_from_slice(n);
+        }
+    });
+    out
+}
+
+/// GetMedia's body split into its documents (one per fragment), each starting at its EBML header.
+fn documents(body: &[u8]) -> Vec<Vec<u8>> {
+    const EBML: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+    let starts: Vec<usize> =
+        (0..body.len().saturating_sub(3)).filter(|&i| body[i..i + 4] == EBML).collect();
+    let mut ends = starts[1..].to_vec();
+    ends.push(body.len());
+    starts.iter().zip(&ends).map(|(&s, &e)| body[s..e].to_vec()).collect()
+}
+
+/// `doc` with `tags` inserted before its Cluster.
+fn tag_document(doc: &[u8], tags: &[u8]) -> Vec<u8> {
+    const CLUSTER: [u8; 4] = [0x1F, 0x43, 0xB6, 0x75];
+    let at = (0..doc.len() - 3).find(|&i| doc[i..i + 4] == CLUSTER).expect("a Cluster");
+    [&doc[..at], tags, &doc[at..]].concat()
+}
+
+/// What the test's webhook received: JSON bodies.
+async fn serve_hook() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/kvs",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(serde_json::from_slice::<Value>(&body).expect("json"));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/kvs"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_tagged_for_notice_are_notified_by_event_and_webhook() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    let (hook, seen) = serve_hook().await;
+    server.create_stream("orig").await;
+    server.push("orig", fixture("h264-bframes.mp4"), "?producerStart=2026-03-01T11:00:00Z").await;
+    let body = server
+        .http
+        .post(server.url("/getMedia"))
+        .body(r#"{"StreamName":"orig","StartSelector":{"StartSelectorType":"EARLIEST"}}"#)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut docs = documents(&body);
+    assert!(docs.len() >= 4, "{} documents", docs.len());
+    // Fragment 2 and the last are tagged for notice; fragment 3 carries a plain tag only.
+    let notice = |pairs: &[(&str, &str)]| {
+        let nested: Vec<Vec<u8>> = pairs.iter().map(|(k, v)| simple_tag(k, v, &[])).collect();
+        tags_element(&[simple_tag("AWS_KINESISVIDEO_NOTIFICATION", "", &nested)])
+    };
+    docs[1] = tag_document(&docs[1], &notice(&[("Motion", "true"), ("Camera", "front")]));
+    docs[2] = tag_document(&docs[2], &tags_element(&[simple_tag("Motion", "true", &[])]));
+    let last = docs.len() - 1;
+    docs[last] = tag_document(&docs[last], &notice(&[("Zone", "3")]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tagged.mkv");
+    std::fs::write(&file, docs.concat()).unwrap();
+
+    // `quiet` has notifications disabled, `bare` none at all; only `tagged` is notified.
+    for (name, status) in [("tagged", Some("ENABLED")), ("quiet", Some("DISABLED")), ("bare", None)]
+    {
+        server.create_stream(name).await;
+        if let Some(status) = status {
+            let conf = serde_json::json!({
+                "StreamName": name,
+                "NotificationConfiguration": { "Status": status, "DestinationConfig": { "Uri": hook } },
+            });
+            let r = server.http.post(server.url("/updateNotificationConfiguration")).json(&conf);
+            assert_eq!(r.send().await.unwrap().status(), 200);
+        }
+    }
+    for name in ["quiet", "bare", "tagged"] {
+        let headers = [
+            &format!("x-amzn-stream-name:{name}") as &str,
+            "x-amzn-fragment-timecode-type:ABSOLUTE",
+        ];
+        let a = put_media(&server.base, &file, &headers, None).await;
+        assert!(a.events("ERROR").is_empty(), "{name}: {:?}", a.acks);
+        assert_eq!(a.events("PERSISTED").len(), docs.len(), "{name}");
+    }
+
+    let stored = server.fragments("tagged").await;
+    let number = |i: usize| stored[i]["fragmentNumber"].as_str().unwrap().to_owned();
+    let mut messages = Vec::new();
+    for _ in 0..100 {
+        messages = seen.lock().unwrap().clone();
+        if messages.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    messages.sort_by_key(|m| m["FragmentNumber"].as_str().unwrap().parse::<u64>().unwrap());
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let (first, second) = (&messages[0], &messages[1]);
+    assert_eq!(first["FragmentNumber"], number(1), "{first}");
+    assert_eq!(second["FragmentNumber"], number(last), "{second}");
+    assert_eq!(first["NotificationType"], "PERSISTED");
+    assert_eq!(
+        first["NotificationPayload"],
+        serde_json::json!({ "Motion": "true", "Camera": "front" })
+    );
+    assert_eq!(second["NotificationPayload"], serde_json::json!({ "Zone": "3" }));
+    let arn = first["StreamArn"].as_str().unwrap();
+    assert!(arn.starts_with("arn:aws:kinesisvideo:") && arn.contains(":stream/tagged/"), "{arn}");
+    let producer_ms = |f: &Value| {
+        sluice::clock::Timestamp::parse_api(f["producerTimestamp"].as_str().unwrap())
+            .unwrap()
+            .as_millis()
+    };
+    assert_eq!(first["FragmentStartProducerTimestamp"], producer_ms(&stored[1]));
+
+    // The same notifications are events in sluice-events, for `tagged` only.
+    let kds = kinesis_client(&server.base);
+    let mut notified: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        notified = stream_records(&kds, "sluice-events")
+            .await
+            .iter()
+            .map(|d| serde_json::from_slice::<Value>(d).unwrap())
+            .filter(|e| e["type"] == "FragmentNotification")
+            .collect();
+        if notified.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(notified.len(), 2, "{notified:?}");
+    assert!(
+        notified.iter().all(|e| e["stream"] == "tagged" && e["details"]["destination"] == hook)
+    );
+    assert_eq!(notified[0]["details"]["fragmentNumber"], number(1));
+    assert_eq!(notified[0]["details"]["payload"]["Camera"], "front");
+    server.stop().await;
+}

@@ -76,6 +76,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/ListTagsForResource", Rule::SelfAuthenticated),
     ("POST", "/updateImageGenerationConfiguration", Rule::SelfAuthenticated),
     ("POST", "/describeImageGenerationConfiguration", Rule::SelfAuthenticated),
+    ("POST", "/updateNotificationConfiguration", Rule::SelfAuthenticated),
+    ("POST", "/describeNotificationConfiguration", Rule::SelfAuthenticated),
     ("POST", "/listFragments", Rule::SelfAuthenticated),
     ("POST", "/getHLSStreamingSessionURL", Rule::SelfAuthenticated),
     ("POST", "/getDASHStreamingSessionURL", Rule::SelfAuthenticated),

@@ -138,6 +138,13 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         crate::auth::outbound::Outbound::from_config(&config.auth),
     )?;
     imagegen.start()?;
+    let notifications = crate::notify::Notifications::open(
+        catalog.clone(),
+        &video,
+        imagegen.webhook().clone(),
+        metrics.clone(),
+        &config.data_streams,
+    )?;
     let rtsp_addr = rtsp.as_ref().map(|l| l.local_addr());
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls::Tls::open(cert, key)?),
@@ -152,6 +159,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         metadata,
         frames,
         imagegen,
+        notifications,
         pulls,
         whip,
         auth,

@@ -95,6 +95,20 @@ pub enum EventDetails {
         /// `retention` (the stream's age or size limit) or `free_disk_floor`.
         reason: &'static str,
     },
+    /// A fragment a producer tagged for notice (KVS's `AWS_KINESISVIDEO_NOTIFICATION`) is on
+    /// stable storage, and the stream's notification configuration is enabled (`crate::notify`).
+    #[serde(rename_all = "camelCase")]
+    FragmentNotification {
+        fragment_number: String,
+        producer_timestamp: Timestamp,
+        server_timestamp: Timestamp,
+        /// `PERSISTED`.
+        notification_type: &'static str,
+        /// The pairs nested in the notification tag.
+        payload: std::collections::BTreeMap<String, String>,
+        /// The configured destination URI (an `http(s)://` one is also sent the message).
+        destination: String,
+    },
     /// Image generation (`crate::imagegen`) made an image for a sampling instant.
     #[serde(rename_all = "camelCase")]
     ImageGenerated {
@@ -129,6 +143,7 @@ impl EventDetails {
             EventDetails::IngestError { .. } => "IngestError",
             EventDetails::RetentionDeleted { .. } => "RetentionDeleted",
             EventDetails::ImageGenerated { .. } => "ImageGenerated",
+            EventDetails::FragmentNotification { .. } => "FragmentNotification",
             EventDetails::AccessDenied { .. } => "AccessDenied",
             EventDetails::PrincipalChanged { .. } => "PrincipalChanged",
         }

@@ -93,6 +93,11 @@ impl ImageGeneration {
         }))
     }
 
+    /// The webhook client, limits and retry policy, shared with fragment notifications.
+    pub fn webhook(&self) -> &Arc<WebhookShared> {
+        &self.webhook
+    }
+
     /// The limits a stream's configuration is validated against.
     pub fn limits(&self) -> &ImageGenerationConfig {
         &self.config

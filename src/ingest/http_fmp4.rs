@@ -27,12 +27,19 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::config::IngestConfig;
 use crate::error::Error;
 use crate::media::fmp4::{Fmp4Error, Fmp4Reader, Item, Limits};
-use crate::media::mkv::{MkvError, MkvLimits, MkvRemuxer, Refusal, RemuxError, Remuxed};
+use crate::media::mkv::{MkvError, MkvLimits, MkvRemuxer, Refusal, RemuxError, Remuxed, SimpleTag};
 use crate::memory::{MemoryBudget, Part};
 use crate::video::VideoStream;
 use crate::video::writer::{
-    Durability, IngestError, IngestErrorCode, ProducerInfo, ProducerSession, TimestampMode,
+    Appended, Durability, IngestError, IngestErrorCode, ProducerInfo, ProducerSession,
+    TimestampMode,
 };
+
+/// Told when a stored fragment that carried producer tags (the Matroska `Tags` before a
+/// PutMedia Cluster) is on stable storage; KVS notifications hang off it.
+pub trait TaggedFragments: Send + Sync {
+    fn persisted(&self, stream: &Arc<VideoStream>, fragment: &Appended, tags: Vec<SimpleTag>);
+}
 
 /// The body of a push: byte chunks, or the error that ended the connection.
 pub type BodyStream = std::pin::Pin<
@@ -85,7 +92,14 @@ impl Push {
             mode,
         )?;
         tracing::info!(stream = %stream.name, protocol, remote = remote_addr.as_deref().unwrap_or("-"), "producer connected");
-        Ok(Push { ctx: SessionContext { config, clock, stream, memory, format }, session })
+        let ctx = SessionContext { config, clock, stream, memory, format, tagged: None };
+        Ok(Push { ctx, session })
+    }
+
+    /// Where fragments that carried producer tags are reported once durable.
+    pub fn with_tagged(mut self, sink: Arc<dyn TaggedFragments>) -> Push {
+        self.ctx.tagged = Some(sink);
+        self
     }
 
     /// Reads `body` in a task of its own, sending acknowledgements into `acks`. The task ends when
@@ -102,6 +116,7 @@ struct SessionContext {
     /// The fragment being received is held against it (`crate::memory`).
     memory: Arc<MemoryBudget>,
     format: Format,
+    tagged: Option<Arc<dyn TaggedFragments>>,
 }
 
 /// The body's reader: fMP4 as it is, or Matroska remuxed to fMP4.
@@ -115,9 +130,10 @@ fn bytes_limit(n: u64) -> usize {
 }
 
 /// What the reader gave: an item to store (a fragment with the timecode its acknowledgements
-/// carry, when the producer's own differs from the stored one), or a fragment refused alone.
+/// carry, when the producer's own differs from the stored one, and the producer's tags), or a
+/// fragment refused alone.
 enum Demuxed {
-    Item(Item, Option<i64>),
+    Item(Item, Option<i64>, Vec<SimpleTag>),
     Refused(IngestError),
 }
 
@@ -156,17 +172,20 @@ impl Demux {
 
     fn next(&mut self) -> Result<Option<Demuxed>, IngestError> {
         match self {
-            Demux::Fmp4(r) => {
-                r.next_item().map(|i| i.map(|i| Demuxed::Item(i, None))).map_err(fmp4_error)
-            }
+            Demux::Fmp4(r) => r
+                .next_item()
+                .map(|i| i.map(|i| Demuxed::Item(i, None, Vec::new())))
+                .map_err(fmp4_error),
             Demux::Matroska(r) => match r.next_remuxed().map_err(remux_error)? {
                 None => Ok(None),
-                Some(Remuxed::Item(i)) => Ok(Some(Demuxed::Item(i, None))),
-                Some(Remuxed::ClusterStarted { offset, timecode_ms }) => {
-                    Ok(Some(Demuxed::Item(Item::FragmentStarted { offset }, Some(timecode_ms))))
-                }
-                Some(Remuxed::Cluster { fragment, timecode_ms }) => {
-                    Ok(Some(Demuxed::Item(Item::Fragment(fragment), Some(timecode_ms))))
+                Some(Remuxed::Item(i)) => Ok(Some(Demuxed::Item(i, None, Vec::new()))),
+                Some(Remuxed::ClusterStarted { offset, timecode_ms }) => Ok(Some(Demuxed::Item(
+                    Item::FragmentStarted { offset },
+                    Some(timecode_ms),
+                    Vec::new(),
+                ))),
+                Some(Remuxed::Cluster { fragment, timecode_ms, tags }) => {
+                    Ok(Some(Demuxed::Item(Item::Fragment(fragment), Some(timecode_ms), tags)))
                 }
                 Some(Remuxed::Refused(why, message)) => {
                     let code = match why {
@@ -247,7 +266,7 @@ async fn run_session(
     // Every fragment's outcome is acknowledged before the last word.
     session.finish().await;
     while let Ok(d) = durable.try_recv() {
-        acks.send(timecodes.persisted(d));
+        acks.send(timecodes.persisted(d, &ctx));
     }
     let refused = matches!(end, End::Fatal(_) | End::StorageFailed(_));
     if let Some(ack) = last_ack {
@@ -297,7 +316,7 @@ async fn read_body(
             biased;
             _ = cancel.cancelled() => return End::Stopped,
             Some(d) = durable.recv() => {
-                acks.send(timecodes.persisted(d));
+                acks.send(timecodes.persisted(d, ctx));
                 continue;
             }
             r = tokio::time::timeout(idle, data.next()) => r,
@@ -376,23 +395,26 @@ impl Stored<'_> {
                     tracing::warn!(stream = %self.ctx.stream.name, code = e.code.code(), error = %e, "fragment refused");
                     self.acks.send(Ack::error(&e));
                 }
-                Ok(Some(Demuxed::Item(Item::Init(init), _))) => {
+                Ok(Some(Demuxed::Item(Item::Init(init), _, _))) => {
                     if let Err(e) = self.session.set_init(&init).await {
                         return Some(End::Fatal(e));
                     }
                 }
-                Ok(Some(Demuxed::Item(Item::FragmentStarted { .. }, timecode))) => {
+                Ok(Some(Demuxed::Item(Item::FragmentStarted { .. }, timecode, _))) => {
                     *fragment_arrival = Some(self.now);
                     let ack = Ack { fragment_timecode: timecode, ..Ack::new(EventType::Buffering) };
                     self.acks.send(ack);
                 }
-                Ok(Some(Demuxed::Item(Item::Fragment(fragment), timecode))) => {
+                Ok(Some(Demuxed::Item(Item::Fragment(fragment), timecode, tags))) => {
                     let arrival = fragment_arrival.take().unwrap_or(self.now);
                     match self.session.append(&fragment, arrival, self.max_duration_us).await {
                         Ok(a) => {
                             let timecode = timecode.unwrap_or(a.timecode_ms);
                             if timecode != a.timecode_ms {
                                 self.timecodes.insert(a.number.0, timecode);
+                            }
+                            if !tags.is_empty() && self.ctx.tagged.is_some() {
+                                self.timecodes.tags.insert(a.number.0, tags);
                             }
                             self.acks.send(Ack::fragment(
                                 EventType::Received,
@@ -437,25 +459,34 @@ fn remux_error(e: RemuxError) -> IngestError {
 }
 
 /// The producer's own timecodes of fragments acknowledged RECEIVED and not yet PERSISTED, where
-/// they differ from the stored ones (PutMedia acknowledges a fragment by its Cluster timecode).
+/// they differ from the stored ones (PutMedia acknowledges a fragment by its Cluster timecode),
+/// and the tags of those that carried some.
 #[derive(Default)]
-struct Timecodes(std::collections::BTreeMap<u64, i64>);
+struct Timecodes {
+    own: std::collections::BTreeMap<u64, i64>,
+    tags: std::collections::BTreeMap<u64, Vec<SimpleTag>>,
+}
 
 impl Timecodes {
     fn insert(&mut self, number: u64, timecode: i64) {
-        self.0.insert(number, timecode);
+        self.own.insert(number, timecode);
     }
 
-    /// PERSISTED, or ERROR 5001 naming the fragment, as the session settled its durability.
-    fn persisted(&mut self, d: Durability) -> Ack {
-        let own = |t: &mut Self, n: u64, stored: i64| t.0.remove(&n).unwrap_or(stored);
+    /// PERSISTED, or ERROR 5001 naming the fragment, as the session settled its durability; a
+    /// durable fragment's tags go to the session's [`TaggedFragments`].
+    fn persisted(&mut self, d: Durability, ctx: &SessionContext) -> Ack {
+        let own = |t: &mut Self, n: u64, stored: i64| t.own.remove(&n).unwrap_or(stored);
         match d {
             Durability::Persisted(a) => {
                 let tc = own(self, a.number.0, a.timecode_ms);
+                if let (Some(tags), Some(sink)) = (self.tags.remove(&a.number.0), &ctx.tagged) {
+                    sink.persisted(&ctx.stream, &a, tags);
+                }
                 Ack::fragment(EventType::Persisted, tc, a.number.0)
             }
             Durability::Failed(a, err) => {
-                self.0.remove(&a.number.0);
+                self.own.remove(&a.number.0);
+                self.tags.remove(&a.number.0);
                 Ack { fragment_number: Some(a.number.0.to_string()), ..Ack::error(&err) }
             }
         }

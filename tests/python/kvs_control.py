@@ -131,6 +131,31 @@ kv.update_image_generation_configuration(StreamName="cam1", ImageGenerationConfi
 check("ImageGenerationConfiguration" not in kv.describe_image_generation_configuration(StreamName="cam1"), "disabled")
 check(native("/v1/streams/cam1")["imageGeneration"] is None, "native disabled")
 
+# --- notification configuration ----------------------------------------------------------------
+check("NotificationConfiguration" not in kv.describe_notification_configuration(StreamName="cam1"), "no notification configuration")
+topic = "arn:aws:sns:us-east-1:123456789012:camera-alerts"
+note = {"Status": "ENABLED", "DestinationConfig": {"Uri": topic}}
+kv.update_notification_configuration(StreamARN=arn, NotificationConfiguration=note)
+got = kv.describe_notification_configuration(StreamName="cam1")["NotificationConfiguration"]
+check(got == note, f"notification configuration {got}")
+hook = {"Status": "DISABLED", "DestinationConfig": {"Uri": "http://127.0.0.1:9/kvs"}}
+kv.update_notification_configuration(StreamName="cam1", NotificationConfiguration=hook)
+got = kv.describe_notification_configuration(StreamARN=arn)["NotificationConfiguration"]
+check(got == hook, f"disabled notification configuration {got}")
+unchecked = boto3.client("kinesisvideo", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                         aws_secret_access_key="test",
+                         config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False))
+for bad, words in [({"Status": "ON", "DestinationConfig": {"Uri": topic}}, "notificationConfiguration.status"),
+                   ({"Status": "ENABLED", "DestinationConfig": {"Uri": "no-scheme"}}, "regular expression pattern"),
+                   ({"Status": "ENABLED"}, "notificationConfiguration.destinationConfig")]:
+    code, status, msg = error(unchecked.update_notification_configuration, StreamName="cam1", NotificationConfiguration=bad)
+    check((code, status) == ("InvalidArgumentException", 400) and words in msg, f"{bad}: {code} {status} {msg}")
+code, status, _ = error(kv.describe_notification_configuration, StreamName="nope")
+check((code, status) == ("ResourceNotFoundException", 404), f"unknown stream: {code} {status}")
+check(kv.describe_notification_configuration(StreamName="cam1")["NotificationConfiguration"] == hook, "a refused update changes nothing")
+kv.update_notification_configuration(StreamName="cam1")
+check("NotificationConfiguration" not in kv.describe_notification_configuration(StreamName="cam1"), "removed")
+
 # --- delete with the current version ------------------------------------------------------------
 version = kv.describe_stream(StreamName="cam1")["StreamInfo"]["Version"]
 code, _, _ = error(kv.delete_stream, StreamARN=arn, CurrentVersion="1")

@@ -55,6 +55,8 @@ pub async fn run(ctx: &Ctx<'_>, op: &str, body: &Value) -> Result<Value, KvsErro
         "ListTagsForResource" => list_tags_for_resource(ctx, body),
         "UpdateImageGenerationConfiguration" => super::imagegen::update(ctx, body).await,
         "DescribeImageGenerationConfiguration" => super::imagegen::describe(ctx, body),
+        "UpdateNotificationConfiguration" => super::notification::update(ctx, body).await,
+        "DescribeNotificationConfiguration" => super::notification::describe(ctx, body),
         "ListFragments" => super::archived::list_fragments(ctx, body).await,
         "GetHLSStreamingSessionURL" => super::archived::get_hls_streaming_session_url(ctx, body),
         "GetDASHStreamingSessionURL" => super::archived::get_dash_streaming_session_url(ctx, body),
@@ -82,6 +84,15 @@ pub(super) fn integer(body: &Value, member: &str) -> Result<Option<i64>, KvsErro
     match body.get(member) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| serialization(member, "Integer")),
+    }
+}
+
+/// A structure member (`None` when absent or null), `SerializationException` for another type.
+pub(super) fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, KvsError> {
+    match body.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v)),
+        Some(_) => Err(serialization(member, "Structure")),
     }
 }
 
@@ -216,14 +227,7 @@ fn version_of(s: Option<&str>) -> Option<i64> {
 impl Ctx<'_> {
     /// `arn:aws:kinesisvideo:<region>:<account>:stream/<name>/<creation epoch ms>`.
     fn arn(&self, s: &VideoStream) -> String {
-        let c = &self.state.config.data_streams;
-        format!(
-            "arn:aws:kinesisvideo:{}:{}:stream/{}/{}",
-            c.region,
-            c.account_id,
-            s.name,
-            s.row().created_at.as_millis()
-        )
+        crate::notify::stream_arn(&self.state.config.data_streams, s)
     }
 
     /// The stream a request names by `StreamName` and/or `StreamARN` (they must agree).

@@ -10,19 +10,11 @@
 use serde_json::{Value, json};
 
 use super::KvsError;
-use super::control::{Ctx, finish, integer, serialization, string};
+use super::control::{Ctx, finish, integer, string, structure};
 use crate::config::Action;
 use crate::datastream::validate::Violations;
 use crate::imagegen::spec::{Destination, ImageGenerationSpec, OutputFormat};
 use crate::services::StreamChange;
-
-fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, KvsError> {
-    match body.get(member) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v)),
-        Some(_) => Err(serialization(member, "Structure")),
-    }
-}
 
 pub async fn update(ctx: &Ctx<'_>, body: &Value) -> Result<Value, KvsError> {
     let conf = structure(body, "ImageGenerationConfiguration")?;

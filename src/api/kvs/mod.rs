@@ -9,6 +9,7 @@ mod archived;
 mod control;
 mod imagegen;
 mod media;
+mod notification;
 mod put_media;
 
 use std::net::IpAddr;
@@ -47,6 +48,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/ListTagsForResource", "ListTagsForResource"),
     ("/updateImageGenerationConfiguration", "UpdateImageGenerationConfiguration"),
     ("/describeImageGenerationConfiguration", "DescribeImageGenerationConfiguration"),
+    ("/updateNotificationConfiguration", "UpdateNotificationConfiguration"),
+    ("/describeNotificationConfiguration", "DescribeNotificationConfiguration"),
     // Archived media (`kinesis-video-archived-media`), at the data endpoint: this server.
     ("/listFragments", "ListFragments"),
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),

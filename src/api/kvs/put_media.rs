@@ -7,6 +7,9 @@
 //! (`crate::ingest::http_fmp4`, `Format::Matroska`), remuxed to fMP4 as it arrives: one producer
 //! per stream, the same limits, the same store.
 //!
+//! A `Tags` element before a Cluster tags that fragment: one with `AWS_KINESISVIDEO_NOTIFICATION`
+//! is notified once durable, as the stream's notification configuration says (`crate::notify`).
+//!
 //! SigV4 signs a streamed body as the empty payload (the producer SDKs sign
 //! `e3b0c442…b855`), so the signature is checked over an empty body.
 
@@ -55,7 +58,8 @@ pub async fn put_media(State(state): State<ApiState>, req: Request) -> Response 
             state.memory.clone(),
             (Format::Matroska { origin_ns }, TimestampMode::Absolute),
             remote,
-        )?;
+        )?
+        .with_tagged(state.notifications.clone());
         let data: BodyStream = Box::pin(body.into_data_stream().map(|r| r.map_err(|e| e.into())));
         let (ack_tx, ack_rx) =
             acks::channel(state.config.ingest.ack_queue, false, state.metrics.clone());

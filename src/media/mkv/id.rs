@@ -51,3 +51,4 @@ pub const TARGETS: u32 = 0x63C0;
 pub const SIMPLE_TAG: u32 = 0x67C8;
 pub const TAG_NAME: u32 = 0x45A3;
 pub const TAG_STRING: u32 = 0x4487;
+pub const TAG_BINARY: u32 = 0x4485;

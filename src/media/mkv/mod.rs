@@ -23,7 +23,7 @@ mod remux;
 mod tests;
 mod write;
 
-pub use read::{MkvError, MkvEvent, MkvLimits, MkvReader, TrackEntry};
+pub use read::{MkvError, MkvEvent, MkvLimits, MkvReader, SimpleTag, TrackEntry};
 pub use remux::{MkvRemuxer, Refusal, RemuxError, Remuxed};
 pub use write::{
     DocumentHead, FragmentDocument, MkvTrack, MkvWriteError, TIMESTAMP_SCALE_NS, fragment_document,

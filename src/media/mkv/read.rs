@@ -7,9 +7,10 @@
 //!
 //! Push byte chunks of any size ([`MkvReader::push`]) and pull [`MkvEvent`]s
 //! ([`MkvReader::next_event`]); at the end of the body, [`MkvReader::finish`] ends a Cluster of
-//! unknown size. Elements the reader does not need (`SeekHead`, `Cues`, `Tags`, `Chapters`,
-//! `Void`, …) are skipped as they stream past, never buffered; what it needs whole (`Info`,
-//! `Tracks`, one block) is bounded by [`MkvLimits`]. Block data is handed out as [`Bytes`] slices
+//! unknown size. Elements the reader does not need (`SeekHead`, `Cues`, `Chapters`, `Void`, …)
+//! are skipped as they stream past, never buffered; what it needs whole (`Info`, `Tracks`,
+//! `Tags`, one block) is bounded by [`MkvLimits`] (a `Tags` element past the limit is skipped:
+//! producers' tags are small, and media must not be refused for one). Block data is handed out as [`Bytes`] slices
 //! of the received chunks. Errors carry the byte offset in the producer's stream. Pure: no I/O.
 
 use std::collections::VecDeque;
@@ -60,9 +61,23 @@ pub struct TrackEntry {
     pub default_duration_ns: Option<u64>,
 }
 
+/// One `SimpleTag`: its `TagName`, its `TagString` (empty for a `TagBinary` or none), and the
+/// `SimpleTag`s nested in it (KVS's notification tag carries its payload so).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SimpleTag {
+    pub name: String,
+    pub value: String,
+    pub children: Vec<SimpleTag>,
+}
+
+/// How deep `SimpleTag`s nest before the rest is ignored.
+const MAX_TAG_DEPTH: usize = 4;
+
 /// What the reader found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MkvEvent {
+    /// A Segment-level `Tags` element: the `SimpleTag`s of all its `Tag`s, in order.
+    Tags(Vec<SimpleTag>),
     /// A complete `Tracks` element, with the Segment's timestamp scale (ns per tick).
     Tracks { timestamp_scale_ns: u64, tracks: Vec<TrackEntry> },
     /// A Cluster's first bytes arrived (`offset`); its timestamp is known from `Timestamp`.
@@ -284,6 +299,15 @@ impl MkvReader {
                         start: at,
                     };
                 }
+                id::TAGS if h.size.is_some_and(|s| s <= self.limits.max_header_bytes as u64) => {
+                    let Some(data) = self.whole(h, self.limits.max_header_bytes, "Tags")? else {
+                        return Ok(false);
+                    };
+                    let tags = simple_tags(&data, at + h.len as u64)?;
+                    if !tags.is_empty() {
+                        self.events.push_back(MkvEvent::Tags(tags));
+                    }
+                }
                 id::SIMPLE_BLOCK | id::BLOCK_GROUP | id::TIMESTAMP => {
                     return Err(MkvError::invalid(
                         at,
@@ -360,6 +384,37 @@ fn check_doc_type(data: &[u8], offset: u64) -> Result<(), MkvError> {
         }
     }
     Ok(())
+}
+
+/// The `SimpleTag`s of a `Tags` element's `Tag`s.
+fn simple_tags(data: &[u8], offset: u64) -> Result<Vec<SimpleTag>, MkvError> {
+    let mut out = Vec::new();
+    for (h, tag, at) in children(data, offset)? {
+        if h.id != id::TAG {
+            continue;
+        }
+        for (h, simple, at) in children(&tag, at + h.len as u64)? {
+            if h.id == id::SIMPLE_TAG {
+                out.push(simple_tag(&simple, at + h.len as u64, 1)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn simple_tag(data: &[u8], offset: u64, depth: usize) -> Result<SimpleTag, MkvError> {
+    let mut t = SimpleTag::default();
+    for (h, v, at) in children(data, offset)? {
+        match h.id {
+            id::TAG_NAME => t.name = read_str(&v),
+            id::TAG_STRING => t.value = read_str(&v),
+            id::SIMPLE_TAG if depth < MAX_TAG_DEPTH => {
+                t.children.push(simple_tag(&v, at + h.len as u64, depth + 1)?)
+            }
+            _ => {}
+        }
+    }
+    Ok(t)
 }
 
 /// The child elements of a master held whole: (header, data, offset of the element).

@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use mp4_atom::Atom;
 
-use super::read::{MkvError, MkvEvent, MkvLimits, MkvReader, TrackEntry};
+use super::read::{MkvError, MkvEvent, MkvLimits, MkvReader, SimpleTag, TrackEntry};
 use crate::media::fmp4::{Fragment, InitSegment, Item};
 use crate::media::mux::{self, MuxCodec, MuxSample, MuxTrack, TrackRun};
 use crate::media::param_sets::{DecoderConfig, aac_config, h264_params, h265_params};
@@ -66,8 +66,9 @@ pub enum Remuxed {
     /// milliseconds as the producer sent it.
     ClusterStarted { offset: u64, timecode_ms: i64 },
     /// A Cluster as a fragment, with the Cluster's timecode in milliseconds as the producer sent
-    /// it (what KVS acknowledges a fragment by).
-    Cluster { fragment: Fragment, timecode_ms: i64 },
+    /// it (what KVS acknowledges a fragment by) and the `SimpleTag`s of the `Tags` that came
+    /// before it (after the Cluster before; KVS producers tag the fragment that follows).
+    Cluster { fragment: Fragment, timecode_ms: i64, tags: Vec<SimpleTag> },
     /// A Cluster that was refused, and why.
     Refused(Refusal, String),
 }
@@ -109,8 +110,13 @@ pub struct MkvRemuxer {
     decodable: bool,
     /// The Tracks of the current init segment.
     last_tracks: Option<(u64, Vec<TrackEntry>)>,
+    /// Tags read since the last Cluster ended, for the next one.
+    tags: Vec<SimpleTag>,
     out: VecDeque<Remuxed>,
 }
+
+/// Tags held for the next Cluster, at most (a producer that sends only tags cannot grow them).
+const MAX_PENDING_TAGS: usize = 256;
 
 impl MkvRemuxer {
     /// `origin_ns`: what a timecode of 0 is, in nanoseconds since the Unix epoch.
@@ -130,6 +136,7 @@ impl MkvRemuxer {
             sequence: 0,
             decodable: false,
             last_tracks: None,
+            tags: Vec::new(),
             out: VecDeque::new(),
         }
     }
@@ -185,9 +192,17 @@ impl MkvRemuxer {
                 MkvEvent::Block { track, time, keyframe, data } => {
                     self.block(track, time, keyframe, data)
                 }
+                MkvEvent::Tags(tags) => {
+                    let room = MAX_PENDING_TAGS.saturating_sub(self.tags.len());
+                    self.tags.extend(tags.into_iter().take(room));
+                }
                 MkvEvent::ClusterEnded => {
                     let done = self.cluster();
                     self.decodable = matches!(done, Remuxed::Cluster { .. });
+                    if !self.decodable {
+                        // The tags of a refused Cluster go with it.
+                        self.tags.clear();
+                    }
                     self.frames.clear();
                     self.cluster_bytes = 0;
                     self.refused = None;
@@ -345,7 +360,11 @@ impl MkvRemuxer {
             .collect();
         self.sequence = self.sequence.wrapping_add(1);
         match mux::fragment(self.sequence, &runs, self.cluster_offset) {
-            Ok(fragment) => Remuxed::Cluster { fragment, timecode_ms: self.cluster_timecode_ms },
+            Ok(fragment) => Remuxed::Cluster {
+                fragment,
+                timecode_ms: self.cluster_timecode_ms,
+                tags: std::mem::take(&mut self.tags),
+            },
             Err(e) => Remuxed::Refused(Refusal::Invalid, e.to_string()),
         }
     }

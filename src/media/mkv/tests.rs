@@ -450,3 +450,58 @@ fn mutated_documents_never_panic() {
     }
     assert!(errors > ITERATIONS / 4, "only {errors} of {ITERATIONS} mutations were errors");
 }
+
+#[test]
+fn tags_go_with_the_cluster_that_follows_them() {
+    // GetMedia's documents tag each Cluster before (and after) it: every Cluster gets the tags
+    // read since the one before it ended, nested SimpleTags included.
+    let (out, error) = remux_all(&documents("h264.mp4", 0), 0);
+    assert_eq!(error, None);
+    let tags: Vec<&Vec<SimpleTag>> = out
+        .iter()
+        .filter_map(|x| match x {
+            Remuxed::Cluster { tags, .. } => Some(tags),
+            _ => None,
+        })
+        .collect();
+    assert!(tags.len() > 2);
+    let names = |t: &Vec<SimpleTag>| t.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(tags[0]), ["AWS_KINESISVIDEO_FRAGMENT_NUMBER"]);
+    for t in &tags[1..] {
+        assert_eq!(
+            names(t),
+            ["AWS_KINESISVIDEO_FRAGMENT_NUMBER"; 2],
+            "after the one before, then its own"
+        );
+        assert_eq!(t[0].value, "1");
+    }
+
+    // A nested notification tag before a Cluster of unknown size.
+    let mut nested = Vec::new();
+    super::ebml::master(&mut nested, id::SIMPLE_TAG, |s| {
+        super::ebml::put_str(s, id::TAG_NAME, "AWS_KINESISVIDEO_NOTIFICATION");
+        super::ebml::master(s, id::SIMPLE_TAG, |k| {
+            super::ebml::put_str(k, id::TAG_NAME, "Motion");
+            super::ebml::put_str(k, id::TAG_STRING, "true");
+        });
+    });
+    let mut element = Vec::new();
+    super::ebml::master(&mut element, id::TAGS, |t| super::ebml::put_master(t, id::TAG, &nested));
+    let data = unknown_size_clusters(&documents("h264.mp4", 0));
+    let second = data.windows(4).enumerate().filter(|(_, w)| *w == [0x1F, 0x43, 0xB6, 0x75]).nth(1);
+    let at = second.unwrap().0;
+    let data = [&data[..at], &element[..], &data[at..]].concat();
+    let (out, error) = remux_all(&data, 0);
+    assert_eq!(error, None);
+    let second = out.iter().filter_map(|x| match x {
+        Remuxed::Cluster { tags, .. } => Some(tags),
+        _ => None,
+    });
+    let t = second.clone().nth(1).unwrap().last().unwrap();
+    assert_eq!(t.name, "AWS_KINESISVIDEO_NOTIFICATION");
+    assert_eq!(
+        t.children,
+        [SimpleTag { name: "Motion".into(), value: "true".into(), children: vec![] }]
+    );
+    assert_eq!(second.count(), fmp4("h264.mp4").1.len(), "no Cluster lost");
+}
