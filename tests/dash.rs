@@ -1,6 +1,8 @@
 //! MPEG-DASH of recorded ranges, checked with players Sluice did not write: ffmpeg's dash demuxer
 //! (ffprobe, exact frame counts) and GStreamer's dashdemux2 (every frame to a sink, no warning),
-//! per-track segments, B-frames, a codec change as a second Period, ranges and precise errors.
+//! per-track segments, B-frames, a codec change as a second Period, ranges and precise errors;
+//! live DASH (dynamic MPDs of the live window and of a replay growing from a start) followed
+//! from one MPD to the next and played by dash.js and Shaka in Chromium.
 
 mod common;
 
@@ -115,7 +117,11 @@ async fn a_codec_change_is_a_new_period_and_ranges_and_errors_are_precise() {
     assert_eq!(mpd.matches("<SegmentURL").count(), 1, "{mpd}");
 
     for (path, want) in [
-        ("/v1/streams/codec/dash/manifest.mpd?mode=live", 400),
+        ("/v1/streams/codec/dash/manifest.mpd?mode=live&start=2026-03-01T11:00:00Z", 400),
+        ("/v1/streams/codec/dash/manifest.mpd?mode=live_replay", 400),
+        ("/v1/streams/codec/dash/manifest.mpd?mode=rewind", 400),
+        ("/v1/streams/codec/dash/seg/1/0/1-1.m4s", 404),
+        ("/v1/streams/codec/dash/seg/1/0/x-1.m4s", 404),
         ("/v1/streams/codec/dash/manifest.mpd?maxSegments=0", 400),
         (
             "/v1/streams/codec/dash/manifest.mpd?start=2020-01-01T00:00:00Z&end=2020-01-01T00:01:00Z",
@@ -178,5 +184,160 @@ async fn dash_js_and_shaka_play_it_in_chromium() {
             println!("{}: {} {got} frames of {want}", r["id"], r["player"]);
         }
     }
+    server.stop().await;
+}
+
+/// A dynamic MPD's facts: `availabilityStartTime`, the Period's id and start, the template, and
+/// every segment's (t, d) with implicit starts filled in.
+struct Live {
+    ast: String,
+    period: (String, String),
+    media: String,
+    segments: Vec<(u64, u64)>,
+}
+
+fn attr<'a>(text: &'a str, name: &str) -> &'a str {
+    let at = text.find(&format!(" {name}=\"")).unwrap_or_else(|| panic!("no {name} in {text}"));
+    let rest = &text[at + name.len() + 3..];
+    &rest[..rest.find('"').unwrap()]
+}
+
+fn live_facts(mpd: &str) -> Live {
+    assert!(mpd.contains("type=\"dynamic\""), "{mpd}");
+    assert_eq!(mpd.matches("<Period").count(), 1, "{mpd}");
+    let period = &mpd[mpd.find("<Period").unwrap()..];
+    let template = &mpd[mpd.find("<SegmentTemplate").unwrap()..];
+    let mut segments = Vec::new();
+    let mut next = 0;
+    for s in mpd.split("<S ").skip(1) {
+        let s = &s[..s.find("/>").unwrap()];
+        let t = if s.contains("t=") { attr(&format!(" {s}"), "t").parse().unwrap() } else { next };
+        let d: u64 = attr(&format!(" {s}"), "d").parse().unwrap();
+        segments.push((t, d));
+        next = t + d;
+    }
+    Live {
+        ast: attr(mpd, "availabilityStartTime").to_owned(),
+        period: (attr(period, "id").to_owned(), attr(period, "start").to_owned()),
+        media: attr(template, "media").to_owned(),
+        segments,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_mpds_slide_with_the_stream_and_every_listed_segment_is_served() {
+    use common::browser::push_live;
+    let server = TestServer::start().await;
+    server.create_stream("cam").await;
+    let live = push_live(&server.base, "cam", Some(40));
+    // 200 ms fragments, a keyframe every 2 s: three complete segments.
+    let wait_for = |n: usize| {
+        let server = &server;
+        async move {
+            for _ in 0..200 {
+                let (status, mpd) =
+                    server.get_text("/v1/streams/cam/dash/manifest.mpd?mode=live").await;
+                if status == 200 && live_facts(&mpd).segments.len() >= n {
+                    return mpd;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("fewer than {n} live segments after 20 s");
+        }
+    };
+    let first = live_facts(&wait_for(3).await);
+    let base = server.url("/v1/streams/cam/dash/");
+    for &(t, _) in &first.segments {
+        let url = format!("{base}{}", first.media.replace("$Time$", &t.to_string()));
+        let resp = server.http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(&body[4..8], b"moof", "{url}");
+    }
+    let (t, d) = *first.segments.last().unwrap();
+    let (status, _) = server
+        .get_text(&format!(
+            "/v1/streams/cam/dash/{}",
+            first.media.replace("$Time$", &(t + 1).to_string())
+        ))
+        .await;
+    assert_eq!(status, 404, "no segment starts one tick later");
+
+    // A later MPD: the same clock anchor and Period, the window moved on, shared segments alike.
+    let later = loop {
+        let l = live_facts(&wait_for(3).await);
+        if l.segments.last().unwrap().0 > t {
+            break l;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (&later.ast, &later.period, &later.media),
+        (&first.ast, &first.period, &first.media)
+    );
+    assert!(later.segments.contains(&(t, d)), "{:?} / {:?}", first.segments, later.segments);
+    assert!(later.segments.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "{:?}", later.segments);
+
+    // A replay from the stream's start grows while the producer is there, and is static once it
+    // has gone.
+    let start = server.fragments("cam").await[0]["producerTimestamp"].as_str().unwrap().to_owned();
+    let replay = format!("/v1/streams/cam/dash/manifest.mpd?mode=live_replay&start={start}");
+    let (status, mpd) = server.get_text(&replay).await;
+    assert_eq!(status, 200, "{mpd}");
+    let r = live_facts(&mpd);
+    assert_eq!(r.period.1, "PT0.000S");
+    assert!(mpd.contains(&format!("presentationTimeOffset=\"{}\"", r.segments[0].0)), "{mpd}");
+    drop(live);
+    let mut done = String::new();
+    for _ in 0..100 {
+        let (_, mpd) = server.get_text(&replay).await;
+        if mpd.contains("type=\"static\"") {
+            done = mpd;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(done.contains("mediaPresentationDuration") && done.contains("<SegmentURL"), "{done}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_js_and_shaka_play_live_dash_in_chromium() {
+    use common::browser::{push_live, require_browser_tools, run_script};
+    require_browser_tools();
+    let server = TestServer::start().await;
+    server.create_stream("cam").await;
+    let live = push_live(&server.base, "cam", Some(90));
+    for _ in 0..200 {
+        let (status, _) = server.get_text("/v1/streams/cam/dash/manifest.mpd?mode=live").await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let start = server.fragments("cam").await[0]["producerTimestamp"].as_str().unwrap().to_owned();
+    let seconds = 10.0;
+    for (mode, query) in [
+        ("live", "mode=live".to_owned()),
+        ("live_replay", format!("mode=live_replay&start={start}")),
+    ] {
+        let url = format!("/v1/streams/cam/dash/manifest.mpd?{query}");
+        let env = [("URL", url.clone()), ("SECONDS_TO_PLAY", seconds.to_string())];
+        let out = run_script("dash_live.mjs", &server.base, &env).await;
+        let results: Vec<serde_json::Value> =
+            out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        assert_eq!(results.len(), 2, "{out}");
+        for r in &results {
+            let errors = r["errors"].as_array().unwrap();
+            assert!(errors.is_empty(), "{mode}: {} reported errors: {errors:?}", r["player"]);
+            assert_eq!(r["live"], true, "{mode}: {r}");
+            // Playback went on at the live edge (a stall on a busy machine costs some of it).
+            let advanced = r["advanced"].as_f64().unwrap();
+            assert!(advanced > seconds / 2.0, "{mode}: {r}");
+            let latency = r["latency"].as_f64().unwrap();
+            assert!((0.0..15.0).contains(&latency), "{mode}: {r}");
+        }
+    }
+    drop(live);
     server.stop().await;
 }

@@ -116,6 +116,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/v1/streams/{name}/dash/manifest.mpd", Rule::Stream(Action::Playback, "name")),
     ("GET", "/v1/streams/{name}/dash/init/{id}/{file}", Rule::Stream(Action::Playback, "name")),
     ("GET", "/v1/streams/{name}/dash/seg/{id}/{file}", Rule::Stream(Action::Playback, "name")),
+    (
+        "GET",
+        "/v1/streams/{name}/dash/seg/{id}/{init}/{file}",
+        Rule::Stream(Action::Playback, "name"),
+    ),
     ("POST", "/v1/streams/{name}/playback-sessions", Rule::Stream(Action::Playback, "name")),
     (
         "GET",

@@ -1,5 +1,6 @@
-//! MPEG-DASH manifests (ISO/IEC 23009-1) for recorded ranges: a static MPD with one Period per
-//! init segment (a codec or resolution change starts a new one), one AdaptationSet per track
+//! MPEG-DASH manifests (ISO/IEC 23009-1): a static MPD for a recorded range, a dynamic one
+//! ([`Dynamic`]) for live playback, with one Period per run of one init segment (a codec or
+//! resolution change starts a new one), one AdaptationSet per track
 //! (players want video and audio apart, so segments are served per track), and a `SegmentList`
 //! whose `SegmentTimeline` gives every segment's exact start and duration on the stream
 //! timeline, with an explicit `SegmentURL` for each (segment URLs name fragment ranges, as HLS's
@@ -12,12 +13,31 @@ use mp4_atom::Encode;
 
 use super::fmp4::{InitSegment, moov_of, samples};
 use super::mux::{self, MuxSample, TrackRun};
+use crate::clock::Timestamp;
 
-/// A static MPD.
+/// An MPD: static (`dynamic: None`, its duration is `duration_us`) or dynamic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mpd {
     pub duration_us: u64,
     pub periods: Vec<Period>,
+    pub dynamic: Option<Dynamic>,
+}
+
+/// What a dynamic (live) MPD adds: where its presentation time 0 is on the wall clock, and how
+/// players should follow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dynamic {
+    /// The wall-clock instant of presentation time 0 (`availabilityStartTime`).
+    pub availability_start: Timestamp,
+    /// When this MPD was made (`publishTime`), also given as the clock to synchronise with
+    /// (`UTCTiming` `urn:mpeg:dash:utc:direct:2014`), so players need no clock of their own.
+    pub now: Timestamp,
+    /// How soon to ask for the MPD again.
+    pub minimum_update_period_us: u64,
+    /// How far behind the live edge segments stay listed.
+    pub time_shift_buffer_us: u64,
+    /// How far behind the live edge to play.
+    pub suggested_delay_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +64,10 @@ pub struct AdaptationSet {
     /// The media time (in `timescale`) at the Period's start.
     pub presentation_time_offset: u64,
     pub initialization: String,
+    /// The media URL template (`$Time$` for a segment's start): a `SegmentTemplate` with this
+    /// timeline instead of a `SegmentList` naming each segment's URL. Live MPDs use it: it is
+    /// what live DASH clients follow from one MPD to the next.
+    pub media_template: Option<String>,
     pub segments: Vec<Segment>,
 }
 
@@ -69,13 +93,32 @@ impl Mpd {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            out,
+        out.push_str(
             "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
-             profiles=\"urn:mpeg:dash:profile:isoff-main:2011\" type=\"static\" \
-             mediaPresentationDuration=\"{}\" minBufferTime=\"PT2S\">",
-            duration(self.duration_us)
+             profiles=\"urn:mpeg:dash:profile:isoff-main:2011\" minBufferTime=\"PT2S\"",
         );
+        match &self.dynamic {
+            None => {
+                let _ = writeln!(
+                    out,
+                    " type=\"static\" mediaPresentationDuration=\"{}\">",
+                    duration(self.duration_us)
+                );
+            }
+            Some(d) => {
+                let _ = writeln!(
+                    out,
+                    " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
+                     minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" \
+                     suggestedPresentationDelay=\"{}\">",
+                    d.availability_start.to_rfc3339(),
+                    d.now.to_rfc3339(),
+                    duration(d.minimum_update_period_us),
+                    duration(d.time_shift_buffer_us),
+                    duration(d.suggested_delay_us)
+                );
+            }
+        }
         for p in &self.periods {
             let _ = writeln!(
                 out,
@@ -87,6 +130,13 @@ impl Mpd {
                 render_set(&mut out, s);
             }
             out.push_str("  </Period>\n");
+        }
+        if let Some(d) = &self.dynamic {
+            let _ = writeln!(
+                out,
+                "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
+                d.now.to_rfc3339()
+            );
         }
         out.push_str("</MPD>\n");
         out
@@ -123,12 +173,30 @@ fn render_set(out: &mut String, s: &AdaptationSet) {
             s.channels.max(1)
         );
     }
-    let _ = writeln!(
+    let element = if s.media_template.is_some() { "SegmentTemplate" } else { "SegmentList" };
+    let _ = write!(
         out,
-        "        <SegmentList timescale=\"{}\" presentationTimeOffset=\"{}\">",
+        "        <{element} timescale=\"{}\" presentationTimeOffset=\"{}\"",
         s.timescale, s.presentation_time_offset
     );
-    let _ = writeln!(out, "          <Initialization sourceURL=\"{}\"/>", attr(&s.initialization));
+    match &s.media_template {
+        Some(media) => {
+            let _ = writeln!(
+                out,
+                " initialization=\"{}\" media=\"{}\">",
+                attr(&s.initialization),
+                attr(media)
+            );
+        }
+        None => {
+            out.push_str(">\n");
+            let _ = writeln!(
+                out,
+                "          <Initialization sourceURL=\"{}\"/>",
+                attr(&s.initialization)
+            );
+        }
+    }
     out.push_str("          <SegmentTimeline>\n");
     let mut next = None;
     for seg in &s.segments {
@@ -141,10 +209,13 @@ fn render_set(out: &mut String, s: &AdaptationSet) {
         next = Some(seg.t + seg.d);
     }
     out.push_str("          </SegmentTimeline>\n");
-    for seg in &s.segments {
-        let _ = writeln!(out, "          <SegmentURL media=\"{}\"/>", attr(&seg.media));
+    if s.media_template.is_none() {
+        for seg in &s.segments {
+            let _ = writeln!(out, "          <SegmentURL media=\"{}\"/>", attr(&seg.media));
+        }
     }
-    out.push_str("        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n");
+    let _ = writeln!(out, "        </{element}>");
+    out.push_str("      </Representation>\n    </AdaptationSet>\n");
 }
 
 /// Why a per-track init or segment could not be made.
@@ -227,19 +298,21 @@ mod tests {
             timescale: 1000,
             presentation_time_offset: 5000,
             initialization: "init/1/0-1.mp4".into(),
+            media_template: None,
             segments: vec![
                 Segment { t: 5000, d: 1000, media: "seg/1/0-0-1.m4s".into() },
                 Segment { t: 6000, d: 1000, media: "seg/1/1-1-1.m4s".into() },
                 Segment { t: 9000, d: 1000, media: "seg/1/2-2-1.m4s".into() },
             ],
         };
-        let mpd = Mpd {
+        let mut mpd = Mpd {
             duration_us: 5_000_000,
             periods: vec![Period {
                 id: "0".into(),
                 start_us: 0,
                 sets: vec![set(true), set(false)],
             }],
+            dynamic: None,
         };
         let text = mpd.render();
         assert!(text.contains("mediaPresentationDuration=\"PT5.000S\""), "{text}");
@@ -252,8 +325,30 @@ mod tests {
         assert!(text.contains("width=\"640\" height=\"360\""));
         assert!(text.contains("audioSamplingRate=\"48000\""));
         assert_eq!(text.matches("<SegmentURL").count(), 6);
-        assert!(text.contains("presentationTimeOffset=\"5000\""));
+        assert!(text.contains("presentationTimeOffset=\"5000\">"));
         assert_eq!(duration(1_234_567), "PT1.234S");
+        assert!(text.contains("type=\"static\"") && !text.contains("UTCTiming"));
+        mpd.dynamic = Some(Dynamic {
+            availability_start: Timestamp::from_millis(1_795_000_000_000),
+            now: Timestamp::from_millis(1_795_000_100_500),
+            minimum_update_period_us: 2_000_000,
+            time_shift_buffer_us: 12_000_000,
+            suggested_delay_us: 6_000_000,
+        });
+        for set in &mut mpd.periods[0].sets {
+            set.media_template = Some(format!("seg/1/0/$Time$-{}.m4s", set.id));
+        }
+        let live = mpd.render();
+        assert!(live.contains("<SegmentTemplate timescale=\"1000\" presentationTimeOffset=\"5000\" initialization=\"init/1/0-1.mp4\" media=\"seg/1/0/$Time$-1.m4s\">"), "{live}");
+        assert!(!live.contains("SegmentURL") && live.contains("</SegmentTemplate>"));
+        assert!(live.contains("type=\"dynamic\" availabilityStartTime=\"2026-11-18T"), "{live}");
+        assert!(
+            live.contains("minimumUpdatePeriod=\"PT2.000S\" timeShiftBufferDepth=\"PT12.000S\"")
+        );
+        assert!(!live.contains("mediaPresentationDuration"));
+        assert!(live.contains(
+            "<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"2026-11-18T"
+        ));
         assert_eq!(attr("a&b\"c"), "a&amp;b&quot;c");
     }
 }

@@ -13,7 +13,7 @@ use crate::error::Result;
 
 /// Upper bound on fragments walked back to find a segment start (a GOP longer than this many
 /// fragments is cut into segments that do not start with a keyframe).
-const MAX_SEGMENT_FRAGMENTS: usize = 600;
+pub const MAX_SEGMENT_FRAGMENTS: usize = 600;
 
 /// A run of fragments served as one HLS media segment.
 #[derive(Debug, Clone, PartialEq)]

@@ -120,7 +120,21 @@ out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_stream
                      capture_output=True, text=True, timeout=60)
 check(out.returncode == 0 and out.stderr.strip() == "", f"ffprobe DASH: {out.stderr}")
 check({int(line) for line in out.stdout.split()} == {frames}, f"DASH frames {out.stdout.split()} = {frames}")
-check(code(am.get_dash_streaming_session_url, StreamName=stream) == "InvalidArgumentException", "LIVE DASH")
+# LIVE (the default): a dynamic MPD of the newest segments; LIVE_REPLAY needs a start, and with
+# no producer connected its MPD is already complete (static).
+live = am.get_dash_streaming_session_url(StreamName=stream)["DASHStreamingSessionURL"]
+check("mode=live&" in live and "token=" in live, f"live url {live}")
+mpd = urllib.request.urlopen(live).read().decode()
+check('type="dynamic"' in mpd and "$Time$" in mpd and "token=" in mpd, f"live MPD {mpd[:400]}")
+check(code(am.get_dash_streaming_session_url, StreamName=stream, PlaybackMode="LIVE_REPLAY")
+      == "InvalidArgumentException", "LIVE_REPLAY without a start")
+check(code(am.get_dash_streaming_session_url, StreamName=stream, PlaybackMode="LIVE", DASHFragmentSelector=producer)
+      == "InvalidArgumentException", "LIVE with a range")
+replay = am.get_dash_streaming_session_url(StreamName=stream, PlaybackMode="LIVE_REPLAY",
+                                           DASHFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                                                                 "TimestampRange": {"StartTimestamp": start}})
+mpd = urllib.request.urlopen(replay["DASHStreamingSessionURL"]).read().decode()
+check('type="static"' in mpd, f"a finished replay is static: {mpd[:300]}")
 check(code(am.get_dash_streaming_session_url, StreamName=stream, PlaybackMode="ON_DEMAND")
       == "InvalidArgumentException", "ON_DEMAND without a range")
 # --- GetClip: a progressive MP4 of the range ----------------------------------------------------

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::KvsError;
-use super::control::{Ctx, integer, serialization, string};
+use super::control::{Ctx, integer, serialization, string, structure};
 use crate::auth::playback::{MAX_EXPIRES_SECS, MIN_EXPIRES_SECS};
 use crate::clock::Timestamp;
 use crate::config::Action;
@@ -16,15 +16,6 @@ use crate::video::fragment::{FragmentNumber, TimestampKind};
 /// KVS's default and largest ListFragments page.
 const DEFAULT_FRAGMENTS: i64 = 100;
 const MAX_FRAGMENTS: i64 = 1000;
-
-/// A structure member (`None` when absent).
-pub(super) fn structure<'v>(body: &'v Value, member: &str) -> Result<Option<&'v Value>, KvsError> {
-    match body.get(member) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v)),
-        Some(_) => Err(serialization(member, "Structure")),
-    }
-}
 
 /// An epoch-seconds timestamp member, as KVS's JSON carries them.
 pub(super) fn timestamp(body: &Value, member: &str) -> Result<Option<Timestamp>, KvsError> {
@@ -182,63 +173,10 @@ pub fn get_hls_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Valu
             "ContainerFormat MPEG_TS is not served: Sluice's HLS is fragmented MP4 (FRAGMENTED_MP4), which every current player takes.",
         ));
     }
-    let mode = mode.unwrap_or("LIVE");
-    match mode {
-        "LIVE_REPLAY" if start.is_none() => {
-            return Err(KvsError::invalid(
-                "StartTimestamp must be given in HLSFragmentSelector for LIVE_REPLAY.",
-            ));
-        }
-        "ON_DEMAND" if start.is_none() || end.is_none() => {
-            return Err(KvsError::invalid(
-                "StartTimestamp and EndTimestamp must be given in HLSFragmentSelector for ON_DEMAND.",
-            ));
-        }
-        "LIVE" if start.is_some() || end.is_some() => {
-            return Err(KvsError::invalid(
-                "TimestampRange must not be given in HLSFragmentSelector for LIVE.",
-            ));
-        }
-        _ => {}
-    }
-    if let (Some(s), Some(e)) = (start, end)
-        && s >= e
-    {
-        return Err(KvsError::invalid("StartTimestamp must be before EndTimestamp."));
-    }
-    let s = ctx.stream(body, "StreamARN")?;
-    ctx.allow("GetHLSStreamingSessionURL", Action::Playback, s.name.as_str())?;
-    if s.describe().fragment_count == 0 && mode != "LIVE" {
-        return Err(KvsError::not_found(format!(
-            "No fragments found in the stream {} for the requested time range.",
-            s.name
-        )));
-    }
-    let secs = expires.unwrap_or(MIN_EXPIRES_SECS as i64) as u64;
-    let state = ctx.state;
-    let expires_at = state.video.clock().now().saturating_add(std::time::Duration::from_secs(secs));
-    let token = state.auth.playback.issue(s.name.as_str(), expires_at);
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair(
-        "mode",
-        match mode {
-            "LIVE_REPLAY" => "live_replay",
-            "ON_DEMAND" => "on_demand",
-            _ => "live",
-        },
-    );
-    if let Some(t) = start {
-        q.append_pair("start", &t.to_rfc3339());
-    }
-    if let Some(t) = end {
-        q.append_pair("end", &t.to_rfc3339());
-    }
-    q.append_pair(
-        "timestamps",
-        if kind == Some("SERVER_TIMESTAMP") { "server" } else { "producer" },
-    );
+    let session = Session::check("GetHLSStreamingSessionURL", ctx, body, (mode, kind, start, end))?;
+    let mut q = session.query();
     // KVS's default: ALWAYS on the server clock, NEVER on the producer's.
-    let server_clock = kind == Some("SERVER_TIMESTAMP");
+    let server_clock = session.server_clock;
     q.append_pair(
         "discontinuity",
         match discontinuity {
@@ -252,13 +190,113 @@ pub fn get_hls_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Valu
     // KVS shows fragment timestamps (EXT-X-PROGRAM-DATE-TIME) only when asked.
     q.append_pair("pdt", if display == Some("ALWAYS") { "true" } else { "false" });
     // On demand, the oldest fragments up to the maximum; live, Sluice's live window applies.
-    if let (Some(n), "ON_DEMAND") = (max, mode) {
+    if let (Some(n), "ON_DEMAND") = (max, session.mode) {
         q.append_pair("maxSegments", &n.to_string());
     }
-    q.append_pair("token", &token);
-    let base = super::public_url(state, ctx.headers);
-    let url = format!("{base}/v1/streams/{}/hls/master.m3u8?{}", s.name, q.finish());
+    let url = session.url(ctx, "hls/master.m3u8", q, expires);
     Ok(json!({ "HLSStreamingSessionURL": url }))
+}
+
+/// A streaming session's mode, range and stream, checked as KVS checks them.
+struct Session<'a> {
+    mode: &'a str,
+    server_clock: bool,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+    stream: std::sync::Arc<crate::video::VideoStream>,
+}
+
+impl<'a> Session<'a> {
+    /// `LIVE` (the default) takes no range, `LIVE_REPLAY` needs a start, `ON_DEMAND` both ends;
+    /// then the stream, the caller's `playback` grant, and media for every mode but `LIVE`.
+    fn check(
+        op: &str,
+        ctx: &Ctx<'_>,
+        body: &Value,
+        (mode, kind, start, end): (
+            Option<&'a str>,
+            Option<&str>,
+            Option<Timestamp>,
+            Option<Timestamp>,
+        ),
+    ) -> Result<Session<'a>, KvsError> {
+        let selector =
+            if op.contains("HLS") { "HLSFragmentSelector" } else { "DASHFragmentSelector" };
+        let mode = mode.unwrap_or("LIVE");
+        match mode {
+            "LIVE_REPLAY" if start.is_none() => {
+                return Err(KvsError::invalid(format!(
+                    "StartTimestamp must be given in {selector} for LIVE_REPLAY."
+                )));
+            }
+            "ON_DEMAND" if start.is_none() || end.is_none() => {
+                return Err(KvsError::invalid(format!(
+                    "StartTimestamp and EndTimestamp must be given in {selector} for ON_DEMAND."
+                )));
+            }
+            "LIVE" if start.is_some() || end.is_some() => {
+                return Err(KvsError::invalid(format!(
+                    "TimestampRange must not be given in {selector} for LIVE."
+                )));
+            }
+            _ => {}
+        }
+        if let (Some(s), Some(e)) = (start, end)
+            && s >= e
+        {
+            return Err(KvsError::invalid("StartTimestamp must be before EndTimestamp."));
+        }
+        let stream = ctx.stream(body, "StreamARN")?;
+        ctx.allow(op, Action::Playback, stream.name.as_str())?;
+        if stream.describe().fragment_count == 0 && mode != "LIVE" {
+            return Err(KvsError::not_found(format!(
+                "No fragments found in the stream {} for the requested time range.",
+                stream.name
+            )));
+        }
+        let server_clock = kind == Some("SERVER_TIMESTAMP");
+        Ok(Session { mode, server_clock, start, end, stream })
+    }
+
+    /// The query of the native playback URL: mode, range, clock.
+    fn query(&self) -> url::form_urlencoded::Serializer<'static, String> {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair(
+            "mode",
+            match self.mode {
+                "LIVE_REPLAY" => "live_replay",
+                "ON_DEMAND" => "on_demand",
+                _ => "live",
+            },
+        );
+        if let Some(t) = self.start {
+            q.append_pair("start", &t.to_rfc3339());
+        }
+        if let Some(t) = self.end {
+            q.append_pair("end", &t.to_rfc3339());
+        }
+        q.append_pair("timestamps", if self.server_clock { "server" } else { "producer" });
+        q
+    }
+
+    /// The session URL: `path` under the stream, `q` and a playback token valid for `expires`
+    /// seconds (KVS's default 300).
+    fn url(
+        &self,
+        ctx: &Ctx<'_>,
+        path: &str,
+        mut q: url::form_urlencoded::Serializer<'static, String>,
+        expires: Option<i64>,
+    ) -> String {
+        let secs = expires.unwrap_or(MIN_EXPIRES_SECS as i64) as u64;
+        let state = ctx.state;
+        let expires_at =
+            state.video.clock().now().saturating_add(std::time::Duration::from_secs(secs));
+        let token = state.auth.playback.issue(self.stream.name.as_str(), expires_at);
+        q.append_pair("token", &token);
+        let base = super::public_url(state, ctx.headers);
+        format!("{base}/v1/streams/{}/{path}?{}", self.stream.name, q.finish())
+    }
 }
 
 /// GetDASHStreamingSessionURL: an ON_DEMAND session of Sluice's DASH (`/dash/manifest.mpd`, a
@@ -301,47 +339,15 @@ pub fn get_dash_streaming_session_url(ctx: &Ctx<'_>, body: &Value) -> Result<Val
         }
     };
     super::control::finish(v)?;
-    if mode != Some("ON_DEMAND") {
-        return Err(KvsError::invalid(format!(
-            "PlaybackMode {}: Sluice serves DASH for recorded ranges (ON_DEMAND); for live \
-             playback use GetHLSStreamingSessionURL.",
-            mode.unwrap_or("LIVE")
-        )));
-    }
-    let (Some(start), Some(end)) = (start, end) else {
-        return Err(KvsError::invalid(
-            "StartTimestamp and EndTimestamp must be given in DASHFragmentSelector for ON_DEMAND.",
-        ));
-    };
-    if start >= end {
-        return Err(KvsError::invalid("StartTimestamp must be before EndTimestamp."));
-    }
-    let s = ctx.stream(body, "StreamARN")?;
-    ctx.allow("GetDASHStreamingSessionURL", Action::Playback, s.name.as_str())?;
-    if s.describe().fragment_count == 0 {
-        return Err(KvsError::not_found(format!(
-            "No fragments found in the stream {} for the requested time range.",
-            s.name
-        )));
-    }
-    let secs = expires.unwrap_or(MIN_EXPIRES_SECS as i64) as u64;
-    let state = ctx.state;
-    let expires_at = state.video.clock().now().saturating_add(std::time::Duration::from_secs(secs));
-    let token = state.auth.playback.issue(s.name.as_str(), expires_at);
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("mode", "on_demand");
-    q.append_pair("start", &start.to_rfc3339());
-    q.append_pair("end", &end.to_rfc3339());
-    q.append_pair(
-        "timestamps",
-        if kind == Some("SERVER_TIMESTAMP") { "server" } else { "producer" },
-    );
-    if let Some(n) = max {
+    let session =
+        Session::check("GetDASHStreamingSessionURL", ctx, body, (mode, kind, start, end))?;
+    let mut q = session.query();
+    // The oldest fragments up to the maximum on demand, the newest live; a live replay grows
+    // from its start.
+    if let (Some(n), "ON_DEMAND" | "LIVE") = (max, session.mode) {
         q.append_pair("maxSegments", &n.to_string());
     }
-    q.append_pair("token", &token);
-    let base = super::public_url(state, ctx.headers);
-    let url = format!("{base}/v1/streams/{}/dash/manifest.mpd?{}", s.name, q.finish());
+    let url = session.url(ctx, "dash/manifest.mpd", q, expires);
     Ok(json!({ "DASHStreamingSessionURL": url }))
 }
 

@@ -16,7 +16,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::KvsError;
-use super::archived::{structure, timestamp};
+use super::archived::timestamp;
+use super::control::structure;
 use super::control::{Ctx, finish, string};
 use crate::clock::Timestamp;
 use crate::config::Action;
