@@ -57,7 +57,18 @@ async function play(context, job) {
       v.play();
     }
   }, { player: job.player, url, rate: job.rate ?? 2 });
-  await waitFor(`${job.id} (${job.player}) to play to its end`, () => page.evaluate(() => window.ended || window.errors.some((e) => e.fatal || e.shaka || e.media || e.dashjs)), 90_000, 250);
+  try {
+    await waitFor(`${job.id} (${job.player}) to play to its end`, () => page.evaluate(() => window.ended || window.errors.some((e) => e.fatal || e.shaka || e.media || e.dashjs)), 90_000, 250);
+  } catch (e) {
+    // Where the player stopped, so a failure says more than "timed out".
+    const state = await page.evaluate(() => {
+      const v = document.getElementById('v');
+      const b = [];
+      for (let i = 0; i < v.buffered.length; i++) b.push([v.buffered.start(i), v.buffered.end(i)]);
+      return { currentTime: v.currentTime, duration: v.duration, paused: v.paused, readyState: v.readyState, buffered: b, errors: window.errors };
+    });
+    throw new Error(`${e.message}; the player's state: ${JSON.stringify(state)}`);
+  }
   const out = await page.evaluate(() => {
     const v = document.getElementById('v');
     const b = [];
