@@ -16,6 +16,9 @@
 //!   services, with one place that maps errors to statuses.
 //! - [`services`]: the services one server runs, in one struct every surface shares, and the
 //!   stream lifecycle across them (a stream described with its attachments, changed together).
+//! - [`firehose`]: delivery streams (Amazon Data Firehose): records put directly or read from a
+//!   data stream, delivered in buffered, compressed objects to buckets (directories or an
+//!   S3-compatible store through `object_store`), a checkpoint advanced only after each object.
 //! - [`notify`]: fragment notifications (KVS `UpdateNotificationConfiguration`): per-stream
 //!   configurations, and for fragments producers tag for notice, `FragmentNotification` events
 //!   and webhook messages once the fragment is durable.
@@ -83,6 +86,7 @@ pub mod config;
 pub mod datastream;
 pub mod error;
 pub mod events;
+pub mod firehose;
 pub mod frames;
 pub mod frames_cli;
 pub mod imagegen;

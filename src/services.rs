@@ -41,6 +41,8 @@ pub struct Services {
     pub frames: Arc<Frames>,
     /// Continuous image generation per stream (`crate::imagegen`).
     pub imagegen: Arc<ImageGeneration>,
+    /// Delivery streams (`crate::firehose`).
+    pub firehose: Arc<crate::firehose::Firehose>,
     /// Fragment notifications (`crate::notify`).
     pub notifications: Arc<crate::notify::Notifications>,
     /// Pulled RTSP sources (`crate::ingest::pull`).

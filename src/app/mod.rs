@@ -138,6 +138,19 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         crate::auth::outbound::Outbound::from_config(&config.auth),
     )?;
     imagegen.start()?;
+    let buckets = Arc::new(crate::firehose::buckets::Buckets::new(
+        &config.object_store,
+        &config.server.data_dir,
+    ));
+    tracing::info!(buckets = %buckets.describe(), "object store");
+    let firehose = crate::firehose::Firehose::open(
+        catalog.clone(),
+        data.clone(),
+        buckets,
+        video.clock().clone(),
+        &config.data_streams,
+    )?;
+    firehose.start()?;
     let notifications = crate::notify::Notifications::open(
         catalog.clone(),
         &video,
@@ -159,6 +172,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         metadata,
         frames,
         imagegen,
+        firehose,
         notifications,
         pulls,
         whip,
@@ -254,6 +268,9 @@ pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     state.whip.stop_all().await;
     // Generators save their cursors; their last ImageGenerated events are queued before events stop.
     state.imagegen.stop().await;
+    // Delivery streams deliver what they have buffered (bounded: a destination that is down keeps
+    // it in the source log for the next start).
+    state.firehose.stop(std::time::Duration::from_secs(10)).await;
     // The event writer drains its queue last, so the events of everything above are written.
     background.events_stop.cancel();
     let _ = background.events_task.await;

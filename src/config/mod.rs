@@ -47,6 +47,7 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     pub rtsp: RtspConfig,
     pub auth: AuthConfig,
+    pub object_store: ObjectStoreConfig,
 }
 
 #[derive(Debug, thiserror::Error)]

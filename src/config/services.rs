@@ -142,6 +142,40 @@ impl Default for FramesConfig {
     }
 }
 
+/// Where buckets are (`[object_store]`, `crate::firehose::buckets`): delivery streams write their
+/// objects there. Without an S3 endpoint (here or in `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`)
+/// and without `s3 = true`, a bucket is a directory under `local_root`: no external service.
+/// Credentials come from the standard AWS variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`), never from this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectStoreConfig {
+    /// An S3-compatible endpoint (`http://127.0.0.1:9000`). Default: none (directories), or the
+    /// standard AWS variables' endpoint.
+    pub endpoint: Option<String>,
+    /// Use S3 even without an endpoint (Amazon S3 itself). Default false.
+    pub s3: bool,
+    /// The S3 region. Default: `AWS_REGION`, else us-east-1.
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), as most S3-compatible servers want; false
+    /// for virtual-hosted style. Default true.
+    pub path_style: bool,
+    /// The directory holding one directory per bucket. Default `<data_dir>/buckets`.
+    pub local_root: Option<std::path::PathBuf>,
+}
+
+impl Default for ObjectStoreConfig {
+    fn default() -> Self {
+        ObjectStoreConfig {
+            endpoint: None,
+            s3: false,
+            region: None,
+            path_style: true,
+            local_root: None,
+        }
+    }
+}
+
 /// Continuous image generation per stream (`[image_generation]`, `crate::imagegen`): bounds on
 /// what a stream's `imageGeneration` may ask for, and how webhook deliveries are queued and retried.
 #[derive(Debug, Clone, Deserialize)]

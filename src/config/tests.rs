@@ -36,6 +36,11 @@ fn example_config_parses_and_matches_defaults() {
         (q.backoff_initial_ms, q.backoff_max_ms, q.connect_timeout_secs, q.stall_timeout_secs)
     );
     assert!(c.sources.is_empty());
+    let (o, e) = (&c.object_store, &d.object_store);
+    assert_eq!(
+        (&o.endpoint, o.s3, &o.region, o.path_style),
+        (&e.endpoint, e.s3, &e.region, e.path_style)
+    );
     let (w, x) = (&c.webrtc, &d.webrtc);
     assert_eq!(
         (&w.udp_addrs, w.udp_port_min, w.udp_port_max),

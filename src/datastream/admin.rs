@@ -201,6 +201,16 @@ impl DataStreams {
         )
     }
 
+    /// Deletes a system stream the server made for its own use (a DirectPut delivery stream's
+    /// records), which DeleteStream refuses; a stream that does not exist is no error.
+    pub fn delete_system_stream(&self, name: &StreamName) -> Result<(), DsError> {
+        lock(&self.system).remove(name.as_str());
+        match self.delete_stream(StreamSel::name(name.as_str()), true) {
+            Err(DsError::ResourceNotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+
     /// DeleteStream. A stream with registered consumers needs `enforce_consumer_deletion`.
     pub fn delete_stream(
         &self,

@@ -41,6 +41,9 @@ pub enum DsError {
     /// The caller's access key lacks the grant for this operation on this stream.
     #[error("{0}")]
     AccessDenied(String),
+    /// A change named a version that is no longer current (Firehose's UpdateDestination).
+    #[error("{0}")]
+    ConcurrentModification(String),
     /// The server cannot take this now: its storage is full, or it is shutting down (HTTP 503,
     /// `ServiceUnavailable`, which the AWS SDKs retry with back-off).
     #[error("{0}")]
@@ -63,6 +66,7 @@ impl DsError {
             DsError::Internal(_) => "InternalFailure",
             DsError::Unavailable(_) => "ServiceUnavailable",
             DsError::AccessDenied(_) => "AccessDeniedException",
+            DsError::ConcurrentModification(_) => "ConcurrentModificationException",
         }
     }
 
@@ -85,7 +89,8 @@ impl DsError {
             | DsError::Serialization(m)
             | DsError::Internal(m)
             | DsError::Unavailable(m)
-            | DsError::AccessDenied(m) => m,
+            | DsError::AccessDenied(m)
+            | DsError::ConcurrentModification(m) => m,
         }
     }
 }
@@ -129,7 +134,7 @@ impl From<DsError> for Error {
     fn from(e: DsError) -> Self {
         let kind = match &e {
             DsError::ResourceNotFound(_) => ErrorKind::NotFound,
-            DsError::ResourceInUse(_) => ErrorKind::Conflict,
+            DsError::ResourceInUse(_) | DsError::ConcurrentModification(_) => ErrorKind::Conflict,
             DsError::InvalidArgument(_)
             | DsError::Validation(_)
             | DsError::Serialization(_)

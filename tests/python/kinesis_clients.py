@@ -14,6 +14,8 @@ import boto3
 import botocore.config
 import cbor2
 
+from checks import check
+
 endpoint = sys.argv[1]
 kds = boto3.client(
     "kinesis",
@@ -23,11 +25,6 @@ kds = boto3.client(
     aws_secret_access_key="test",
     config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=30),
 )
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit(f"FAIL: {what}")
 
 
 # --- SubscribeToShard through botocore's event-stream parser -------------------------------

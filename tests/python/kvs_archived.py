@@ -13,26 +13,14 @@ import urllib.request
 
 import boto3
 import botocore.config
-from botocore.exceptions import ClientError
+
+from checks import check, code
 
 endpoint, stream, frames, numbers = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].split(",")
 kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
           aws_secret_access_key="test", config=botocore.config.Config(retries={"max_attempts": 1}))
 kv = boto3.client("kinesisvideo", **kw)
 am = boto3.client("kinesis-video-archived-media", **kw)
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit(f"FAIL: {what}")
-
-
-def code(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    sys.exit(f"FAIL: {fn.__name__}({kw}) succeeded")
 
 
 utc = datetime.timezone.utc

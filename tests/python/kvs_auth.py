@@ -8,7 +8,13 @@ import sys
 
 import boto3
 import botocore.config
-from botocore.exceptions import ClientError
+
+from checks import check, error_of
+
+
+def code(fn, **kw):
+    return error_of(fn, **kw)[:2]
+
 
 endpoint, admin_id, admin_secret, read_id, read_secret = sys.argv[1:6]
 
@@ -17,19 +23,6 @@ def client(key, secret):
     return boto3.client("kinesisvideo", endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id=key, aws_secret_access_key=secret,
                         config=botocore.config.Config(retries={"max_attempts": 1}))
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit(f"FAIL: {what}")
-
-
-def code(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-    sys.exit(f"FAIL: {fn.__name__}({kw}) succeeded")
 
 
 admin, reader = client(admin_id, admin_secret), client(read_id, read_secret)

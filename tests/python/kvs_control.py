@@ -12,7 +12,9 @@ import urllib.request
 
 import boto3
 import botocore.config
-from botocore.exceptions import ClientError
+
+from checks import check
+from checks import error_of as error
 
 endpoint = sys.argv[1]
 kv = boto3.client(
@@ -23,19 +25,6 @@ kv = boto3.client(
     aws_secret_access_key="test",
     config=botocore.config.Config(retries={"max_attempts": 1}),
 )
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit(f"FAIL: {what}")
-
-
-def error(fn, **kw):
-    try:
-        fn(**kw)
-    except ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Message"]
-    sys.exit(f"FAIL: {fn.__name__}({kw}) succeeded")
 
 
 def native(path):

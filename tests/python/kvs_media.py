@@ -19,7 +19,8 @@ import tempfile
 import boto3
 import botocore.config
 import ebmlite
-from botocore.exceptions import ClientError
+
+from checks import check, code
 
 endpoint, stream, numbers = sys.argv[1], sys.argv[2], sys.argv[4].split(",")
 video_frames, audio_frames = (int(n) for n in sys.argv[3].split(","))
@@ -28,19 +29,6 @@ kw = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_k
           config=botocore.config.Config(retries={"max_attempts": 1}))
 kv = boto3.client("kinesisvideo", endpoint_url=endpoint, **kw)
 schema = ebmlite.loadSchema("matroska.xml")
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit(f"FAIL: {what}")
-
-
-def code(fn, **args):
-    try:
-        fn(**args)
-    except ClientError as e:
-        return e.response["Error"]["Code"]
-    sys.exit(f"FAIL: {fn.__name__}({args}) succeeded")
 
 
 EBML = b"\x1a\x45\xdf\xa3"

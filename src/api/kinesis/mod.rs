@@ -14,6 +14,7 @@
 pub mod access;
 mod cbor;
 mod consumers;
+pub mod firehose;
 mod ops;
 pub mod settings;
 mod subscribe;
@@ -114,9 +115,13 @@ async fn authorized(
     codec: Codec,
 ) -> Outcome {
     let auth = &state.auth;
+    let firehose_op = target.and_then(|t| t.strip_prefix(firehose::TARGET_PREFIX));
     if !auth.enabled() {
         let body = codec.request(&raw)?;
-        return run(&state.data, target, &body).await;
+        return match firehose_op {
+            Some(op) => firehose::run(state, &Identity::Anonymous, op, &body).await,
+            None => run(&state.data, target, &body).await,
+        };
     }
     let remote = parts
         .extensions
@@ -136,7 +141,8 @@ async fn authorized(
         ));
     }
     let now = state.video.clock().now();
-    let principal = match sigv4::verify(auth, parts, raw.clone(), "kinesis", now).await {
+    let service = if firehose_op.is_some() { "firehose" } else { "kinesis" };
+    let principal = match sigv4::verify(auth, parts, raw.clone(), service, now).await {
         Ok(p) => p,
         Err(e) => {
             auth.record_failure(ip);
@@ -159,8 +165,17 @@ async fn authorized(
         .into());
     }
     let who = Identity::Principal(principal);
-    let op = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("");
     let body = codec.request(&raw)?;
+    if let Some(op) = firehose_op {
+        let outcome = firehose::run(state, &who, op, &body).await;
+        if let Err(f) = &outcome
+            && f.type_name() == "AccessDeniedException"
+        {
+            denied("not_granted", who.name(), "");
+        }
+        return outcome;
+    }
+    let op = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)).unwrap_or("");
     if let Err(e) = access::check(auth, &state.data, &who, op, &body) {
         denied("not_granted", who.name(), "");
         return Err(e.into());
@@ -238,6 +253,10 @@ pub struct Fault {
 impl Fault {
     fn new(status: StatusCode, type_name: &'static str, message: impl Into<String>) -> Fault {
         Fault { status, type_name, message: message.into() }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
     }
 }
 
@@ -376,7 +395,7 @@ fn blocking_operation(ds: &DataStreams, op: &str, body: &[u8], target: Option<&s
     Ok(Reply::Value(result?))
 }
 
-fn unknown_operation(target: Option<&str>) -> Fault {
+pub(super) fn unknown_operation(target: Option<&str>) -> Fault {
     Fault::new(
         StatusCode::BAD_REQUEST,
         "UnknownOperationException",
