@@ -73,6 +73,33 @@ pub struct Metrics {
     pub sources: SourceMetrics,
     /// Fragment notifications (`crate::notify`), per stream.
     pub notifications: NotificationMetrics,
+    /// Delivery streams (`crate::firehose`), per delivery stream.
+    pub firehose: FirehoseMetrics,
+}
+
+impl FirehoseMetrics {
+    /// Drops a deleted delivery stream's series.
+    pub fn forget(&self, name: &str) {
+        let l = Metrics::stream(name);
+        for f in [&self.records, &self.bytes, &self.objects, &self.failures] {
+            f.remove(&l);
+        }
+        self.buffered.remove(&l);
+    }
+}
+
+/// Delivery streams' counters, labelled by delivery stream (`crate::firehose`).
+#[derive(Default)]
+pub struct FirehoseMetrics {
+    /// Records in acknowledged objects.
+    pub records: Family<StreamLabel, Counter>,
+    /// Record bytes (before compression) in acknowledged objects.
+    pub bytes: Family<StreamLabel, Counter>,
+    pub objects: Family<StreamLabel, Counter>,
+    /// Failed object writes (each retried) and source reads.
+    pub failures: Family<StreamLabel, Counter>,
+    /// Records read from the source and not yet in an acknowledged object.
+    pub buffered: Family<StreamLabel, Gauge>,
 }
 
 /// Fragment notifications' counters, per stream (`crate::notify`).
@@ -182,6 +209,7 @@ impl Metrics {
             imagegen: ImageGenMetrics::default(),
             sources: SourceMetrics::default(),
             notifications: NotificationMetrics::default(),
+            firehose: FirehoseMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -352,6 +380,28 @@ impl Metrics {
         ] {
             registry.register(name, help, family.clone());
         }
+        let f = &m.firehose;
+        for (name, help, family) in [
+            ("firehose_records", "Delivery streams: records in acknowledged objects", &f.records),
+            (
+                "firehose_bytes",
+                "Delivery streams: record bytes (before compression) in acknowledged objects",
+                &f.bytes,
+            ),
+            ("firehose_objects", "Delivery streams: objects written", &f.objects),
+            (
+                "firehose_failures",
+                "Delivery streams: failed object writes (retried) and source reads",
+                &f.failures,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "firehose_buffered_records",
+            "Delivery streams: records read and not yet in an acknowledged object",
+            f.buffered.clone(),
+        );
         registry.register(
             "source_state",
             "Pulled RTSP sources: 1 for the state each is in (connecting, streaming, backoff)",

@@ -23,6 +23,11 @@ async fn boto3_delivers_records_into_directory_buckets() {
         .arg(server.dir.join("buckets"));
     let (ok, stderr) = run_bounded(cmd).await;
     assert!(ok, "firehose_clients.py: {stderr}");
+    // What was delivered is in /metrics too; a deleted stream's series are gone.
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("sluice_firehose_records_total{stream=\"events\"} 2002"), "{metrics}");
+    assert!(metrics.contains("sluice_firehose_buffered_records{stream=\"events\"} 0"));
+    assert!(!metrics.contains("stream=\"from-kds\""), "a deleted stream's series");
     server.stop().await;
 }
 
@@ -139,6 +144,76 @@ async fn acknowledged_records_survive_a_graceful_stop_and_a_sigkill() {
     )
     .await;
     assert_eq!(d["DeliveryStreamDescription"]["VersionId"], "2", "{d}");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// moto's S3-compatible server (from the test venv) on `port`, killed when dropped.
+async fn moto(port: u16) -> common::browser::Guard {
+    let bin = venv_python().with_file_name("moto_server");
+    let child = std::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn moto_server (tests/requirements.txt)");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    common::browser::Guard(child)
+}
+
+async fn s3_phase(base: &str, s3: &str, phase: &str) {
+    let mut cmd = std::process::Command::new(venv_python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/firehose_s3.py"))
+        .args([base, s3, phase]);
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "firehose_s3.py {phase}: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_reach_an_s3_compatible_store_and_survive_its_outage() {
+    let port = free_port();
+    let s3 = format!("http://127.0.0.1:{port}");
+    let store = moto(port).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    // The endpoint from the config, the credentials from the standard variables.
+    let config = format!("[object_store]\nendpoint = \"{s3}\"\n");
+    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
+    let mut server = spawn_server_with(&dir, &config, &env);
+    s3_phase(&server.base, &s3, "first").await;
+    // The store goes away: records are still taken, objects fail and are retried.
+    drop(store);
+    s3_phase(&server.base, &s3, "put").await;
+    let http = reqwest::Client::new();
+    let mut failures = 0;
+    for _ in 0..150 {
+        let (_, d) = call(
+            &http,
+            &server.base,
+            "DescribeDeliveryStream",
+            json!({ "DeliveryStreamName": "to-s3" }),
+        )
+        .await;
+        failures =
+            d["DeliveryStreamDescription"]["SluiceDelivery"]["Failures"].as_u64().unwrap_or(0);
+        if failures > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(failures > 0, "a write to the stopped store failed and was counted");
+    let _store = moto(port).await;
+    s3_phase(&server.base, &s3, "after").await;
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }

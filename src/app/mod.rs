@@ -148,6 +148,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         data.clone(),
         buckets,
         video.clock().clone(),
+        metrics.clone(),
         &config.data_streams,
     )?;
     firehose.start()?;

@@ -23,6 +23,7 @@ use super::store::Store;
 use crate::clock::{SharedClock, Timestamp};
 use crate::datastream::{DataStreams, DsError, ShardId, ShardReader, StreamSel};
 use crate::log::Offset;
+use crate::metrics::Metrics;
 use crate::name::StreamName;
 
 /// Records read from a shard per step, at most.
@@ -32,7 +33,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What a delivery stream has done, for Describe and `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Progress {
     pub records: AtomicU64,
     pub bytes: AtomicU64,
@@ -41,11 +42,16 @@ pub struct Progress {
     /// Records read from the source and not yet in an acknowledged object.
     pub buffered_records: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// The `/metrics` series the counts go to as well.
+    pub series: Option<(Arc<Metrics>, crate::metrics::StreamLabel)>,
 }
 
 impl Progress {
     fn failed(&self, e: String) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some((metrics, label)) = &self.series {
+            metrics.firehose.failures.get_or_create(label).inc();
+        }
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
 }
@@ -61,6 +67,7 @@ pub struct Delivery {
     pub store: Arc<Store>,
     pub checkpoint: BTreeMap<u32, u64>,
     pub progress: Arc<Progress>,
+    pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     /// Cancelled to stop: what is buffered is delivered first (a graceful stop).
     pub stop: CancellationToken,
@@ -151,6 +158,7 @@ impl Delivery {
                     }
                 };
                 self.progress.buffered_records.store(batch.records, Ordering::Relaxed);
+                self.gauge().set(batch.records as i64);
                 let full = batch.raw >= limit;
                 let due = batch.oldest.is_some_and(|o| {
                     let age = self.clock.now().micros_since(o);
@@ -203,8 +211,17 @@ impl Delivery {
             p.bytes.fetch_add(batch.raw, Ordering::Relaxed);
             p.objects.fetch_add(1, Ordering::Relaxed);
             p.buffered_records.store(0, Ordering::Relaxed);
+            let (f, label) = (&self.metrics.firehose, Metrics::stream(&self.name));
+            f.records.get_or_create(&label).inc_by(records);
+            f.bytes.get_or_create(&label).inc_by(batch.raw);
+            f.objects.get_or_create(&label).inc();
+            self.gauge().set(0);
             tracing::debug!(stream = %self.name, key, records, "object delivered");
         }
+    }
+
+    fn gauge(&self) -> prometheus_client::metrics::gauge::Gauge {
+        self.metrics.firehose.buffered.get_or_create(&Metrics::stream(&self.name)).clone()
     }
 
     /// Sleeps `d` unless aborted (`true`: aborted).

@@ -34,6 +34,7 @@ use crate::clock::SharedClock;
 use crate::config::DataStreamsConfig;
 use crate::datastream::validate::Violations;
 use crate::datastream::{DataStreams, DsError, StreamSel};
+use crate::metrics::Metrics;
 use crate::name::StreamName;
 
 /// Delivery streams per server, at most (Firehose's default quota per region).
@@ -56,6 +57,7 @@ pub struct Firehose {
     data: Arc<DataStreams>,
     buckets: Arc<Buckets>,
     clock: SharedClock,
+    metrics: Arc<Metrics>,
     account: DataStreamsConfig,
     streams: Mutex<BTreeMap<String, Running>>,
     /// Serialises changes (a tokio mutex: held across the blocking catalog work).
@@ -94,6 +96,7 @@ impl Firehose {
         data: Arc<DataStreams>,
         buckets: Arc<Buckets>,
         clock: SharedClock,
+        metrics: Arc<Metrics>,
         account: &DataStreamsConfig,
     ) -> crate::error::Result<Arc<Firehose>> {
         Ok(Arc::new(Firehose {
@@ -101,6 +104,7 @@ impl Firehose {
             data,
             buckets,
             clock,
+            metrics,
             account: account.clone(),
             streams: Mutex::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
@@ -136,7 +140,11 @@ impl Firehose {
 
     fn spawn(&self, row: Row) {
         let (tx, rx) = watch::channel((row.version, row.config.clone()));
-        let progress = Arc::new(Progress::default());
+        let label = Metrics::stream(&row.name);
+        let progress = Arc::new(Progress {
+            series: Some((self.metrics.clone(), label)),
+            ..Progress::default()
+        });
         let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
         let delivery = Delivery {
             name: row.name.clone(),
@@ -148,6 +156,7 @@ impl Firehose {
             store: self.store.clone(),
             checkpoint: row.checkpoint.clone(),
             progress: progress.clone(),
+            metrics: self.metrics.clone(),
             clock: self.clock.clone(),
             stop: stop.clone(),
             abort: abort.clone(),
@@ -294,6 +303,7 @@ impl Firehose {
         if let Some(t) = running.task.take() {
             let _ = t.await;
         }
+        self.metrics.firehose.forget(name);
         let (store, data, n) = (self.store.clone(), self.data.clone(), name.to_owned());
         let direct = running.row.config.source == Source::DirectPut;
         blocking(move || {

@@ -262,12 +262,18 @@ pub struct ServerProcess {
 
 /// Starts `sluice serve` on a free loopback port over `data_dir` and waits for its banner.
 pub fn spawn_server(data_dir: &Path) -> ServerProcess {
+    spawn_server_with(data_dir, "", &[])
+}
+
+/// [`spawn_server`] with more configuration (TOML appended to the test config) and environment.
+pub fn spawn_server_with(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> ServerProcess {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .arg("--config")
-        .arg(free_port_config(data_dir))
+        .arg(free_port_config(data_dir, config))
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -288,9 +294,10 @@ pub fn spawn_server(data_dir: &Path) -> ServerProcess {
 
 /// A config file beside `data_dir` that puts the listeners other than HTTP on free ports, so
 /// several spawned servers run side by side.
-fn free_port_config(data_dir: &Path) -> PathBuf {
+fn free_port_config(data_dir: &Path, more: &str) -> PathBuf {
     let path = data_dir.with_extension("test-config.toml");
-    std::fs::write(&path, "[rtsp]\nlisten = \"127.0.0.1:0\"\n").expect("write test config");
+    let text = format!("[rtsp]\nlisten = \"127.0.0.1:0\"\n{more}");
+    std::fs::write(&path, text).expect("write test config");
     path
 }
 
