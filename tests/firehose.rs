@@ -217,3 +217,200 @@ async fn objects_reach_an_s3_compatible_store_and_survive_its_outage() {
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }
+
+/// What the test's HTTP endpoint saw: each request's headers and JSON body.
+#[derive(Default)]
+struct Endpoint {
+    /// Requests answered 500 before the endpoint works.
+    fail_first: usize,
+    seen: std::sync::Mutex<Vec<(axum::http::HeaderMap, Value)>>,
+}
+
+async fn serve_endpoint(e: Arc<Endpoint>) -> String {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/ingest",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let e = e.clone();
+            async move {
+                let text = if headers.get("content-encoding").is_some() {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut flate2::read::GzDecoder::new(&body[..]),
+                        &mut out,
+                    )
+                    .unwrap();
+                    out
+                } else {
+                    body.to_vec()
+                };
+                let v: Value = serde_json::from_slice(&text).unwrap();
+                let id = v["requestId"].clone();
+                let n = {
+                    let mut seen = e.seen.lock().unwrap();
+                    seen.push((headers, v));
+                    seen.len()
+                };
+                if n <= e.fail_first {
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(
+                            json!({ "requestId": id, "timestamp": 0, "errorMessage": "not yet" }),
+                        ),
+                    );
+                }
+                (StatusCode::OK, axum::Json(json!({ "requestId": id, "timestamp": 0 })))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/ingest")
+}
+
+fn http_destination(url: &str, retry_secs: u32, gzip: bool) -> Value {
+    json!({
+        "EndpointConfiguration": { "Url": url, "Name": "test", "AccessKey": "k-123" },
+        "BufferingHints": { "SizeInMBs": 1, "IntervalInSeconds": 1 },
+        "RequestConfiguration": {
+            "ContentEncoding": if gzip { "GZIP" } else { "NONE" },
+            "CommonAttributes": [{ "AttributeName": "site", "AttributeValue": "north" }],
+        },
+        "RetryOptions": { "DurationInSeconds": retry_secs },
+        "RoleARN": "arn:aws:iam::000000000000:role/f",
+        "S3Configuration": { "RoleARN": "arn:aws:iam::000000000000:role/f", "BucketARN": "arn:aws:s3:::backup",
+                             "ErrorOutputPrefix": "failed/!{firehose:error-output-type}/" },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_endpoint_protocol_both_ways_with_retries_and_backup() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    let http = &server.http;
+    let base = &server.base;
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    // To an endpoint that fails twice, then takes the batch: the same request id every time.
+    let endpoint = Arc::new(Endpoint { fail_first: 2, ..Endpoint::default() });
+    let url = serve_endpoint(endpoint.clone()).await;
+    let (status, out) = call(http, base, "CreateDeliveryStream", json!({
+        "DeliveryStreamName": "to-http", "HttpEndpointDestinationConfiguration": http_destination(&url, 60, true),
+    })).await;
+    assert_eq!(status, 200, "{out}");
+    let (_, d) =
+        call(http, base, "DescribeDeliveryStream", json!({ "DeliveryStreamName": "to-http" }))
+            .await;
+    let h =
+        &d["DeliveryStreamDescription"]["Destinations"][0]["HttpEndpointDestinationDescription"];
+    assert_eq!(
+        h["EndpointConfiguration"],
+        json!({ "Url": url, "Name": "test" }),
+        "the access key is never shown: {h}"
+    );
+    let sent: Vec<String> = (0..50).map(|i| format!("r{i}")).collect();
+    put_lines(http, base, "to-http", &sent).await;
+    for _ in 0..200 {
+        if endpoint.seen.lock().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = endpoint.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "two failures, then the batch was taken");
+    let ids: Vec<&str> =
+        seen.iter().map(|(h, _)| h["x-amz-firehose-request-id"].to_str().unwrap()).collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "one request id across retries: {ids:?}");
+    let (h, body) = &seen[2];
+    assert_eq!(h["x-amz-firehose-protocol-version"], "1.0");
+    assert_eq!(h["x-amz-firehose-access-key"], "k-123");
+    assert_eq!(h["content-encoding"], "gzip");
+    assert!(h["x-amz-firehose-source-arn"].to_str().unwrap().ends_with(":deliverystream/to-http"));
+    assert_eq!(h["x-amz-firehose-common-attributes"], r#"{"commonAttributes":{"site":"north"}}"#);
+    assert_eq!(body["requestId"], ids[0]);
+    let got: Vec<String> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8(b64.decode(r["data"].as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(got, sent);
+
+    // Into Sluice's own receiver: a delivery stream whose endpoint is a data stream here.
+    let kds = kinesis_client(base);
+    kds.create_stream().stream_name("sink").shard_count(2).send().await.unwrap();
+    let own = format!("{base}/v1/firehose-endpoint/sink");
+    let (status, out) = call(http, base, "CreateDeliveryStream", json!({
+        "DeliveryStreamName": "loop", "HttpEndpointDestinationConfiguration": http_destination(&own, 60, false),
+    })).await;
+    assert_eq!(status, 200, "{out}");
+    let looped: Vec<String> = (0..120).map(|i| format!("loop-{i:03}")).collect();
+    put_lines(http, base, "loop", &looped).await;
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        records = stream_records(&kds, "sink").await;
+        if records.len() >= looped.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut got: Vec<String> =
+        records.iter().map(|r| String::from_utf8(r.clone()).unwrap()).collect();
+    got.sort();
+    assert_eq!(got, looped, "every record once, through Sluice's receiver");
+    // The receiver's rules: version, request id, no double write of a retried request.
+    let post = |id: &str, version: &str| {
+        http.post(&own)
+            .header("x-amz-firehose-protocol-version", version.to_owned())
+            .header("x-amz-firehose-request-id", id.to_owned())
+            .body(json!({ "requestId": id, "timestamp": 0, "records": [{ "data": b64.encode("again") }] }).to_string())
+            .send()
+    };
+    assert_eq!(post("req-1", "2.0").await.unwrap().status(), 400);
+    let first = post("req-1", "1.0").await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.json::<Value>().await.unwrap()["requestId"], "req-1");
+    assert_eq!(post("req-1", "1.0").await.unwrap().status(), 200);
+    let again =
+        stream_records(&kds, "sink").await.iter().filter(|r| r.as_slice() == b"again").count();
+    assert_eq!(again, 1, "a retried request is not written twice");
+    let missing = http
+        .post(format!("{base}/v1/firehose-endpoint/nope"))
+        .header("x-amz-firehose-protocol-version", "1.0")
+        .header("x-amz-firehose-request-id", "x")
+        .body(json!({ "requestId": "x", "records": [] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // An endpoint that never takes it: after the retry window, the batch is in the backup bucket.
+    let down = Arc::new(Endpoint { fail_first: usize::MAX, ..Endpoint::default() });
+    let url = serve_endpoint(down.clone()).await;
+    let (status, out) = call(http, base, "CreateDeliveryStream", json!({
+        "DeliveryStreamName": "to-down", "HttpEndpointDestinationConfiguration": http_destination(&url, 1, false),
+    })).await;
+    assert_eq!(status, 200, "{out}");
+    put_lines(http, base, "to-down", &["lost?".to_owned(), "no".to_owned()]).await;
+    let mut backed = Vec::new();
+    for _ in 0..100 {
+        backed = lines(&server.dir, "backup");
+        if backed.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(backed.len(), 2, "{backed:?}");
+    let line: Value = serde_json::from_str(&backed[0]).unwrap();
+    assert_eq!(line["errorCode"], "HttpEndpoint.ResponseCodeNot200", "{line}");
+    assert!(line["attemptsMade"].as_u64().unwrap() >= 1);
+    let raw: Vec<String> = backed
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["rawData"].as_str().unwrap().to_owned())
+        .map(|d| String::from_utf8(b64.decode(d).unwrap()).unwrap())
+        .collect();
+    assert_eq!(raw, vec!["lost?".to_owned(), "no".to_owned()]);
+    let root = server.dir.join("buckets/backup/failed/http-endpoint-failed");
+    assert!(root.is_dir(), "the error prefix names the error type");
+    server.stop().await;
+}

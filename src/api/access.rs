@@ -86,6 +86,8 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/getMediaForFragmentList", Rule::SelfAuthenticated),
     ("POST", "/getMedia", Rule::SelfAuthenticated),
     ("POST", "/putMedia", Rule::SelfAuthenticated),
+    // The Firehose HTTP endpoint protocol carries its own key (`X-Amz-Firehose-Access-Key`).
+    ("POST", "/v1/firehose-endpoint/{stream}", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),
     ("POST", "/v1/streams", Rule::SomeStream(Action::Admin)),
     ("GET", "/v1/streams/{name}", Rule::SeeStream("name")),

@@ -12,6 +12,7 @@ pub mod clip;
 pub mod dash;
 pub mod datastream_sse;
 pub mod error;
+pub mod firehose_endpoint;
 pub mod frames;
 pub mod hls;
 pub mod kinesis;
@@ -79,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(media::routes())
         .merge(push::routes())
         .merge(kinesis::routes())
+        .merge(firehose_endpoint::routes())
         .merge(kvs::routes())
         .merge(stream_events::routes())
         .merge(timeline::routes())

@@ -103,7 +103,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         catalog.clone(),
         video.clone(),
         metrics.clone(),
-        sealer,
+        sealer.clone(),
         &config,
         config.ingest.part_duration_ms,
     )?;
@@ -149,6 +149,11 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         buckets,
         video.clock().clone(),
         metrics.clone(),
+        crate::firehose::http::HttpSender::new(
+            crate::auth::outbound::Outbound::from_config(&config.auth),
+            sealer.clone(),
+            video.clock().clone(),
+        ),
         &config.data_streams,
     )?;
     firehose.start()?;

@@ -68,6 +68,9 @@ pub struct Delivery {
     pub checkpoint: BTreeMap<u32, u64>,
     pub progress: Arc<Progress>,
     pub metrics: Arc<Metrics>,
+    /// The HTTP endpoint client, and this stream's ARN (`X-Amz-Firehose-Source-Arn`).
+    pub http: Arc<super::http::HttpSender>,
+    pub arn: String,
     pub clock: SharedClock,
     /// Cancelled to stop: what is buffered is delivered first (a graceful stop).
     pub stop: CancellationToken,
@@ -78,6 +81,8 @@ pub struct Delivery {
 /// The object being filled.
 struct Batch {
     encoder: Encoder,
+    /// The records themselves (and their arrival, ms), for an HTTP endpoint.
+    kept: Vec<(bytes::Bytes, i64)>,
     /// Bytes of record data in it (before compression).
     raw: u64,
     records: u64,
@@ -137,10 +142,19 @@ impl Delivery {
             let d = &config.destination;
             let start = self.checkpoint.clone();
             let mut at = start.clone();
-            let mut batch =
-                Batch { encoder: Encoder::new(d.compression), raw: 0, records: 0, oldest: None };
-            let limit = d.buffer_bytes();
-            let interval = Duration::from_secs(u64::from(d.interval_secs));
+            let mut batch = Batch {
+                encoder: Encoder::new(d.compression),
+                kept: Vec::new(),
+                raw: 0,
+                records: 0,
+                oldest: None,
+            };
+            let (limit, interval_secs) = match &config.http {
+                Some(h) => (u64::from(h.size_mib) << 20, h.interval_secs),
+                None => (d.buffer_bytes(), d.interval_secs),
+            };
+            let interval = Duration::from_secs(u64::from(interval_secs));
+            let keep = config.http.is_some();
             // Fill the batch until it is full, due, or the stop comes. Records read after a
             // configuration change go by the new one.
             loop {
@@ -148,7 +162,7 @@ impl Delivery {
                     break;
                 }
                 let got = match self
-                    .read_into(&readers, &mut at, &mut batch, limit, d.append_delimiter)
+                    .read_into(&readers, &mut at, &mut batch, limit, (d.append_delimiter, keep))
                     .await
                 {
                     Ok(n) => n,
@@ -192,10 +206,15 @@ impl Delivery {
             }
             let oldest = batch.oldest.unwrap_or_else(|| self.clock.now());
             let seed = format!("{}/{}/{start:?}", self.name, self.created_ms);
-            let key = object_key(d, &self.name, version, oldest, seed.as_bytes());
-            let body = batch.encoder.finish();
             let records = batch.records;
-            if !self.write(&d.bucket, &key, body).await {
+            let delivered = match &config.http {
+                Some(h) => self.to_endpoint(h, &config, version, oldest, &seed, &batch.kept).await,
+                None => {
+                    let key = object_key(d, &self.name, version, oldest, seed.as_bytes());
+                    self.write(&d.bucket, &key, batch.encoder.finish()).await
+                }
+            };
+            if !delivered {
                 return;
             }
             self.checkpoint = at;
@@ -216,7 +235,7 @@ impl Delivery {
             f.bytes.get_or_create(&label).inc_by(batch.raw);
             f.objects.get_or_create(&label).inc();
             self.gauge().set(0);
-            tracing::debug!(stream = %self.name, key, records, "object delivered");
+            tracing::debug!(stream = %self.name, records, "batch delivered");
         }
     }
 
@@ -299,7 +318,7 @@ impl Delivery {
         at: &mut BTreeMap<u32, u64>,
         batch: &mut Batch,
         limit: u64,
-        delimiter: bool,
+        (delimiter, keep): (bool, bool),
     ) -> Result<u64, DsError> {
         let mut got = 0;
         for (id, r) in readers {
@@ -320,9 +339,13 @@ impl Delivery {
             let Some(last) = records.last() else { continue };
             at.insert(*id, last.offset.0 + 1);
             for rec in &records {
-                batch.encoder.write(&rec.data);
-                if delimiter {
-                    batch.encoder.write(b"\n");
+                if keep {
+                    batch.kept.push((rec.data.clone(), rec.arrival.as_millis()));
+                } else {
+                    batch.encoder.write(&rec.data);
+                    if delimiter {
+                        batch.encoder.write(b"\n");
+                    }
                 }
                 batch.raw += rec.data.len() as u64;
                 batch.records += 1;
@@ -366,6 +389,69 @@ impl Delivery {
             _ = tokio::time::sleep(sleep) => {}
             _ = self.stop.cancelled() => {}
             _ = self.abort.cancelled() => {}
+        }
+    }
+
+    /// Sends a batch to the HTTP endpoint; after the retry window (or with `AllData`), to the
+    /// backup bucket too. `false` if stopped first.
+    async fn to_endpoint(
+        &self,
+        h: &super::spec::HttpDestination,
+        config: &DeliveryConfig,
+        version: u64,
+        oldest: Timestamp,
+        seed: &str,
+        records: &[(bytes::Bytes, i64)],
+    ) -> bool {
+        let b = &config.destination;
+        if h.backup_all {
+            let mut raw = Vec::new();
+            for (data, _) in records {
+                raw.extend_from_slice(data);
+                if b.append_delimiter {
+                    raw.push(b'\n');
+                }
+            }
+            let key = object_key(b, &self.name, version, oldest, seed.as_bytes());
+            if !self.write(&b.bucket, &key, raw).await {
+                return false;
+            }
+        }
+        let request_id = super::spec::uuid_of(format!("{seed}/http").as_bytes());
+        let data: Vec<bytes::Bytes> = records.iter().map(|(d, _)| d.clone()).collect();
+        let progress = self.progress.clone();
+        let sent = self
+            .http
+            .send(h, &self.arn, &request_id, &data, &self.stop, |e| progress.failed(e))
+            .await;
+        match sent {
+            super::http::Sent::Acknowledged => true,
+            super::http::Sent::Stopped => false,
+            super::http::Sent::Failed { attempts, code, message } => {
+                tracing::warn!(stream = %self.name, url = %h.url, attempts, %message, "HTTP endpoint delivery failed; backing the batch up");
+                let lines = super::http::HttpSender::failed_lines(
+                    h,
+                    records,
+                    attempts,
+                    code,
+                    &message,
+                    self.clock.now().as_millis(),
+                );
+                let mut failed = b.clone();
+                failed.prefix = if b.error_output_prefix.is_empty() {
+                    "http-endpoint-failed/".to_owned()
+                } else {
+                    super::spec::evaluate_prefix(
+                        &b.error_output_prefix,
+                        oldest,
+                        seed.as_bytes(),
+                        "http-endpoint-failed",
+                    )
+                };
+                // The evaluated error prefix has no expressions left: the default date path follows.
+                let key = object_key(&failed, &self.name, version, oldest, seed.as_bytes());
+                self.write(&b.bucket, &key, lines).await
+            }
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod buckets;
 pub mod deliver;
+pub mod http;
 pub mod spec;
 pub mod store;
 
@@ -58,11 +59,18 @@ pub struct Firehose {
     buckets: Arc<Buckets>,
     clock: SharedClock,
     metrics: Arc<Metrics>,
+    http: Arc<http::HttpSender>,
     account: DataStreamsConfig,
     streams: Mutex<BTreeMap<String, Running>>,
     /// Serialises changes (a tokio mutex: held across the blocking catalog work).
     admin: tokio::sync::Mutex<()>,
+    /// Request ids the HTTP endpoint receiver (`crate::api::firehose_endpoint`) took lately, per
+    /// data stream: a retried request is acknowledged without writing again.
+    recent: Mutex<(std::collections::VecDeque<String>, std::collections::HashSet<String>)>,
 }
+
+/// Request ids remembered for the receiver's retries.
+const RECENT_REQUESTS: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -97,6 +105,7 @@ impl Firehose {
         buckets: Arc<Buckets>,
         clock: SharedClock,
         metrics: Arc<Metrics>,
+        http: http::HttpSender,
         account: &DataStreamsConfig,
     ) -> crate::error::Result<Arc<Firehose>> {
         Ok(Arc::new(Firehose {
@@ -105,9 +114,11 @@ impl Firehose {
             buckets,
             clock,
             metrics,
+            http: Arc::new(http),
             account: account.clone(),
             streams: Mutex::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
+            recent: Mutex::new(Default::default()),
         }))
     }
 
@@ -157,6 +168,8 @@ impl Firehose {
             checkpoint: row.checkpoint.clone(),
             progress: progress.clone(),
             metrics: self.metrics.clone(),
+            http: self.http.clone(),
+            arn: self.arn(&row.name),
             clock: self.clock.clone(),
             stop: stop.clone(),
             abort: abort.clone(),
@@ -177,6 +190,25 @@ impl Firehose {
             })
             .collect();
         let _ = tokio::time::timeout(patience, futures_util::future::join_all(tasks)).await;
+    }
+
+    /// True if the HTTP endpoint receiver took `request_id` for `stream` lately.
+    pub fn seen_request(&self, stream: &str, request_id: &str) -> bool {
+        lock(&self.recent).1.contains(&format!("{stream}/{request_id}"))
+    }
+
+    /// Remembers a request the receiver took (the oldest of [`RECENT_REQUESTS`] is forgotten).
+    pub fn remember_request(&self, stream: &str, request_id: &str) {
+        let mut recent = lock(&self.recent);
+        let key = format!("{stream}/{request_id}");
+        if recent.1.insert(key.clone()) {
+            recent.0.push_back(key);
+        }
+        while recent.0.len() > RECENT_REQUESTS {
+            if let Some(old) = recent.0.pop_front() {
+                recent.1.remove(&old);
+            }
+        }
     }
 
     /// CreateDeliveryStream.
@@ -266,10 +298,16 @@ impl Firehose {
             "VersionId": row.version.to_string(),
             "CreateTimestamp": secs(row.created_ms),
             "LastUpdateTimestamp": secs(row.updated_ms),
-            "Destinations": [{
-                "DestinationId": DESTINATION_ID,
-                "S3DestinationDescription": s3,
-                "ExtendedS3DestinationDescription": extended,
+            "Destinations": [match &row.config.http {
+                None => json!({
+                    "DestinationId": DESTINATION_ID,
+                    "S3DestinationDescription": s3,
+                    "ExtendedS3DestinationDescription": extended,
+                }),
+                Some(h) => json!({
+                    "DestinationId": DESTINATION_ID,
+                    "HttpEndpointDestinationDescription": spec::describe_http(h, &row.config.destination),
+                }),
             }],
             "HasMoreDestinations": false,
             "SluiceDelivery": {

@@ -351,15 +351,29 @@ async fn create(state: &ApiState, who: &Identity, body: &Value) -> Result<Value,
             )));
         }
     };
+    let mut http = None;
     let destination = match (
         structure(body, "ExtendedS3DestinationConfiguration")?,
         structure(body, "S3DestinationConfiguration")?,
+        structure(body, "HttpEndpointDestinationConfiguration")?,
     ) {
-        (Some(c), _) => spec::s3_destination(c, "ExtendedS3DestinationConfiguration")?,
-        (None, Some(c)) => spec::s3_destination(c, "S3DestinationConfiguration")?,
-        (None, None) => {
+        (Some(c), _, _) => spec::s3_destination(c, "ExtendedS3DestinationConfiguration")?,
+        (None, Some(c), _) => spec::s3_destination(c, "S3DestinationConfiguration")?,
+        (None, None, Some(c)) => {
+            let sealer = state.auth.sealer();
+            let (h, backup) = spec::http_destination(c, &|k| sealer.seal(k))?;
+            state
+                .check_webhook(
+                    "HttpEndpointDestinationConfiguration.EndpointConfiguration.Url",
+                    &h.url,
+                )
+                .await
+                .map_err(DsError::from)?;
+            http = Some(h);
+            backup
+        }
+        (None, None, None) => {
             let other = [
-                "HttpEndpointDestinationConfiguration",
                 "RedshiftDestinationConfiguration",
                 "ElasticsearchDestinationConfiguration",
                 "AmazonopensearchserviceDestinationConfiguration",
@@ -387,7 +401,7 @@ async fn create(state: &ApiState, who: &Identity, body: &Value) -> Result<Value,
     let tags = tags(body, "Tags")?;
     let arn = state
         .firehose
-        .create(name, DeliveryConfig { source, destination, encryption }, tags)
+        .create(name, DeliveryConfig { source, destination, http, encryption }, tags)
         .await?;
     Ok(json!({ "DeliveryStreamARN": arn }))
 }
