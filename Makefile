@@ -45,3 +45,4 @@ bench: setup-bench
 	scripts/bench-rtsp.sh
 	scripts/bench-latency.sh
 	scripts/bench-kvs-media.sh
+	scripts/bench-firehose.sh
