@@ -81,7 +81,7 @@ impl FirehoseMetrics {
     /// Drops a deleted delivery stream's series.
     pub fn forget(&self, name: &str) {
         let l = Metrics::stream(name);
-        for f in [&self.records, &self.bytes, &self.objects, &self.failures] {
+        for f in [&self.records, &self.bytes, &self.objects, &self.failures, &self.expired] {
             f.remove(&l);
         }
         self.buffered.remove(&l);
@@ -98,6 +98,8 @@ pub struct FirehoseMetrics {
     pub objects: Family<StreamLabel, Counter>,
     /// Failed object writes (each retried) and source reads.
     pub failures: Family<StreamLabel, Counter>,
+    /// Records the source's retention deleted before they were delivered.
+    pub expired: Family<StreamLabel, Counter>,
     /// Records read from the source and not yet in an acknowledged object.
     pub buffered: Family<StreamLabel, Gauge>,
 }

@@ -326,9 +326,17 @@ impl Delivery {
             if room == 0 {
                 break;
             }
-            let from = at.get(id).copied().unwrap_or(0);
+            let mut from = at.get(id).copied().unwrap_or(0);
             if from >= r.committed_end().0 {
                 continue;
+            }
+            let kept_from = r.start().0;
+            if from < kept_from {
+                // The source's retention deleted records before they were delivered: say so in the
+                // error prefix, and go on from what is left.
+                self.expired(*id, from, kept_from).await;
+                from = kept_from;
+                at.insert(*id, from);
             }
             let reader = r.clone();
             let records = tokio::task::spawn_blocking(move || {
@@ -392,6 +400,45 @@ impl Delivery {
         }
     }
 
+    /// Records `from..to` of source shard `shard` expired before delivery: counted, logged, and
+    /// written as one JSON line under the error prefix (`retention-expired`).
+    async fn expired(&self, shard: u32, from: u64, to: u64) {
+        let n = to - from;
+        let message = format!(
+            "{n} records of {} shard {shard} (offsets {from}..{to}) were deleted by the source's retention before delivery",
+            self.source
+        );
+        tracing::warn!(stream = %self.name, %message, "records expired before delivery");
+        self.progress.failed(message.clone());
+        self.metrics.firehose.expired.get_or_create(&Metrics::stream(&self.name)).inc_by(n);
+        let (version, config) = self.config.borrow().clone();
+        let d = &config.destination;
+        let now = self.clock.now();
+        let line = serde_json::json!({
+            "errorCode": "RecordsExpired",
+            "errorMessage": message,
+            "source": self.source.as_str(),
+            "shard": shard,
+            "fromOffset": from,
+            "toOffset": to,
+            "records": n,
+            "detectedTimestamp": now.as_millis(),
+        });
+        let prefix = if d.error_output_prefix.is_empty() {
+            "retention-expired/"
+        } else {
+            &d.error_output_prefix
+        };
+        let seed = format!("{}/{}/expired/{shard}/{from}", self.name, self.created_ms);
+        let prefix =
+            super::spec::evaluate_prefix(prefix, now, seed.as_bytes(), "retention-expired");
+        let key =
+            super::spec::object_name(&prefix, ".json", &self.name, version, now, seed.as_bytes());
+        let mut body = line.to_string().into_bytes();
+        body.push(b'\n');
+        let _ = self.write(&d.bucket, &key, body).await;
+    }
+
     /// Sends a batch to the HTTP endpoint; after the retry window (or with `AllData`), to the
     /// backup bucket too. `false` if stopped first.
     async fn to_endpoint(
@@ -437,19 +484,26 @@ impl Delivery {
                     &message,
                     self.clock.now().as_millis(),
                 );
-                let mut failed = b.clone();
-                failed.prefix = if b.error_output_prefix.is_empty() {
-                    "http-endpoint-failed/".to_owned()
+                // Firehose's default error prefix is `<error type>/` and the date path.
+                let prefix = if b.error_output_prefix.is_empty() {
+                    "http-endpoint-failed/"
                 } else {
-                    super::spec::evaluate_prefix(
-                        &b.error_output_prefix,
-                        oldest,
-                        seed.as_bytes(),
-                        "http-endpoint-failed",
-                    )
+                    &b.error_output_prefix
                 };
-                // The evaluated error prefix has no expressions left: the default date path follows.
-                let key = object_key(&failed, &self.name, version, oldest, seed.as_bytes());
+                let prefix = super::spec::evaluate_prefix(
+                    prefix,
+                    oldest,
+                    seed.as_bytes(),
+                    "http-endpoint-failed",
+                );
+                let key = super::spec::object_name(
+                    &prefix,
+                    "",
+                    &self.name,
+                    version,
+                    oldest,
+                    seed.as_bytes(),
+                );
                 self.write(&b.bucket, &key, lines).await
             }
         }

@@ -458,12 +458,23 @@ pub fn object_key(
     oldest: Timestamp,
     seed: &[u8],
 ) -> String {
+    let prefix = evaluate_prefix(&d.prefix, oldest, seed, "");
+    object_name(&prefix, d.extension(), stream, version, oldest, seed)
+}
+
+/// The key of an object under an already evaluated `prefix`.
+pub fn object_name(
+    prefix: &str,
+    extension: &str,
+    stream: &str,
+    version: u64,
+    oldest: Timestamp,
+    seed: &[u8],
+) -> String {
     format!(
-        "{}{stream}-{version}-{}-{}{}",
-        evaluate_prefix(&d.prefix, oldest, seed, ""),
+        "{prefix}{stream}-{version}-{}-{}{extension}",
         format_time("yyyy-MM-dd-HH-mm-ss", oldest),
         uuid_of(seed),
-        d.extension()
     )
 }
 
