@@ -414,3 +414,60 @@ async fn the_http_endpoint_protocol_both_ways_with_retries_and_backup() {
     assert!(root.is_dir(), "the error prefix names the error type");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_api_manages_delivery_streams_and_takes_lines() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    let create = json!({
+        "DeliveryStreamName": "lines",
+        "ExtendedS3DestinationConfiguration": {
+            "RoleARN": "arn:aws:iam::000000000000:role/f", "BucketARN": "arn:aws:s3:::native",
+            "BufferingHints": { "SizeInMBs": 1, "IntervalInSeconds": 1 },
+            "ProcessingConfiguration": { "Enabled": true, "Processors": [{ "Type": "AppendDelimiterToRecord" }] },
+        },
+    });
+    let r =
+        server.http.post(server.url("/v1/delivery-streams")).json(&create).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let made: Value = r.json().await.unwrap();
+    assert_eq!(made["description"]["DeliveryStreamName"], "lines", "{made}");
+    let again =
+        server.http.post(server.url("/v1/delivery-streams")).json(&create).send().await.unwrap();
+    assert_eq!(again.status(), 409, "a second stream of the name");
+    let list = server.get_json("/v1/delivery-streams").await;
+    assert_eq!(list["deliveryStreams"][0]["DeliveryStreamName"], "lines", "{list}");
+    let body = "{\"a\":1}\n{\"a\":2}\r\n\n{\"a\":3}\n";
+    let r = server
+        .http
+        .post(server.url("/v1/delivery-streams/lines/records"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["records"], 3);
+    let empty = server
+        .http
+        .post(server.url("/v1/delivery-streams/lines/records"))
+        .body("\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = lines(&server.dir, "native");
+        if got.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, vec!["{\"a\":1}", "{\"a\":2}", "{\"a\":3}"]);
+    let d = server.get_json("/v1/delivery-streams/lines").await;
+    assert_eq!(d["SluiceDelivery"]["DeliveredRecords"], 3, "{d}");
+    let gone = server.http.delete(server.url("/v1/delivery-streams/lines")).send().await.unwrap();
+    assert_eq!(gone.status(), 204);
+    let missing = server.http.get(server.url("/v1/delivery-streams/lines")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    server.stop().await;
+}

@@ -86,6 +86,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/getMediaForFragmentList", Rule::SelfAuthenticated),
     ("POST", "/getMedia", Rule::SelfAuthenticated),
     ("POST", "/putMedia", Rule::SelfAuthenticated),
+    ("GET", "/v1/delivery-streams", Rule::Listed),
+    ("POST", "/v1/delivery-streams", Rule::SomeStream(Action::Admin)),
+    ("GET", "/v1/delivery-streams/{name}", Rule::Stream(Action::Read, "name")),
+    ("DELETE", "/v1/delivery-streams/{name}", Rule::Stream(Action::Admin, "name")),
+    ("POST", "/v1/delivery-streams/{name}/records", Rule::Stream(Action::Publish, "name")),
     // The Firehose HTTP endpoint protocol carries its own key (`X-Amz-Firehose-Access-Key`).
     ("POST", "/v1/firehose-endpoint/{stream}", Rule::SelfAuthenticated),
     ("GET", "/v1/streams", Rule::Listed),

@@ -11,6 +11,7 @@ pub mod byte_range;
 pub mod clip;
 pub mod dash;
 pub mod datastream_sse;
+pub mod delivery_streams;
 pub mod error;
 pub mod firehose_endpoint;
 pub mod frames;
@@ -81,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(push::routes())
         .merge(kinesis::routes())
         .merge(firehose_endpoint::routes())
+        .merge(delivery_streams::routes())
         .merge(kvs::routes())
         .merge(stream_events::routes())
         .merge(timeline::routes())

@@ -301,8 +301,12 @@ fn data_of(record: &Value, member: &str) -> Result<Bytes, DsError> {
     Ok(Bytes::from(bytes))
 }
 
-/// CreateDeliveryStream.
-async fn create(state: &ApiState, who: &Identity, body: &Value) -> Result<Value, DsError> {
+/// CreateDeliveryStream (also the native `POST /v1/delivery-streams`).
+pub(crate) async fn create(
+    state: &ApiState,
+    who: &Identity,
+    body: &Value,
+) -> Result<Value, DsError> {
     let name = named(state, who, "CreateDeliveryStream", body, Action::Admin)?;
     let kind = string(body, "DeliveryStreamType")?;
     let mut v = Violations::default();
