@@ -26,6 +26,9 @@ struct Args {
     buffer_mib: u32,
     /// Write `--mib` MiB of the records' bytes to this file and exit (gzip's input).
     sample: Option<String>,
+    /// Put for this many seconds instead of `--mib`, and do not wait for delivery (the
+    /// destination-down run: the backlog must stay on disk, not in the server's memory).
+    seconds: Option<u64>,
 }
 
 fn args() -> Args {
@@ -38,6 +41,7 @@ fn args() -> Args {
         tasks: 4,
         buffer_mib: 5,
         sample: None,
+        seconds: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +55,7 @@ fn args() -> Args {
             "--tasks" => a.tasks = v.parse().expect("--tasks"),
             "--buffer-mib" => a.buffer_mib = v.parse().expect("--buffer-mib"),
             "--sample" => a.sample = Some(v),
+            "--seconds" => a.seconds = Some(v.parse().expect("--seconds")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -137,8 +142,12 @@ async fn main() {
     let records: Vec<Value> =
         (0..500).map(|i| json!({ "Data": b64.encode(line(i, a.size)) })).collect();
     let body = Arc::new(json!({ "DeliveryStreamName": "bench", "Records": records }).to_string());
-    let batches = (a.mib << 20) / (a.size * 500);
-    let total_records = (batches * 500) as u64;
+    let batches = match a.seconds {
+        Some(_) => usize::MAX,
+        None => (a.mib << 20) / (a.size * 500),
+    };
+    let until = a.seconds.map(|s| Instant::now() + Duration::from_secs(s));
+    let total_records = batches.saturating_mul(500) as u64;
     let cpu0 = a.pid.map(cpu_seconds);
     let start = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -147,7 +156,9 @@ async fn main() {
         let (http, endpoint, body, next) =
             (http.clone(), a.endpoint.clone(), body.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < batches {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < batches
+                && until.is_none_or(|u| Instant::now() < u)
+            {
                 let v = call(&http, &endpoint, "PutRecordBatch", body.to_string()).await;
                 assert_eq!(v["FailedPutCount"], 0, "{v}");
             }
@@ -157,6 +168,15 @@ async fn main() {
         t.await.expect("put task");
     }
     let put = start.elapsed();
+    if a.seconds.is_some() {
+        let n = next.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(a.tasks) * 500;
+        let cpu = match (a.pid, cpu0) {
+            (Some(pid), Some(c0)) => cpu_seconds(pid) - c0,
+            _ => 0.0,
+        };
+        println!("PUT\t{n}\t{}\t{:.3}\t{cpu:.2}", n * a.size, put.as_secs_f64());
+        return;
+    }
     loop {
         let d = call(
             &http,
