@@ -92,6 +92,26 @@ struct Batch {
 enum Encoder {
     Plain(Vec<u8>),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Snappy(Box<snap::write::FrameEncoder<Vec<u8>>>),
+    /// Hadoop's block format is written whole at the end, from the plain bytes.
+    HadoopSnappy(Vec<u8>),
+}
+
+/// Hadoop's Snappy codec compresses in blocks of this many bytes (its default buffer size).
+const HADOOP_SNAPPY_BLOCK: usize = 256 * 1024;
+
+/// `data` in Hadoop's block format of Snappy: per block, the uncompressed length (u32, big
+/// endian), then the compressed length and the raw Snappy block.
+pub fn hadoop_snappy(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 16);
+    let mut encoder = snap::raw::Encoder::new();
+    for block in data.chunks(HADOOP_SNAPPY_BLOCK) {
+        let compressed = encoder.compress_vec(block).unwrap_or_default();
+        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+        out.extend_from_slice(&compressed);
+    }
+    out
 }
 
 impl Encoder {
@@ -102,12 +122,19 @@ impl Encoder {
                 Vec::new(),
                 flate2::Compression::fast(),
             )),
+            Compression::Snappy => {
+                Encoder::Snappy(Box::new(snap::write::FrameEncoder::new(Vec::new())))
+            }
+            Compression::HadoopSnappy => Encoder::HadoopSnappy(Vec::new()),
         }
     }
 
     fn write(&mut self, data: &[u8]) {
         match self {
-            Encoder::Plain(v) => v.extend_from_slice(data),
+            Encoder::Plain(v) | Encoder::HadoopSnappy(v) => v.extend_from_slice(data),
+            Encoder::Snappy(f) => {
+                let _ = f.write_all(data);
+            }
             // Writing into a Vec cannot fail.
             Encoder::Gzip(g) => {
                 let _ = g.write_all(data);
@@ -119,6 +146,8 @@ impl Encoder {
         match self {
             Encoder::Plain(v) => v,
             Encoder::Gzip(g) => g.finish().unwrap_or_default(),
+            Encoder::Snappy(f) => f.into_inner().unwrap_or_default(),
+            Encoder::HadoopSnappy(v) => hadoop_snappy(&v),
         }
     }
 }

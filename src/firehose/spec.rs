@@ -46,6 +46,11 @@ impl Source {
 pub enum Compression {
     Uncompressed,
     Gzip,
+    /// Snappy's framing format (`.snappy`).
+    Snappy,
+    /// Hadoop's block format of Snappy (`.hsnappy`): per block of up to 256 KiB, its length, then
+    /// the compressed block's length and bytes.
+    HadoopSnappy,
 }
 
 impl Compression {
@@ -53,6 +58,8 @@ impl Compression {
         match self {
             Compression::Uncompressed => "UNCOMPRESSED",
             Compression::Gzip => "GZIP",
+            Compression::Snappy => "Snappy",
+            Compression::HadoopSnappy => "HADOOP_SNAPPY",
         }
     }
 
@@ -61,6 +68,8 @@ impl Compression {
         match self {
             Compression::Uncompressed => "",
             Compression::Gzip => ".gz",
+            Compression::Snappy => ".snappy",
+            Compression::HadoopSnappy => ".hsnappy",
         }
     }
 }
@@ -254,9 +263,11 @@ pub fn s3_update(
         None => old.map_or(Compression::Uncompressed, |o| o.compression),
         Some("UNCOMPRESSED") => Compression::Uncompressed,
         Some("GZIP") => Compression::Gzip,
+        Some("Snappy") => Compression::Snappy,
+        Some("HADOOP_SNAPPY") => Compression::HadoopSnappy,
         Some(other) => {
             return Err(DsError::InvalidArgument(format!(
-                "CompressionFormat {other} is not supported by Sluice yet (UNCOMPRESSED and GZIP are)."
+                "CompressionFormat {other} is not supported by Sluice yet (UNCOMPRESSED, GZIP, Snappy and HADOOP_SNAPPY are)."
             )));
         }
     };

@@ -9,11 +9,13 @@ import gzip
 import json
 import os
 import re
+import struct
 import sys
 import time
 
 import boto3
 import botocore.config
+import cramjam
 
 from checks import check, code
 
@@ -82,6 +84,35 @@ got = delivered("lake", "events/", len(sent), True)
 check(sorted(got) == sorted(sent), f"delivered {len(got)} records, sent {len(sent)} (each exactly once)")
 for key in objects("lake", "events/"):
     check(re.fullmatch(r"events/\d{4}/\d\d/\d\d/\d\d/events-1-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.gz", key), f"object name {key}")
+
+# --- Snappy (framing format) and HADOOP_SNAPPY (Hadoop's block format), read with cramjam ---------
+def hadoop_snappy(data):
+    out, at = b"", 0
+    while at < len(data):
+        raw_len, comp_len = struct.unpack(">II", data[at:at + 8])
+        block = bytes(cramjam.snappy.decompress_raw(data[at + 8:at + 8 + comp_len]))
+        check(len(block) == raw_len, "a Hadoop Snappy block's length")
+        out, at = out + block, at + 8 + comp_len
+    return out
+
+
+for fmt, ext, unpack in [("Snappy", ".snappy", lambda b: bytes(cramjam.snappy.decompress(b))), ("HADOOP_SNAPPY", ".hsnappy", hadoop_snappy)]:
+    name = "snap-" + ext[1:]
+    fh.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=dict(dest, Prefix=name + "/", CompressionFormat=fmt))
+    # More than one 256 KiB Hadoop block: 600 records of ~1 KB.
+    batch = [json.dumps({"fmt": fmt, "i": i, "pad": "y" * 1000}) for i in range(600)]
+    for k in range(0, 600, 300):
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": s.encode()} for s in batch[k:k + 300]])
+    deadline, got = time.time() + 60, []
+    while len(got) < len(batch) and time.time() < deadline:
+        got = []
+        for key in objects("lake", name + "/"):
+            check(key.endswith(ext), f"{fmt} object name {key}")
+            with open(os.path.join(buckets, "lake", key), "rb") as f:
+                got += [l for l in unpack(f.read()).decode().split("\n") if l]
+        time.sleep(0.2)
+    check(sorted(got) == sorted(batch), f"{fmt}: {len(got)} of {len(batch)} records read back")
+    fh.delete_delivery_stream(DeliveryStreamName=name)
 
 # --- errors as Firehose gives them ----------------------------------------------------------------
 check(code(fh.describe_delivery_stream, DeliveryStreamName="nope") == "ResourceNotFoundException", "unknown stream")
