@@ -81,7 +81,14 @@ impl FirehoseMetrics {
     /// Drops a deleted delivery stream's series.
     pub fn forget(&self, name: &str) {
         let l = Metrics::stream(name);
-        for f in [&self.records, &self.bytes, &self.objects, &self.failures, &self.expired] {
+        for f in [
+            &self.records,
+            &self.bytes,
+            &self.objects,
+            &self.failures,
+            &self.expired,
+            &self.failed_records,
+        ] {
             f.remove(&l);
         }
         self.buffered.remove(&l);
@@ -100,6 +107,8 @@ pub struct FirehoseMetrics {
     pub failures: Family<StreamLabel, Counter>,
     /// Records the source's retention deleted before they were delivered.
     pub expired: Family<StreamLabel, Counter>,
+    /// Records written under the error prefix (processing, partitioning or conversion failed).
+    pub failed_records: Family<StreamLabel, Counter>,
     /// Records read from the source and not yet in an acknowledged object.
     pub buffered: Family<StreamLabel, Gauge>,
 }
@@ -395,6 +404,16 @@ impl Metrics {
                 "firehose_failures",
                 "Delivery streams: failed object writes (retried) and source reads",
                 &f.failures,
+            ),
+            (
+                "firehose_expired_records",
+                "Delivery streams: records the source's retention deleted before delivery",
+                &f.expired,
+            ),
+            (
+                "firehose_error_records",
+                "Delivery streams: records written under the error prefix (processing, partitioning or format conversion failed)",
+                &f.failed_records,
             ),
         ] {
             registry.register(name, help, family.clone());

@@ -1,13 +1,14 @@
-//! One delivery stream's delivery task: reads its source data stream from the checkpoint,
-//! buffers records into one object (compressed as it goes) until `SizeInMBs` of records or
-//! `IntervalInSeconds` after the oldest record's arrival, writes the object (retrying with backoff
-//! while the destination is down; the backlog stays in the source log on disk, not in memory),
-//! and only then advances and stores the checkpoint. Object names are derived from where the
-//! batch starts, so an object rewritten after a crash overwrites itself. A graceful stop flushes
-//! what is buffered first.
+//! One delivery stream's delivery task: reads its source data stream from the checkpoint, passes
+//! the records through the processors (`super::stage`) into parts — one object being filled per
+//! dynamic partition (one in all without partitioning), compressed or converted as it goes —
+//! and writes a part's object when it holds `SizeInMBs` of records or its oldest record arrived
+//! `IntervalInSeconds` ago (retrying with backoff while the destination is down; the backlog stays
+//! in the source log on disk, not in memory). The checkpoint then moves to the first record still
+//! in an open part; a part's marks say how far it is delivered past the checkpoint, so a restart
+//! does not deliver those records again. Object names derive from where a part starts, so an
+//! object rewritten after a crash overwrites itself. A graceful stop flushes every part first.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,7 +19,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::buckets::Buckets;
-use super::spec::{Compression, DeliveryConfig, object_key};
+use super::spec::{DeliveryConfig, object_key};
+use super::stage::{BACKUP, Part, Sink, Stopped, hints};
 use super::store::Store;
 use crate::clock::{SharedClock, Timestamp};
 use crate::datastream::{DataStreams, DsError, ShardId, ShardReader, StreamSel};
@@ -26,8 +28,12 @@ use crate::log::Offset;
 use crate::metrics::Metrics;
 use crate::name::StreamName;
 
-/// Records read from a shard per step, at most.
-const READ_RECORDS: usize = 10_000;
+/// How often the source's shards are looked at again (splits, merges, closings).
+const SHARDS_LOOK: Duration = Duration::from_secs(1);
+/// Open parts (dynamic partitions) at once, at most (Firehose's active partition quota), and
+/// the bytes of records they may hold in all before the oldest is flushed early.
+const MAX_PARTS: usize = 500;
+const MAX_BUFFERED: u64 = 256 << 20;
 /// Backoff between attempts at a failed object write.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -47,7 +53,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn failed(&self, e: String) {
+    pub(super) fn failed(&self, e: String) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         if let Some((metrics, label)) = &self.series {
             metrics.firehose.failures.get_or_create(label).inc();
@@ -66,6 +72,7 @@ pub struct Delivery {
     pub buckets: Arc<Buckets>,
     pub store: Arc<Store>,
     pub checkpoint: BTreeMap<u32, u64>,
+    pub marks: super::store::Marks,
     pub progress: Arc<Progress>,
     pub metrics: Arc<Metrics>,
     /// The HTTP endpoint client, and this stream's ARN (`X-Amz-Firehose-Source-Arn`).
@@ -78,194 +85,201 @@ pub struct Delivery {
     pub abort: CancellationToken,
 }
 
-/// The object being filled.
-struct Batch {
-    encoder: Encoder,
-    /// The records themselves (and their arrival, ms), for an HTTP endpoint.
-    kept: Vec<(bytes::Bytes, i64)>,
-    /// Bytes of record data in it (before compression).
-    raw: u64,
-    records: u64,
-    oldest: Option<Timestamp>,
-}
-
-enum Encoder {
-    Plain(Vec<u8>),
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
-    Snappy(Box<snap::write::FrameEncoder<Vec<u8>>>),
-    /// Hadoop's block format is written whole at the end, from the plain bytes.
-    HadoopSnappy(Vec<u8>),
-}
-
-/// Hadoop's Snappy codec compresses in blocks of this many bytes (its default buffer size).
-const HADOOP_SNAPPY_BLOCK: usize = 256 * 1024;
-
-/// `data` in Hadoop's block format of Snappy: per block, the uncompressed length (u32, big
-/// endian), then the compressed length and the raw Snappy block.
-pub fn hadoop_snappy(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() / 2 + 16);
-    let mut encoder = snap::raw::Encoder::new();
-    for block in data.chunks(HADOOP_SNAPPY_BLOCK) {
-        let compressed = encoder.compress_vec(block).unwrap_or_default();
-        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-        out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
-        out.extend_from_slice(&compressed);
-    }
-    out
-}
-
-impl Encoder {
-    fn new(c: Compression) -> Encoder {
-        match c {
-            Compression::Uncompressed => Encoder::Plain(Vec::new()),
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::fast(),
-            )),
-            Compression::Snappy => {
-                Encoder::Snappy(Box::new(snap::write::FrameEncoder::new(Vec::new())))
-            }
-            Compression::HadoopSnappy => Encoder::HadoopSnappy(Vec::new()),
+/// Per shard, the read position or the first record still in an open part, whichever is
+/// earlier.
+fn delivered_to(parts: &BTreeMap<String, Part>, at: &BTreeMap<u32, u64>) -> BTreeMap<u32, u64> {
+    let mut base = at.clone();
+    for p in parts.values() {
+        for (shard, first) in &p.first {
+            let b = base.entry(*shard).or_insert(*first);
+            *b = (*b).min(*first);
         }
     }
-
-    fn write(&mut self, data: &[u8]) {
-        match self {
-            Encoder::Plain(v) | Encoder::HadoopSnappy(v) => v.extend_from_slice(data),
-            Encoder::Snappy(f) => {
-                let _ = f.write_all(data);
-            }
-            // Writing into a Vec cannot fail.
-            Encoder::Gzip(g) => {
-                let _ = g.write_all(data);
-            }
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            Encoder::Plain(v) => v,
-            Encoder::Gzip(g) => g.finish().unwrap_or_default(),
-            Encoder::Snappy(f) => f.into_inner().unwrap_or_default(),
-            Encoder::HadoopSnappy(v) => hadoop_snappy(&v),
-        }
-    }
+    base
 }
 
 impl Delivery {
     pub async fn run(mut self) {
         let mut readers: BTreeMap<u32, ShardReader> = BTreeMap::new();
         let mut done: BTreeSet<u32> = BTreeSet::new();
+        let mut parts: BTreeMap<String, Part> = BTreeMap::new();
+        let mut at = self.checkpoint.clone();
+        let mut looked: Option<std::time::Instant> = None;
+        let (mut version, mut config) = self.config.borrow_and_update().clone();
         loop {
             if self.abort.is_cancelled() {
                 return;
             }
-            if let Err(e) = self.follow_shards(&mut readers, &mut done) {
-                self.progress.failed(format!("source {}: {e}", self.source));
-                if self.pause(FIRST_BACKOFF * 5).await {
-                    return;
-                }
-                continue;
-            }
-            let (version, config) = self.config.borrow_and_update().clone();
-            let d = &config.destination;
-            let start = self.checkpoint.clone();
-            let mut at = start.clone();
-            let mut batch = Batch {
-                encoder: Encoder::new(d.compression),
-                kept: Vec::new(),
-                raw: 0,
-                records: 0,
-                oldest: None,
-            };
-            let (limit, interval_secs) = match &config.http {
-                Some(h) => (u64::from(h.size_mib) << 20, h.interval_secs),
-                None => (d.buffer_bytes(), d.interval_secs),
-            };
-            let interval = Duration::from_secs(u64::from(interval_secs));
-            let keep = config.http.is_some();
-            // Fill the batch until it is full, due, or the stop comes. Records read after a
-            // configuration change go by the new one.
-            loop {
-                if batch.records == 0 && self.config.has_changed().unwrap_or(false) {
-                    break;
-                }
-                let got = match self
-                    .read_into(&readers, &mut at, &mut batch, limit, (d.append_delimiter, keep))
-                    .await
-                {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.progress.failed(format!("reading {}: {e}", self.source));
-                        0
+            if looked.is_none_or(|t| t.elapsed() >= SHARDS_LOOK) || readers.is_empty() {
+                if let Err(e) = self.follow_shards(&mut readers, &mut done) {
+                    self.progress.failed(format!("source {}: {e}", self.source));
+                    if self.pause(FIRST_BACKOFF * 5).await {
+                        return;
                     }
-                };
-                self.progress.buffered_records.store(batch.records, Ordering::Relaxed);
-                self.gauge().set(batch.records as i64);
-                let full = batch.raw >= limit;
-                let due = batch.oldest.is_some_and(|o| {
-                    let age = self.clock.now().micros_since(o);
-                    age >= i64::try_from(interval.as_micros()).unwrap_or(i64::MAX)
-                });
-                let stopping = self.stop.is_cancelled() || self.abort.is_cancelled();
-                if full || due || (stopping && batch.records > 0) {
-                    break;
-                }
-                if stopping {
-                    return;
-                }
-                if got > 0 {
                     continue;
                 }
-                // Nothing new: wait for the source, the batch's deadline, or the stop.
-                let deadline = batch.oldest.map(|o| {
-                    let waited = self.clock.now().micros_since(o).max(0) as u64;
-                    Duration::from_micros((interval.as_micros() as u64).saturating_sub(waited))
-                });
-                self.wait(&readers, &at, deadline).await;
-                if readers.values().any(ShardReader::is_closed) || readers.is_empty() {
-                    // Children of a closed shard join between batches.
-                    if batch.records == 0 {
-                        break;
-                    }
+                for (id, pos) in &self.checkpoint {
+                    at.entry(*id).or_insert(*pos);
+                }
+                looked = Some(std::time::Instant::now());
+            }
+            let stopping = self.stop.is_cancelled() || self.abort.is_cancelled();
+            // Records read after a configuration change go by the new one: flush first.
+            let changed = self.config.has_changed().unwrap_or(false);
+            let mut got = 0;
+            if !stopping && !changed {
+                match self.read_step(&config, &readers, &mut at, &mut parts).await {
+                    Ok(n) => got = n,
+                    Err(Stopped) => return,
                 }
             }
-            if batch.records == 0 {
+            let now = self.clock.now();
+            let mut due: Vec<String> = parts
+                .iter()
+                .filter(|(id, p)| {
+                    let (limit, interval) = hints(&config, id);
+                    stopping || changed || p.raw >= limit || now.micros_since(p.oldest) >= interval
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            // Bounded: at most MAX_PARTS partitions and MAX_BUFFERED bytes open at once; the
+            // oldest go first.
+            let mut open: Vec<(Timestamp, u64, String)> = parts
+                .iter()
+                .filter(|(id, _)| !due.contains(id))
+                .map(|(id, p)| (p.oldest, p.raw, id.clone()))
+                .collect();
+            open.sort();
+            let mut bytes: u64 = open.iter().map(|(_, raw, _)| raw).sum();
+            let mut count = open.len();
+            for (_, raw, id) in open {
+                if count <= MAX_PARTS && bytes <= MAX_BUFFERED {
+                    break;
+                }
+                due.push(id);
+                count -= 1;
+                bytes -= raw;
+            }
+            let flushed = !due.is_empty();
+            let mut written = Vec::new();
+            for id in due {
+                let Some(part) = parts.remove(&id) else { continue };
+                let end = part.end.clone();
+                written.push((part.records, part.raw));
+                if !self.flush(&config, version, &id, part).await {
+                    return;
+                }
+                let mark = self.marks.entry(id).or_default();
+                for (shard, offset) in end {
+                    let m = mark.entry(shard).or_insert(offset);
+                    *m = (*m).max(offset);
+                }
+            }
+            let buffered: u64 = parts.values().map(|p| p.records).sum();
+            self.progress.buffered_records.store(buffered, Ordering::Relaxed);
+            self.gauge().set(buffered as i64);
+            if flushed || (parts.is_empty() && at != self.checkpoint) {
+                self.advance(delivered_to(&parts, &at)).await;
+            }
+            // Counted once the checkpoint says so.
+            for (records, raw) in written {
+                self.count(records, raw);
+            }
+            if changed {
+                (version, config) = self.config.borrow_and_update().clone();
                 continue;
             }
-            let oldest = batch.oldest.unwrap_or_else(|| self.clock.now());
-            let seed = format!("{}/{}/{start:?}", self.name, self.created_ms);
-            let records = batch.records;
-            let delivered = match &config.http {
-                Some(h) => self.to_endpoint(h, &config, version, oldest, &seed, &batch.kept).await,
-                None => {
-                    let key = object_key(d, &self.name, version, oldest, seed.as_bytes());
-                    self.write(&d.bucket, &key, batch.encoder.finish()).await
-                }
-            };
-            if !delivered {
+            if stopping && parts.is_empty() {
                 return;
             }
-            self.checkpoint = at;
-            let (store, name, created, cp) =
-                (self.store.clone(), self.name.clone(), self.created_ms, self.checkpoint.clone());
-            let saved =
-                tokio::task::spawn_blocking(move || store.checkpoint(&name, created, &cp)).await;
-            if let Ok(Err(e)) = saved {
-                self.progress.failed(format!("saving the checkpoint: {e}"));
+            if got == 0 {
+                // Nothing new: wait for the source, the first part's deadline, or the stop.
+                let deadline = parts
+                    .iter()
+                    .map(|(id, p)| {
+                        let waited = now.micros_since(p.oldest).max(0);
+                        Duration::from_micros((hints(&config, id).1 - waited).max(0) as u64)
+                    })
+                    .min();
+                self.wait(&readers, &at, deadline).await;
             }
-            let p = &self.progress;
-            p.records.fetch_add(records, Ordering::Relaxed);
-            p.bytes.fetch_add(batch.raw, Ordering::Relaxed);
-            p.objects.fetch_add(1, Ordering::Relaxed);
-            p.buffered_records.store(0, Ordering::Relaxed);
-            let (f, label) = (&self.metrics.firehose, Metrics::stream(&self.name));
-            f.records.get_or_create(&label).inc_by(records);
-            f.bytes.get_or_create(&label).inc_by(batch.raw);
-            f.objects.get_or_create(&label).inc();
-            self.gauge().set(0);
-            tracing::debug!(stream = %self.name, records, "batch delivered");
         }
+    }
+
+    /// Moves the checkpoint to what is delivered: per shard, the read position or the first
+    /// record still in an open part, whichever is earlier; marks the checkpoint passed are
+    /// dropped.
+    async fn advance(&mut self, base: BTreeMap<u32, u64>) {
+        for mark in self.marks.values_mut() {
+            mark.retain(|shard, offset| base.get(shard).is_none_or(|b| *offset > *b));
+        }
+        self.marks.retain(|_, m| !m.is_empty());
+        self.checkpoint = base;
+        let (store, name, created) = (self.store.clone(), self.name.clone(), self.created_ms);
+        let (cp, marks) = (self.checkpoint.clone(), self.marks.clone());
+        let saved =
+            tokio::task::spawn_blocking(move || store.checkpoint(&name, created, &cp, &marks))
+                .await;
+        if let Ok(Err(e)) = saved {
+            self.progress.failed(format!("saving the checkpoint: {e}"));
+        }
+    }
+
+    /// Writes one part's object (and, for Parquet, the records the schema refused); `false` if
+    /// stopped first.
+    async fn flush(&self, config: &DeliveryConfig, version: u64, id: &str, part: Part) -> bool {
+        let d = if id == BACKUP {
+            match config.destination.backup.as_deref() {
+                Some(b) => b,
+                None => return true,
+            }
+        } else {
+            &config.destination
+        };
+        let seed = format!("{}/{}/{id}/{:?}", self.name, self.created_ms, part.first);
+        let key = object_key(d, &self.name, version, part.oldest, seed.as_bytes(), &part.keys);
+        let delivered = match part.sink {
+            Sink::Kept(kept) => match &config.http {
+                Some(h) => self.to_endpoint(h, config, version, part.oldest, &seed, &kept).await,
+                None => true,
+            },
+            Sink::Lines(encoder) => {
+                let entry = key.rsplit('/').next().unwrap_or("records");
+                let entry = entry.strip_suffix(".zip").unwrap_or(entry).to_owned();
+                let body = tokio::task::spawn_blocking(move || encoder.finish(&entry))
+                    .await
+                    .unwrap_or_default();
+                self.write(&d.bucket, &key, body).await
+            }
+            Sink::Parquet(writer) => {
+                let (body, refused) =
+                    tokio::task::spawn_blocking(move || writer.finish()).await.unwrap_or_default();
+                if !refused.is_empty() {
+                    let now = self.clock.now();
+                    let failed: Vec<super::stage::Failure> = refused
+                        .into_iter()
+                        .map(|r| super::stage::Failure::conversion(r, now))
+                        .collect();
+                    if !self.errors(d, version, &seed, &failed).await {
+                        return false;
+                    }
+                }
+                body.is_empty() || self.write(&d.bucket, &key, body).await
+            }
+        };
+        delivered
+    }
+
+    fn count(&self, records: u64, raw: u64) {
+        let p = &self.progress;
+        p.records.fetch_add(records, Ordering::Relaxed);
+        p.bytes.fetch_add(raw, Ordering::Relaxed);
+        p.objects.fetch_add(1, Ordering::Relaxed);
+        let (f, label) = (&self.metrics.firehose, Metrics::stream(&self.name));
+        f.records.get_or_create(&label).inc_by(records);
+        f.bytes.get_or_create(&label).inc_by(raw);
+        f.objects.get_or_create(&label).inc();
+        tracing::debug!(stream = %self.name, records, "object delivered");
     }
 
     fn gauge(&self) -> prometheus_client::metrics::gauge::Gauge {
@@ -273,7 +287,7 @@ impl Delivery {
     }
 
     /// Sleeps `d` unless aborted (`true`: aborted).
-    async fn pause(&self, d: Duration) -> bool {
+    pub(super) async fn pause(&self, d: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(d) => false,
             _ = self.abort.cancelled() => true,
@@ -339,60 +353,6 @@ impl Delivery {
         Ok(())
     }
 
-    /// Reads what each shard has past `at` into the batch, up to `limit` bytes in all; returns
-    /// the records read.
-    async fn read_into(
-        &self,
-        readers: &BTreeMap<u32, ShardReader>,
-        at: &mut BTreeMap<u32, u64>,
-        batch: &mut Batch,
-        limit: u64,
-        (delimiter, keep): (bool, bool),
-    ) -> Result<u64, DsError> {
-        let mut got = 0;
-        for (id, r) in readers {
-            let room = limit.saturating_sub(batch.raw);
-            if room == 0 {
-                break;
-            }
-            let mut from = at.get(id).copied().unwrap_or(0);
-            if from >= r.committed_end().0 {
-                continue;
-            }
-            let kept_from = r.start().0;
-            if from < kept_from {
-                // The source's retention deleted records before they were delivered: say so in the
-                // error prefix, and go on from what is left.
-                self.expired(*id, from, kept_from).await;
-                from = kept_from;
-                at.insert(*id, from);
-            }
-            let reader = r.clone();
-            let records = tokio::task::spawn_blocking(move || {
-                reader.read(Offset(from), READ_RECORDS, usize::try_from(room).unwrap_or(usize::MAX))
-            })
-            .await
-            .map_err(|e| DsError::Internal(format!("read task: {e}")))??;
-            let Some(last) = records.last() else { continue };
-            at.insert(*id, last.offset.0 + 1);
-            for rec in &records {
-                if keep {
-                    batch.kept.push((rec.data.clone(), rec.arrival.as_millis()));
-                } else {
-                    batch.encoder.write(&rec.data);
-                    if delimiter {
-                        batch.encoder.write(b"\n");
-                    }
-                }
-                batch.raw += rec.data.len() as u64;
-                batch.records += 1;
-                batch.oldest = Some(batch.oldest.map_or(rec.arrival, |o| o.min(rec.arrival)));
-            }
-            got += records.len() as u64;
-        }
-        Ok(got)
-    }
-
     /// Waits until a shard has records past `at`, `deadline` passes, or a stop.
     async fn wait(
         &self,
@@ -431,7 +391,7 @@ impl Delivery {
 
     /// Records `from..to` of source shard `shard` expired before delivery: counted, logged, and
     /// written as one JSON line under the error prefix (`retention-expired`).
-    async fn expired(&self, shard: u32, from: u64, to: u64) {
+    pub(super) async fn expired(&self, shard: u32, from: u64, to: u64) {
         let n = to - from;
         let message = format!(
             "{n} records of {} shard {shard} (offsets {from}..{to}) were deleted by the source's retention before delivery",
@@ -488,7 +448,7 @@ impl Delivery {
                     raw.push(b'\n');
                 }
             }
-            let key = object_key(b, &self.name, version, oldest, seed.as_bytes());
+            let key = object_key(b, &self.name, version, oldest, seed.as_bytes(), &BTreeMap::new());
             if !self.write(&b.bucket, &key, raw).await {
                 return false;
             }
@@ -540,7 +500,7 @@ impl Delivery {
 
     /// Writes the object, retrying with backoff until it is acknowledged; `false` if stopped
     /// first (the records stay in the source and are delivered after a restart).
-    async fn write(&self, bucket: &str, key: &str, body: Vec<u8>) -> bool {
+    pub(super) async fn write(&self, bucket: &str, key: &str, body: Vec<u8>) -> bool {
         let body = bytes::Bytes::from(body);
         let mut backoff = FIRST_BACKOFF;
         loop {

@@ -24,6 +24,8 @@ use crate::clock::SharedClock;
 /// How long the endpoint has to answer one request (Firehose: 3 minutes).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(180);
 const MAX_RETRY_GAP: Duration = Duration::from_secs(120);
+/// A transform's answer, at most (Lambda's synchronous response limit, and some).
+const MAX_TRANSFORM_ANSWER: usize = 8 << 20;
 
 /// How sending a batch ended.
 pub enum Sent {
@@ -60,6 +62,11 @@ impl HttpSender {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         HttpSender { client, sealer, clock }
+    }
+
+    /// The sealer of access keys.
+    pub fn sealer(&self) -> Arc<Sealer> {
+        self.sealer.clone()
     }
 
     /// The request body (uncompressed) of a batch.
@@ -163,6 +170,41 @@ impl HttpSender {
                 _ = stop.cancelled() => return Sent::Stopped,
             }
             backoff = (backoff * 2).min(MAX_RETRY_GAP);
+        }
+    }
+
+    /// One call of a transform (Firehose's Lambda record contract, over HTTP): the answer's body
+    /// (at most `MAX_TRANSFORM_ANSWER` bytes), or why not; `None` when stopped.
+    pub async fn invoke(
+        &self,
+        url: &str,
+        body: Bytes,
+        stop: &CancellationToken,
+    ) -> Option<Result<Vec<u8>, String>> {
+        let call = async {
+            let mut resp = self
+                .client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| crate::error::error_chain(&e))?;
+            if !resp.status().is_success() {
+                return Err(format!("the transform answered {}", resp.status()));
+            }
+            let mut out = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                if out.len() + chunk.len() > MAX_TRANSFORM_ANSWER {
+                    return Err(format!("the answer is over {MAX_TRANSFORM_ANSWER} bytes"));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        };
+        tokio::select! {
+            r = call => Some(r),
+            _ = stop.cancelled() => None,
         }
     }
 

@@ -4,17 +4,24 @@
 //! a directory under the data dir, or an S3-compatible store (`crate::firehose::buckets`).
 //!
 //! - `spec`: configurations from and to Firehose's JSON, prefixes and object names (pure).
+//! - `process`: processors (decompression, de-aggregation, the transform contract, jq partition
+//!   keys, delimiters); `convert`: JSON → Parquet; `encode`: compression (pure).
 //! - `store`: the catalog table (configuration, version, tags, checkpoint).
-//! - `deliver`: one task per stream: source → buffer → object → checkpoint.
+//! - `deliver`: one task per stream: source → processing (`stage`) → objects per partition →
+//!   checkpoint.
 //! - `buckets`: bucket name → object store.
 //!
 //! Errors are `DsError`s: the Firehose API speaks the same JSON 1.1 as Kinesis, with the same
 //! exception names.
 
 pub mod buckets;
+pub mod convert;
 pub mod deliver;
+pub mod encode;
 pub mod http;
+pub mod process;
 pub mod spec;
+mod stage;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -166,6 +173,7 @@ impl Firehose {
             buckets: self.buckets.clone(),
             store: self.store.clone(),
             checkpoint: row.checkpoint.clone(),
+            marks: row.marks.clone(),
             progress: progress.clone(),
             metrics: self.metrics.clone(),
             http: self.http.clone(),
@@ -239,6 +247,7 @@ impl Firehose {
             config,
             tags,
             checkpoint: BTreeMap::new(),
+            marks: BTreeMap::new(),
         };
         let source = self.source_stream(&row);
         let (data, store, r) = (self.data.clone(), self.store.clone(), row.clone());
@@ -414,6 +423,7 @@ impl Firehose {
     ) -> Result<(), DsError> {
         let (version, destination_id, update, member) =
             (version.to_owned(), destination_id.to_owned(), update.clone(), member.to_owned());
+        let sealer = self.http.sealer();
         self.change(name, move |row| {
             if version != row.version.to_string() {
                 return Err(DsError::ConcurrentModification(format!(
@@ -424,6 +434,25 @@ impl Firehose {
             if destination_id != DESTINATION_ID {
                 return Err(DsError::InvalidArgument(format!(
                     "Destination Id {destination_id} not found."
+                )));
+            }
+            if member == "HttpEndpointDestinationUpdate" {
+                let Some(old) = &row.config.http else {
+                    return Err(DsError::InvalidArgument(format!(
+                        "Delivery stream {} delivers to S3, not to an HTTP endpoint.",
+                        row.name
+                    )));
+                };
+                let (h, backup) =
+                    spec::http_update(&update, old, &row.config.destination, &|k| sealer.seal(k))?;
+                row.config.http = Some(h);
+                row.config.destination = backup;
+                return Ok(true);
+            }
+            if row.config.http.is_some() {
+                return Err(DsError::InvalidArgument(format!(
+                    "Delivery stream {} delivers to an HTTP endpoint: update it with HttpEndpointDestinationUpdate.",
+                    row.name
                 )));
             }
             row.config.destination = spec::s3_update(&update, &member, Some(&row.config.destination))?;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::convert::Conversion;
+use super::process::Processing;
 use crate::clock::Timestamp;
 use crate::datastream::DsError;
 use crate::datastream::validate::Violations;
@@ -51,6 +53,10 @@ pub enum Compression {
     /// Hadoop's block format of Snappy (`.hsnappy`): per block of up to 256 KiB, its length, then
     /// the compressed block's length and bytes.
     HadoopSnappy,
+    /// A ZIP archive of one deflated entry (`.zip`).
+    Zip,
+    /// Zstandard (`.zst`): a Sluice extension.
+    Zstd,
 }
 
 impl Compression {
@@ -60,6 +66,8 @@ impl Compression {
             Compression::Gzip => "GZIP",
             Compression::Snappy => "Snappy",
             Compression::HadoopSnappy => "HADOOP_SNAPPY",
+            Compression::Zip => "ZIP",
+            Compression::Zstd => "ZSTD",
         }
     }
 
@@ -70,6 +78,8 @@ impl Compression {
             Compression::Gzip => ".gz",
             Compression::Snappy => ".snappy",
             Compression::HadoopSnappy => ".hsnappy",
+            Compression::Zip => ".zip",
+            Compression::Zstd => ".zst",
         }
     }
 }
@@ -89,6 +99,18 @@ pub struct S3Destination {
     /// `ProcessingConfiguration` with the `AppendDelimiterToRecord` processor: `\n` after each
     /// record.
     pub append_delimiter: bool,
+    /// `ProcessingConfiguration` whole (`append_delimiter` is its `AppendDelimiterToRecord`).
+    #[serde(default)]
+    pub processing: Processing,
+    /// `DynamicPartitioningConfiguration` enabled, with its `RetryOptions.DurationInSeconds`.
+    #[serde(default)]
+    pub dynamic_partitioning: Option<u32>,
+    /// `DataFormatConversionConfiguration`: records to Parquet.
+    #[serde(default)]
+    pub conversion: Option<Conversion>,
+    /// `S3BackupMode` `Enabled`: every source record, before processing, to this destination too.
+    #[serde(default)]
+    pub backup: Option<Box<S3Destination>>,
 }
 
 impl S3Destination {
@@ -96,12 +118,14 @@ impl S3Destination {
         u64::from(self.size_mib) * MIB
     }
 
-    /// The name's extension: `FileExtension`, else the compression's.
+    /// The name's extension: `FileExtension`, else the format's.
     pub fn extension(&self) -> &str {
-        if self.file_extension.is_empty() {
-            self.compression.extension()
-        } else {
+        if !self.file_extension.is_empty() {
             &self.file_extension
+        } else if self.conversion.is_some() {
+            ".parquet"
+        } else {
+            self.compression.extension()
         }
     }
 }
@@ -192,33 +216,6 @@ pub fn bucket_of(arn: &str) -> Result<String, DsError> {
     Ok(bucket.to_owned())
 }
 
-/// The processors of a `ProcessingConfiguration`: `AppendDelimiterToRecord` is applied, others
-/// are refused with the reason.
-fn processing(c: &Value) -> Result<bool, DsError> {
-    let Some(p) = structure(c, "ProcessingConfiguration")? else { return Ok(false) };
-    if boolean(p, "Enabled")? == Some(false) {
-        return Ok(false);
-    }
-    let mut append = false;
-    let processors = match p.get("Processors") {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(serialization("Processors", "List")),
-    };
-    for proc in processors {
-        match string(proc, "Type")? {
-            Some("AppendDelimiterToRecord") => append = true,
-            Some(other) => {
-                return Err(DsError::InvalidArgument(format!(
-                    "Processor type {other} is not supported by Sluice yet (AppendDelimiterToRecord is)."
-                )));
-            }
-            None => return Err(DsError::Validation("1 validation error detected: Value null at 'processingConfiguration.processors.member.type' failed to satisfy constraint: Member must not be null".into())),
-        }
-    }
-    Ok(append)
-}
-
 /// An `ExtendedS3DestinationConfiguration` (or `S3DestinationConfiguration`), whole.
 pub fn s3_destination(c: &Value, member: &str) -> Result<S3Destination, DsError> {
     s3_update(c, member, None)
@@ -254,8 +251,8 @@ pub fn s3_update(
         &format!("{p}.compressionFormat"),
         compression,
         false,
-        &["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"],
-        "UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY",
+        &["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY", "ZSTD"],
+        "UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY, ZSTD",
     );
     v.length(&format!("{p}.fileExtension"), extension, false, (0, 128));
     v.finish()?;
@@ -265,11 +262,8 @@ pub fn s3_update(
         Some("GZIP") => Compression::Gzip,
         Some("Snappy") => Compression::Snappy,
         Some("HADOOP_SNAPPY") => Compression::HadoopSnappy,
-        Some(other) => {
-            return Err(DsError::InvalidArgument(format!(
-                "CompressionFormat {other} is not supported by Sluice yet (UNCOMPRESSED, GZIP, Snappy and HADOOP_SNAPPY are)."
-            )));
-        }
+        Some("ZIP") => Compression::Zip,
+        _ => Compression::Zstd,
     };
     if let Some(e) = extension
         && !e.is_empty()
@@ -286,15 +280,76 @@ pub fn s3_update(
         Some(arn) => bucket_of(arn)?,
         None => old.map(|o| o.bucket.clone()).unwrap_or_default(),
     };
+    let processing = match structure(c, "ProcessingConfiguration")? {
+        Some(p) => Processing::parse(p)?,
+        None => old.map(|o| o.processing.clone()).unwrap_or_default(),
+    };
     let append_delimiter = if c.get("ProcessingConfiguration").is_some() {
-        processing(c)?
+        processing.append_delimiter()
     } else {
         old.is_some_and(|o| o.append_delimiter)
     };
+    let dynamic_partitioning = match structure(c, "DynamicPartitioningConfiguration")? {
+        None => old.and_then(|o| o.dynamic_partitioning),
+        Some(dp) => {
+            let retry = match structure(dp, "RetryOptions")? {
+                Some(r) => integer(r, "DurationInSeconds")?,
+                None => None,
+            };
+            let mut v = Violations::default();
+            v.range(
+                &format!("{p}.dynamicPartitioningConfiguration.retryOptions.durationInSeconds"),
+                retry,
+                false,
+                (0, 7200),
+            );
+            v.finish()?;
+            (boolean(dp, "Enabled")? == Some(true)).then(|| retry.map_or(300, |r| r as u32))
+        }
+    };
+    if let Some(o) = old
+        && o.dynamic_partitioning.is_some() != dynamic_partitioning.is_some()
+    {
+        return Err(DsError::InvalidArgument(
+            "Dynamic partitioning is chosen when a delivery stream is created; it cannot be turned on or off by an update.".into(),
+        ));
+    }
+    let conversion = match structure(c, "DataFormatConversionConfiguration")? {
+        Some(dc) => Conversion::parse(dc)?,
+        None => old.and_then(|o| o.conversion.clone()),
+    };
+    let backup_mode = string(c, "S3BackupMode")?;
+    let backup = match backup_mode {
+        None => old.and_then(|o| o.backup.clone()),
+        Some("Disabled") => None,
+        Some("Enabled") => {
+            let given = structure(c, "S3BackupConfiguration")?.or(structure(c, "S3BackupUpdate")?);
+            let old_backup = old.and_then(|o| o.backup.as_deref());
+            match (given, old_backup) {
+                (Some(b), prev) => Some(Box::new(s3_update(b, "S3BackupConfiguration", prev)?)),
+                (None, Some(prev)) => Some(Box::new(prev.clone())),
+                (None, None) => {
+                    return Err(DsError::InvalidArgument(
+                        "S3BackupMode Enabled needs S3BackupConfiguration: where source records are backed up.".into(),
+                    ));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(DsError::InvalidArgument(format!(
+                "S3BackupMode {other} is not Disabled or Enabled."
+            )));
+        }
+    };
+    if backup.as_ref().is_some_and(|b| b.backup.is_some() || b.conversion.is_some()) {
+        return Err(DsError::InvalidArgument(
+            "S3BackupConfiguration cannot have a backup or a format conversion of its own.".into(),
+        ));
+    }
     let pick = |new: Option<&str>, f: fn(&S3Destination) -> String| -> String {
         new.map(str::to_owned).unwrap_or_else(|| old.map(f).unwrap_or_default())
     };
-    let d = S3Destination {
+    let mut d = S3Destination {
         role_arn: pick(role, |o| o.role_arn.clone()),
         bucket,
         prefix: pick(prefix, |o| o.prefix.clone()),
@@ -304,7 +359,20 @@ pub fn s3_update(
         compression,
         file_extension: pick(extension, |o| o.file_extension.clone()),
         append_delimiter,
+        processing,
+        dynamic_partitioning,
+        conversion,
+        backup,
     };
+    if d.conversion.is_some() && old.is_none() && size.is_none() {
+        // Firehose's default buffer with format conversion: Parquet wants large row groups.
+        d.size_mib = 128;
+    }
+    if d.conversion.is_some() && d.compression != Compression::Uncompressed {
+        return Err(DsError::InvalidArgument(
+            "CompressionFormat must be UNCOMPRESSED when DataFormatConversionConfiguration is enabled (Parquet compresses its pages: ParquetSerDe.Compression).".into(),
+        ));
+    }
     check_prefixes(&d)?;
     Ok(d)
 }
@@ -321,6 +389,8 @@ enum Piece<'a> {
     Timestamp(&'a str),
     RandomString,
     ErrorOutputType,
+    /// `partitionKeyFromQuery:` (`false`) or `partitionKeyFromLambda:` (`true`).
+    PartitionKey(bool, &'a str),
 }
 
 fn pieces<'a>(prefix: &'a str, member: &str) -> Result<Vec<Piece<'a>>, DsError> {
@@ -340,11 +410,8 @@ fn pieces<'a>(prefix: &'a str, member: &str) -> Result<Vec<Piece<'a>>, DsError> 
             Some(("timestamp", f)) if !f.is_empty() => Piece::Timestamp(f),
             Some(("firehose", "random-string")) => Piece::RandomString,
             Some(("firehose", "error-output-type")) => Piece::ErrorOutputType,
-            Some(("partitionKeyFromQuery" | "partitionKeyFromLambda", _)) => {
-                return Err(DsError::InvalidArgument(format!(
-                    "{member} {prefix:?}: dynamic partitioning ({expr}) is not supported by Sluice yet."
-                )));
-            }
+            Some(("partitionKeyFromQuery", k)) if !k.is_empty() => Piece::PartitionKey(false, k),
+            Some(("partitionKeyFromLambda", k)) if !k.is_empty() => Piece::PartitionKey(true, k),
             _ => {
                 return Err(DsError::InvalidArgument(format!(
                     "{member} {prefix:?}: unknown expression !{{{expr}}} (timestamp:…, firehose:random-string and firehose:error-output-type are known)."
@@ -368,6 +435,28 @@ fn check_prefixes(d: &S3Destination) -> Result<(), DsError> {
         return Err(DsError::InvalidArgument(
             "The expression !{firehose:error-output-type} is allowed only in ErrorOutputPrefix."
                 .into(),
+        ));
+    }
+    let partitioned = |p: &[Piece<'_>]| p.iter().any(|x| matches!(x, Piece::PartitionKey(..)));
+    if partitioned(&error) {
+        return Err(DsError::InvalidArgument(
+            "ErrorOutputPrefix cannot contain partitionKeyFromQuery or partitionKeyFromLambda expressions.".into(),
+        ));
+    }
+    if d.dynamic_partitioning.is_some() {
+        if !partitioned(&main) {
+            return Err(DsError::InvalidArgument(
+                "With dynamic partitioning, Prefix must contain at least one !{partitionKeyFromQuery:…} or !{partitionKeyFromLambda:…} expression.".into(),
+            ));
+        }
+        if d.error_output_prefix.is_empty() {
+            return Err(DsError::InvalidArgument(
+                "With dynamic partitioning, ErrorOutputPrefix is required.".into(),
+            ));
+        }
+    } else if partitioned(&main) {
+        return Err(DsError::InvalidArgument(
+            "Prefix has partition key expressions but DynamicPartitioningConfiguration is not enabled.".into(),
         ));
     }
     let has_expr = |p: &[Piece<'_>]| p.iter().any(|x| !matches!(x, Piece::Text(_)));
@@ -431,6 +520,17 @@ fn random_string(seed: &[u8]) -> String {
 /// `!{firehose:error-output-type}`. A prefix without any expression gets Firehose's
 /// `yyyy/MM/dd/HH/` appended (the empty prefix is just that).
 pub fn evaluate_prefix(prefix: &str, oldest: Timestamp, seed: &[u8], error_type: &str) -> String {
+    evaluate_with_keys(prefix, oldest, seed, error_type, &BTreeMap::new())
+}
+
+/// `evaluate_prefix` with a dynamic partition's keys for its `partitionKeyFrom…` expressions.
+pub fn evaluate_with_keys(
+    prefix: &str,
+    oldest: Timestamp,
+    seed: &[u8],
+    error_type: &str,
+    keys: &BTreeMap<String, String>,
+) -> String {
     let Ok(parts) = pieces(prefix, "Prefix") else { return prefix.to_owned() };
     let mut out = String::new();
     let mut uses = 0u8;
@@ -443,12 +543,21 @@ pub fn evaluate_prefix(prefix: &str, oldest: Timestamp, seed: &[u8], error_type:
                 out.push_str(&random_string(&[seed, &[uses]].concat()));
             }
             Piece::ErrorOutputType => out.push_str(error_type),
+            Piece::PartitionKey(_, k) => out.push_str(keys.get(*k).map_or("", String::as_str)),
         }
     }
     if parts.iter().all(|p| matches!(p, Piece::Text(_))) {
         out.push_str(&format_time("yyyy/MM/dd/HH/", oldest));
     }
     out
+}
+
+/// The first partition key `prefix` uses that `keys` lacks.
+pub fn missing_key<'p>(prefix: &'p str, keys: &BTreeMap<String, String>) -> Option<&'p str> {
+    pieces(prefix, "Prefix").ok()?.into_iter().find_map(|p| match p {
+        Piece::PartitionKey(_, k) if !keys.contains_key(k) => Some(k),
+        _ => None,
+    })
 }
 
 /// A deterministic UUID (version 4 layout) from `seed`.
@@ -461,15 +570,17 @@ pub fn uuid_of(seed: &[u8]) -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// The object key Firehose forms: `<prefix><stream>-<version>-<yyyy>-<MM>-<dd>-<HH>-<mm>-<ss>-<uuid><ext>`.
+/// The object key Firehose forms: `<prefix><stream>-<version>-<yyyy>-<MM>-<dd>-<HH>-<mm>-<ss>-<uuid><ext>`;
+/// `keys` are the object's partition keys (dynamic partitioning).
 pub fn object_key(
     d: &S3Destination,
     stream: &str,
     version: u64,
     oldest: Timestamp,
     seed: &[u8],
+    keys: &BTreeMap<String, String>,
 ) -> String {
-    let prefix = evaluate_prefix(&d.prefix, oldest, seed, "");
+    let prefix = evaluate_with_keys(&d.prefix, oldest, seed, "", keys);
     object_name(&prefix, d.extension(), stream, version, oldest, seed)
 }
 
@@ -586,6 +697,49 @@ pub fn http_destination(
     Ok((http, backup))
 }
 
+/// An `HttpEndpointDestinationUpdate` merged into the current configuration: members given
+/// replace theirs (objects member by member, `S3Update` into the backup bucket); the access key
+/// stays unless a new one is given.
+pub fn http_update(
+    u: &Value,
+    old: &HttpDestination,
+    backup: &S3Destination,
+    seal: &dyn Fn(&str) -> String,
+) -> Result<(HttpDestination, S3Destination), DsError> {
+    fn merge(into: &mut Value, from: &Value) {
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v.clone(),
+        }
+    }
+    let mut current = describe_http(old, backup);
+    if let Value::Object(m) = &mut current {
+        m.remove("S3DestinationDescription");
+        m.remove("CloudWatchLoggingOptions");
+    }
+    let mut changes = u.clone();
+    if let Value::Object(m) = &mut changes {
+        m.remove("S3Update");
+    }
+    merge(&mut current, &changes);
+    let new_backup = match structure(u, "S3Update")? {
+        Some(s) => s3_update(s, "S3Update", Some(backup))?,
+        None => backup.clone(),
+    };
+    // Parsed whole with a placeholder backup (the real one is merged above).
+    current["S3Configuration"] = json!({ "RoleARN": "r", "BucketARN": "arn:aws:s3:::placeholder" });
+    let (mut h, _) = http_destination(&current, seal)?;
+    let new_key = u.get("EndpointConfiguration").and_then(|e| e.get("AccessKey"));
+    if new_key.is_none_or(Value::is_null) {
+        h.access_key_sealed = old.access_key_sealed.clone();
+    }
+    Ok((h, new_backup))
+}
+
 /// `HttpEndpointDestinationDescription` (the access key is never shown).
 pub fn describe_http(h: &HttpDestination, backup: &S3Destination) -> Value {
     let attributes: Vec<Value> = h
@@ -625,11 +779,24 @@ pub fn describe_s3(d: &S3Destination) -> (Value, Value) {
     if !d.file_extension.is_empty() {
         extended["FileExtension"] = json!(d.file_extension);
     }
-    extended["ProcessingConfiguration"] = if d.append_delimiter {
+    extended["ProcessingConfiguration"] = if !d.processing.processors.is_empty() {
+        d.processing.describe()
+    } else if d.append_delimiter {
         json!({ "Enabled": true, "Processors": [{ "Type": "AppendDelimiterToRecord", "Parameters": [] }] })
     } else {
         json!({ "Enabled": false, "Processors": [] })
     };
+    extended["DynamicPartitioningConfiguration"] = match d.dynamic_partitioning {
+        Some(retry) => json!({ "Enabled": true, "RetryOptions": { "DurationInSeconds": retry } }),
+        None => json!({ "Enabled": false }),
+    };
+    if let Some(c) = &d.conversion {
+        extended["DataFormatConversionConfiguration"] = c.describe();
+    }
+    if let Some(b) = &d.backup {
+        extended["S3BackupMode"] = json!("Enabled");
+        extended["S3BackupDescription"] = describe_s3(b).0;
+    }
     (common, extended)
 }
 
@@ -648,6 +815,10 @@ mod tests {
             compression: Compression::Gzip,
             file_extension: String::new(),
             append_delimiter: false,
+            processing: Processing::default(),
+            dynamic_partitioning: None,
+            conversion: None,
+            backup: None,
         }
     }
 
@@ -674,7 +845,7 @@ mod tests {
             evaluate_prefix("err/!{firehose:error-output-type}/", t, b"s", "processing-failed"),
             "err/processing-failed/"
         );
-        let key = object_key(&dest("", ""), "hose", 3, t, b"seed");
+        let key = object_key(&dest("", ""), "hose", 3, t, b"seed", &BTreeMap::new());
         assert!(key.starts_with("2026/03/01/11/hose-3-2026-03-01-11-02-03-"), "{key}");
         assert!(
             key.ends_with(".gz")
@@ -696,6 +867,7 @@ mod tests {
             ("a/!{nope:x}/", "e/!{firehose:error-output-type}/"),
             ("a/!{timestamp:yyyy/", "e/!{firehose:error-output-type}/"),
             ("a/!{partitionKeyFromQuery:k}/", "e/!{firehose:error-output-type}/"),
+            ("a/", "e/!{partitionKeyFromQuery:k}/"),
         ] {
             assert!(
                 matches!(check_prefixes(&dest(p, e)), Err(DsError::InvalidArgument(_))),
@@ -729,10 +901,38 @@ mod tests {
         ));
         let zip =
             json!({ "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "CompressionFormat": "ZIP" });
-        assert!(matches!(s3_destination(&zip, "X"), Err(DsError::InvalidArgument(_))));
+        assert_eq!(s3_destination(&zip, "X").unwrap().extension(), ".zip");
         let lambda = json!({ "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake",
             "ProcessingConfiguration": { "Enabled": true, "Processors": [{ "Type": "Lambda" }] } });
         assert!(matches!(s3_destination(&lambda, "X"), Err(DsError::InvalidArgument(_))));
+        let dp = |prefix: &str, enabled: bool| {
+            json!({ "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake",
+            "Prefix": prefix, "ErrorOutputPrefix": "err/!{firehose:error-output-type}/",
+            "DynamicPartitioningConfiguration": { "Enabled": enabled } })
+        };
+        let with = s3_destination(&dp("cam=!{partitionKeyFromQuery:camera}/", true), "X").unwrap();
+        assert_eq!(with.dynamic_partitioning, Some(300));
+        let keys = BTreeMap::from([("camera".to_owned(), "door".to_owned())]);
+        assert!(
+            object_key(&with, "h", 1, Timestamp::from_millis(0), b"s", &keys)
+                .starts_with("cam=door/h-1-1970-")
+        );
+        for (prefix, enabled) in [("cam=!{partitionKeyFromQuery:camera}/", false), ("plain/", true)]
+        {
+            assert!(
+                matches!(
+                    s3_destination(&dp(prefix, enabled), "X"),
+                    Err(DsError::InvalidArgument(_))
+                ),
+                "{prefix}"
+            );
+        }
+        let parquet = json!({ "RoleARN": "r", "BucketARN": "arn:aws:s3:::lake", "CompressionFormat": "GZIP",
+            "DataFormatConversionConfiguration": { "SchemaConfiguration": { "Columns": [{ "Name": "a", "Type": "int" }] } } });
+        assert!(
+            matches!(s3_destination(&parquet, "X"), Err(DsError::InvalidArgument(_))),
+            "Parquet needs UNCOMPRESSED"
+        );
         assert!(matches!(s3_destination(&json!({}), "X"), Err(DsError::Validation(_))));
     }
 }

@@ -35,6 +35,28 @@ pub struct Row {
     pub tags: BTreeMap<String, String>,
     /// Source shard id → the next offset to deliver.
     pub checkpoint: BTreeMap<u32, u64>,
+    /// Per object stream (a dynamic partition, the source backup) delivered past the checkpoint:
+    /// shard id → the offset its records are delivered to (a restart skips them there).
+    pub marks: Marks,
+}
+
+/// Object stream id → shard id → offset delivered to.
+pub type Marks = BTreeMap<String, BTreeMap<u32, u64>>;
+
+/// The `checkpoint` column: the plain shard map, or it with marks.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    WithMarks { at: BTreeMap<u32, u64>, marks: Marks },
+    Plain(BTreeMap<u32, u64>),
+}
+
+fn stored(at: &BTreeMap<u32, u64>, marks: &Marks) -> Result<String> {
+    if marks.is_empty() {
+        json(at)
+    } else {
+        json(&Stored::WithMarks { at: at.clone(), marks: marks.clone() })
+    }
 }
 
 pub struct Store {
@@ -74,10 +96,16 @@ impl Store {
                 let bad = |what: &str, e: serde_json::Error| {
                     Error::internal(format!("catalog: delivery stream {name}: {what}: {e}"))
                 };
+                let (checkpoint, marks) =
+                    match serde_json::from_str(&checkpoint).map_err(|e| bad("checkpoint", e))? {
+                        Stored::WithMarks { at, marks } => (at, marks),
+                        Stored::Plain(at) => (at, Marks::new()),
+                    };
                 out.push(Row {
                     config: serde_json::from_str(&config).map_err(|e| bad("config", e))?,
                     tags: serde_json::from_str(&tags).map_err(|e| bad("tags", e))?,
-                    checkpoint: serde_json::from_str(&checkpoint).map_err(|e| bad("checkpoint", e))?,
+                    checkpoint,
+                    marks,
                     name,
                     created_ms,
                     updated_ms,
@@ -91,7 +119,7 @@ impl Store {
     /// Inserts a new stream; `false` if the name is taken.
     pub fn insert(&self, row: &Row) -> Result<bool> {
         let (config, tags, checkpoint) =
-            (json(&row.config)?, json(&row.tags)?, json(&row.checkpoint)?);
+            (json(&row.config)?, json(&row.tags)?, stored(&row.checkpoint, &row.marks)?);
         self.catalog.transaction(|tx| {
             let taken: Option<i64> = tx
                 .query_row("SELECT 1 FROM delivery_streams WHERE name = ?1", [&row.name], |r| r.get(0))
@@ -120,8 +148,14 @@ impl Store {
     }
 
     /// Records what has been delivered.
-    pub fn checkpoint(&self, name: &str, created_ms: i64, at: &BTreeMap<u32, u64>) -> Result<()> {
-        let at = json(at)?;
+    pub fn checkpoint(
+        &self,
+        name: &str,
+        created_ms: i64,
+        at: &BTreeMap<u32, u64>,
+        marks: &Marks,
+    ) -> Result<()> {
+        let at = stored(at, marks)?;
         self.catalog.transaction(|tx| {
             tx.execute(
                 "UPDATE delivery_streams SET checkpoint = ?2 WHERE name = ?1 AND created_ms = ?3",

@@ -190,17 +190,20 @@ pub async fn run(state: &ApiState, who: &Identity, op: &str, raw: &[u8]) -> Outc
             let (member, update) = match (
                 structure(&body, "ExtendedS3DestinationUpdate")?,
                 structure(&body, "S3DestinationUpdate")?,
+                structure(&body, "HttpEndpointDestinationUpdate")?,
             ) {
-                (Some(u), _) => ("ExtendedS3DestinationUpdate", u),
-                (None, Some(u)) => ("S3DestinationUpdate", u),
-                (None, None) => {
+                (Some(u), _, _) => ("ExtendedS3DestinationUpdate", u),
+                (None, Some(u), _) => ("S3DestinationUpdate", u),
+                (None, None, Some(u)) => ("HttpEndpointDestinationUpdate", u),
+                (None, None, None) => {
                     return Err(DsError::InvalidArgument(
-                        "UpdateDestination needs ExtendedS3DestinationUpdate or S3DestinationUpdate (the destinations Sluice delivers to)."
+                        "UpdateDestination needs ExtendedS3DestinationUpdate, S3DestinationUpdate or HttpEndpointDestinationUpdate (the destinations Sluice delivers to)."
                             .into(),
                     )
                     .into());
                 }
             };
+            check_outbound(state, update).await?;
             let (version, destination) =
                 (version.unwrap_or_default(), destination.unwrap_or_default());
             fh.update_destination(name, version, destination, update, member).await?;
@@ -301,6 +304,23 @@ fn data_of(record: &Value, member: &str) -> Result<Bytes, DsError> {
     Ok(Bytes::from(bytes))
 }
 
+/// The outbound policy over the URLs a destination configuration or update points Sluice at:
+/// transforms (`LambdaArn`) and an HTTP endpoint's `Url`.
+async fn check_outbound(state: &ApiState, c: &Value) -> Result<(), DsError> {
+    for url in crate::firehose::process::transform_urls(c) {
+        state
+            .check_webhook("ProcessingConfiguration.Processors.Lambda.LambdaArn", &url)
+            .await
+            .map_err(DsError::from)?;
+    }
+    if let Some(url) =
+        c.get("EndpointConfiguration").and_then(|e| e.get("Url")).and_then(Value::as_str)
+    {
+        state.check_webhook("EndpointConfiguration.Url", url).await.map_err(DsError::from)?;
+    }
+    Ok(())
+}
+
 /// CreateDeliveryStream (also the native `POST /v1/delivery-streams`).
 pub(crate) async fn create(
     state: &ApiState,
@@ -355,6 +375,15 @@ pub(crate) async fn create(
             )));
         }
     };
+    for c in [
+        "ExtendedS3DestinationConfiguration",
+        "S3DestinationConfiguration",
+        "HttpEndpointDestinationConfiguration",
+    ] {
+        if let Some(c) = structure(body, c)? {
+            check_outbound(state, c).await?;
+        }
+    }
     let mut http = None;
     let destination = match (
         structure(body, "ExtendedS3DestinationConfiguration")?,
