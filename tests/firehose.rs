@@ -31,6 +31,94 @@ async fn boto3_delivers_records_into_directory_buckets() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_transforms_and_parquet_read_back_with_other_tools() {
+    let server = TestServer::start_with(|_| {}, Arc::new(sluice::clock::SystemClock)).await;
+    let mut cmd = std::process::Command::new(venv_python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/firehose_processing.py"))
+        .arg(&server.base)
+        .arg(server.dir.join("buckets"));
+    let (ok, stderr) = run_bounded(cmd).await;
+    assert!(ok, "firehose_processing.py: {stderr}");
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("sluice_firehose_error_records_total{stream=\"by-camera\"} 3"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// Dynamic partitions flush on their own: a partition delivered while another is still open is
+/// not delivered again after a SIGKILL (its mark says how far it went), and the open one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_delivers_no_partition_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let http = reqwest::Client::new();
+    let mut server = spawn_server(&dir);
+    let dest = json!({
+        "RoleARN": "arn:aws:iam::000000000000:role/f", "BucketARN": "arn:aws:s3:::lake",
+        "Prefix": "cam=!{partitionKeyFromQuery:cam}/",
+        "ErrorOutputPrefix": "err/!{firehose:error-output-type}/",
+        "BufferingHints": { "SizeInMBs": 1, "IntervalInSeconds": 900 },
+        "DynamicPartitioningConfiguration": { "Enabled": true },
+        "ProcessingConfiguration": { "Enabled": true, "Processors": [
+            { "Type": "MetadataExtraction", "Parameters": [
+                { "ParameterName": "MetadataExtractionQuery", "ParameterValue": "{cam: .cam}" },
+                { "ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6" }] },
+            { "Type": "AppendDelimiterToRecord" }] },
+    });
+    let (status, out) = call(
+        &http,
+        &server.base,
+        "CreateDeliveryStream",
+        json!({ "DeliveryStreamName": "hose", "ExtendedS3DestinationConfiguration": dest }),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let record =
+        |cam: &str, i: usize| json!({ "cam": cam, "i": i, "pad": "x".repeat(900) }).to_string();
+    // One record opens partition b; then partition a fills past 1 MiB and is delivered alone.
+    let quiet = vec![record("b", 0)];
+    put_lines(&http, &server.base, "hose", &quiet).await;
+    let busy: Vec<String> = (0..1300).map(|i| record("a", i)).collect();
+    for chunk in busy.chunks(250) {
+        put_lines(&http, &server.base, "hose", chunk).await;
+    }
+    let mut objects = 0;
+    for _ in 0..300 {
+        let (_, d) = call(
+            &http,
+            &server.base,
+            "DescribeDeliveryStream",
+            json!({ "DeliveryStreamName": "hose" }),
+        )
+        .await;
+        objects = d["DeliveryStreamDescription"]["SluiceDelivery"]["DeliveredObjects"]
+            .as_u64()
+            .unwrap_or(0);
+        if objects > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(objects, 1, "partition a's first object, counted once its mark is saved");
+    let delivered = lines(&dir, "lake");
+    assert!(delivered.len() > 1000 && delivered.len() < 1300, "{}", delivered.len());
+    assert!(delivered.iter().all(|l| l.contains(r#""cam":"a""#)));
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    // After the restart a graceful stop flushes both partitions: every record exactly once.
+    server = spawn_server(&dir);
+    let pid = server.child.id().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let _ = server.child.wait();
+    let mut want: Vec<String> = quiet.iter().chain(&busy).cloned().collect();
+    want.sort();
+    assert_eq!(lines(&dir, "lake"), want, "every record exactly once");
+}
+
 /// One Firehose call with the JSON 1.1 wire, as the SDKs send it.
 async fn call(http: &reqwest::Client, base: &str, op: &str, body: Value) -> (u16, Value) {
     let resp = http

@@ -142,7 +142,9 @@ impl Conversion {
             None | Some("V1") => false,
             Some("V2") => true,
             Some(other) => {
-                return Err(invalid(format!("ParquetSerDe.WriterVersion {other} is not V1 or V2.")));
+                return Err(invalid(format!(
+                    "ParquetSerDe.WriterVersion {other} is not V1 or V2."
+                )));
             }
         };
         Ok(Some(Conversion {

@@ -43,19 +43,28 @@ pub struct Row {
 /// Object stream id → shard id → offset delivered to.
 pub type Marks = BTreeMap<String, BTreeMap<u32, u64>>;
 
-/// The `checkpoint` column: the plain shard map, or it with marks.
+/// The `checkpoint` column: the plain shard map, or `{"at": …, "marks": …}`.
 #[derive(serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-enum Stored {
-    WithMarks { at: BTreeMap<u32, u64>, marks: Marks },
-    Plain(BTreeMap<u32, u64>),
+struct WithMarks {
+    at: BTreeMap<u32, u64>,
+    marks: Marks,
 }
 
 fn stored(at: &BTreeMap<u32, u64>, marks: &Marks) -> Result<String> {
     if marks.is_empty() {
         json(at)
     } else {
-        json(&Stored::WithMarks { at: at.clone(), marks: marks.clone() })
+        json(&WithMarks { at: at.clone(), marks: marks.clone() })
+    }
+}
+
+fn parse_checkpoint(text: &str) -> serde_json::Result<(BTreeMap<u32, u64>, Marks)> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    if v.get("at").is_some() {
+        let w: WithMarks = serde_json::from_value(v)?;
+        Ok((w.at, w.marks))
+    } else {
+        Ok((serde_json::from_value(v)?, Marks::new()))
     }
 }
 
@@ -97,10 +106,7 @@ impl Store {
                     Error::internal(format!("catalog: delivery stream {name}: {what}: {e}"))
                 };
                 let (checkpoint, marks) =
-                    match serde_json::from_str(&checkpoint).map_err(|e| bad("checkpoint", e))? {
-                        Stored::WithMarks { at, marks } => (at, marks),
-                        Stored::Plain(at) => (at, Marks::new()),
-                    };
+                    parse_checkpoint(&checkpoint).map_err(|e| bad("checkpoint", e))?;
                 out.push(Row {
                     config: serde_json::from_str(&config).map_err(|e| bad("config", e))?,
                     tags: serde_json::from_str(&tags).map_err(|e| bad("tags", e))?,
@@ -170,5 +176,21 @@ impl Store {
             tx.execute("DELETE FROM delivery_streams WHERE name = ?1", [name])?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_read_back_with_and_without_marks() {
+        let at = BTreeMap::from([(0, 7), (3, 9)]);
+        let marks = Marks::from([("{\"cam\":\"a\"}".to_owned(), BTreeMap::from([(0, 12)]))]);
+        assert_eq!(
+            parse_checkpoint(&stored(&at, &Marks::new()).unwrap()).unwrap(),
+            (at.clone(), Marks::new())
+        );
+        assert_eq!(parse_checkpoint(&stored(&at, &marks).unwrap()).unwrap(), (at, marks));
     }
 }
