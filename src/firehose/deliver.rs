@@ -238,7 +238,7 @@ impl Delivery {
         };
         let seed = format!("{}/{}/{id}/{:?}", self.name, self.created_ms, part.first);
         let key = object_key(d, &self.name, version, part.oldest, seed.as_bytes(), &part.keys);
-        let delivered = match part.sink {
+        match part.sink {
             Sink::Kept(kept) => match &config.http {
                 Some(h) => self.to_endpoint(h, config, version, part.oldest, &seed, &kept).await,
                 None => true,
@@ -266,8 +266,7 @@ impl Delivery {
                 }
                 body.is_empty() || self.write(&d.bucket, &key, body).await
             }
-        };
-        delivered
+        }
     }
 
     fn count(&self, records: u64, raw: u64) {

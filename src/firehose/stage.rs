@@ -322,25 +322,22 @@ impl Delivery {
             items = self.transform(&t, items, &mut failed, now).await?;
         }
         let partitioned = d.dynamic_partitioning.is_some() && config.http.is_none();
-        if partitioned {
-            if let Some(query) = p.metadata_query() {
-                let (query, datas) =
-                    (query.to_owned(), items.iter().map(|i| i.data.clone()).collect::<Vec<_>>());
-                let keys =
-                    tokio::task::spawn_blocking(move || process::partition_keys(&query, &datas))
-                        .await
-                        .unwrap_or_default();
-                for (item, k) in items.iter_mut().zip(keys) {
-                    match k {
-                        Ok(mut k) => {
-                            // Keys from the transform (`partitionKeyFromLambda`) stay beside them.
-                            if let Some(lambda) = item.keys.take() {
-                                k.extend(lambda);
-                            }
-                            item.keys = Some(k);
+        if partitioned && let Some(query) = p.metadata_query() {
+            let (query, datas) =
+                (query.to_owned(), items.iter().map(|i| i.data.clone()).collect::<Vec<_>>());
+            let keys = tokio::task::spawn_blocking(move || process::partition_keys(&query, &datas))
+                .await
+                .unwrap_or_default();
+            for (item, k) in items.iter_mut().zip(keys) {
+                match k {
+                    Ok(mut k) => {
+                        // Keys from the transform (`partitionKeyFromLambda`) stay beside them.
+                        if let Some(lambda) = item.keys.take() {
+                            k.extend(lambda);
                         }
-                        Err(e) => item.key_error = Some(e),
+                        item.keys = Some(k);
                     }
+                    Err(e) => item.key_error = Some(e),
                 }
             }
         }
