@@ -42,6 +42,7 @@ fn build_30_days(dir: &Path) -> Log {
         sync: SyncPolicy::Never,
         before_sync: None,
         spare_segment: true,
+        tier: None,
     };
     let log = Log::open(dir, config, clock).expect("open bench log");
     let started = Instant::now();

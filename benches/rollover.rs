@@ -25,6 +25,7 @@ fn run(spare: bool, rt: &tokio::runtime::Runtime) -> (Vec<Duration>, Vec<Duratio
         sync: SyncPolicy::Always,
         before_sync: None,
         spare_segment: spare,
+        tier: None,
     };
     let log = Log::open(dir.path(), config, Arc::new(SystemClock)).expect("open");
     let payload = Bytes::from(vec![7u8; 8000]);

@@ -42,6 +42,10 @@
 //! - [`auth`]: who may do what: users and access keys with grants (from the config and the admin
 //!   API), credentials (Basic, Bearer, SigV4), secrets sealed at rest.
 //! - [`catalog`]: the embedded SQLite catalog of streams and their configuration.
+//! - [`tiering`]: the object tier's bucket (`[tiering]`): the log engine's `Tier` over
+//!   `object_store`, with a runtime of its own so the synchronous log can call it from any thread.
+//! - [`buckets`]: bucket name → object store (`object_store`): directories under the data dir, or
+//!   an S3-compatible store; for delivery streams and the object tier.
 //! - [`memory`]: the memory budget (`[server] memory_limit`): reservations the large, variable
 //!   buffers take before they allocate, refused past the limit.
 //! - [`metrics`]: the Prometheus registry and the counters every layer reports into.
@@ -80,6 +84,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod buckets;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -98,5 +103,6 @@ pub mod metrics;
 pub mod name;
 pub mod notify;
 pub mod services;
+pub mod tiering;
 pub mod video;
 pub mod web;

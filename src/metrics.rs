@@ -75,6 +75,22 @@ pub struct Metrics {
     pub notifications: NotificationMetrics,
     /// Delivery streams (`crate::firehose`), per delivery stream.
     pub firehose: FirehoseMetrics,
+    /// The object tier (`crate::tiering`).
+    pub tier: TierMetrics,
+}
+
+/// The object tier's counters (`[tiering]`).
+#[derive(Default)]
+pub struct TierMetrics {
+    pub uploaded_segments: Counter,
+    pub uploaded_bytes: Counter,
+    pub evicted_segments: Counter,
+    pub evicted_bytes: Counter,
+    /// Passes in which an upload failed (each segment is tried again on the next pass).
+    pub failures: Counter,
+    /// Sealed segments not uploaded yet, and how old the oldest one's newest record is.
+    pub pending_segments: Gauge,
+    pub oldest_pending_seconds: Gauge,
 }
 
 impl FirehoseMetrics {
@@ -221,8 +237,49 @@ impl Metrics {
             sources: SourceMetrics::default(),
             notifications: NotificationMetrics::default(),
             firehose: FirehoseMetrics::default(),
+            tier: TierMetrics::default(),
             registry: Registry::default(),
         };
+        let t = &m.tier;
+        for (name, help, c) in [
+            (
+                "tier_uploaded_segments",
+                "Object tier: sealed segments uploaded",
+                &t.uploaded_segments,
+            ),
+            (
+                "tier_uploaded_bytes",
+                "Object tier: bytes of segment data uploaded",
+                &t.uploaded_bytes,
+            ),
+            (
+                "tier_evicted_segments",
+                "Object tier: segments whose data left local disk",
+                &t.evicted_segments,
+            ),
+            (
+                "tier_evicted_bytes",
+                "Object tier: bytes of segment data evicted from local disk",
+                &t.evicted_bytes,
+            ),
+            (
+                "tier_failures",
+                "Object tier: passes in which an upload failed (retried next pass)",
+                &t.failures,
+            ),
+        ] {
+            registry.register(name, help, c.clone());
+        }
+        registry.register(
+            "tier_pending_segments",
+            "Object tier: sealed segments not uploaded yet",
+            t.pending_segments.clone(),
+        );
+        registry.register(
+            "tier_oldest_pending_seconds",
+            "Object tier: age of the oldest not-yet-uploaded segment's newest record",
+            t.oldest_pending_seconds.clone(),
+        );
         registry.register(
             "ingest_bytes",
             "Bytes of fragments accepted from producers",

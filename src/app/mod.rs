@@ -38,7 +38,11 @@ pub struct Server {
 
 /// Opens everything the server needs under `config.server.data_dir`. `shutdown` ends long-lived
 /// requests and background tasks when cancelled.
-pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) -> Result<Server> {
+pub fn build(
+    mut config: Config,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Result<Server> {
     // Listeners first: a port that is taken is reported as such, before any store is opened.
     // RTSP publish is bound here so its address (port 0 in tests) is known before `run` serves it.
     let rtsp = if config.rtsp.enabled {
@@ -53,7 +57,7 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
     } else {
         None
     };
-    let data_dir = &config.server.data_dir;
+    let data_dir = &config.server.data_dir.clone();
     let in_data_dir = |e: crate::error::Error| {
         let message = format!("cannot open the data directory {}: {}", data_dir.display(), e);
         crate::error::Error::new(e.kind, message).with_source(e)
@@ -73,6 +77,13 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         sealer.clone(),
         clock.clone(),
     )?);
+    let buckets =
+        Arc::new(crate::buckets::Buckets::new(&config.object_store, &config.server.data_dir));
+    tracing::info!(buckets = %buckets.describe(), "object store");
+    // The object tier, before any log opens: logs with segments in the bucket read them there.
+    config.storage.tier =
+        crate::tiering::target(&config.tiering, &buckets, &config.server.data_dir)
+            .map_err(|e| Error::invalid(format!("[tiering]: {e}")))?;
     let limit = Some(config.server.memory_limit_bytes).filter(|&l| l != 0);
     let memory = MemoryBudget::new(limit, metrics.clone());
     // The segment cache stays full by design: its bytes are held for the process's life.
@@ -138,11 +149,6 @@ pub fn build(config: Config, clock: SharedClock, shutdown: CancellationToken) ->
         crate::auth::outbound::Outbound::from_config(&config.auth),
     )?;
     imagegen.start()?;
-    let buckets = Arc::new(crate::firehose::buckets::Buckets::new(
-        &config.object_store,
-        &config.server.data_dir,
-    ));
-    tracing::info!(buckets = %buckets.describe(), "object store");
     let firehose = crate::firehose::Firehose::open(
         catalog.clone(),
         data.clone(),
@@ -228,6 +234,9 @@ pub fn router(state: ApiState) -> Router {
 pub async fn run(listener: TcpListener, server: Server) -> Result<()> {
     let Server { services: state, background, .. } = server;
     let retention = tokio::spawn(retention_loop(state.clone()));
+    // Ends with the shutdown; an upload in flight finishes on its thread, and a segment cut
+    // short is uploaded again after the restart.
+    tokio::spawn(tiering_loop(state.clone()));
     let housekeeping = tokio::spawn(data_streams_loop(state.clone()));
     // RTSP publish: ends at shutdown after its sessions have flushed and released their streams.
     let rtsp = background.rtsp.map(|l| {
@@ -305,6 +314,56 @@ async fn data_streams_loop(state: ApiState) {
         };
         if let Err(e) = tokio::task::spawn_blocking(pass).await {
             tracing::error!(error = %e, "on-demand scaling task failed");
+        }
+    }
+}
+
+/// With `[tiering]` on, an object-tier pass every `tiering.interval_secs` until shutdown: video
+/// streams' and data streams' sealed segments uploaded, then evicted from local disk. Uploads run
+/// on a blocking thread, apart from retention and from ingest.
+async fn tiering_loop(state: ApiState) {
+    let t = &state.config.tiering;
+    if !t.enabled {
+        return;
+    }
+    let policy = crate::tiering::policy(t);
+    let every = t.interval_secs;
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let (video, data, p) = (state.video.clone(), state.data.clone(), policy.clone());
+        let pass = tokio::task::spawn_blocking(move || {
+            let mut r = video.tier_pass(&p);
+            r.add(data.tier_pass(&p));
+            r
+        });
+        let r = match pass.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "tier pass task failed");
+                continue;
+            }
+        };
+        let m = &state.metrics.tier;
+        m.uploaded_segments.inc_by(r.uploaded);
+        m.uploaded_bytes.inc_by(r.uploaded_bytes);
+        m.evicted_segments.inc_by(r.evicted);
+        m.evicted_bytes.inc_by(r.evicted_bytes);
+        m.pending_segments.set(i64::try_from(r.pending).unwrap_or(i64::MAX));
+        m.oldest_pending_seconds.set(r.oldest_pending.map_or(0, |d| d.as_secs() as i64));
+        if let Some(e) = &r.error {
+            m.failures.inc();
+            tracing::warn!(error = %e, pending = r.pending, "object tier: an upload failed; retrying on the next pass");
+        }
+        if r.uploaded + r.evicted > 0 {
+            tracing::info!(
+                uploaded = r.uploaded,
+                uploaded_bytes = r.uploaded_bytes,
+                evicted = r.evicted,
+                "object tier pass"
+            );
         }
     }
 }

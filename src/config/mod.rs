@@ -48,6 +48,7 @@ pub struct Config {
     pub rtsp: RtspConfig,
     pub auth: AuthConfig,
     pub object_store: ObjectStoreConfig,
+    pub tiering: TieringConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +146,25 @@ impl Config {
         }
         if self.storage.sync == SyncMode::Interval && self.storage.sync_interval_ms.is_zero() {
             return bad("storage.sync_interval_ms", "must be at least 1 with sync = \"interval\"");
+        }
+        if self.tiering.enabled {
+            let t = &self.tiering;
+            let bucket_ok = (3..=63).contains(&t.bucket.len())
+                && t.bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
+            if !bucket_ok {
+                return bad(
+                    "tiering.bucket",
+                    "must be an S3 bucket name (3-63 of a-z, 0-9, '.', '-')",
+                );
+            }
+            if t.local_retention_hours.is_some_and(|h| !(h >= 0.0 && h.is_finite())) {
+                return bad("tiering.local_retention_hours", "must be 0 or more");
+            }
+            if t.interval_secs.is_zero() {
+                return bad("tiering.interval_secs", "must be at least 1");
+            }
         }
         if self.storage.retention_interval_secs.is_zero() {
             return bad("storage.retention_interval_secs", "must be at least 1");
@@ -303,6 +323,7 @@ impl Config {
             sync,
             before_sync: self.storage.before_sync.clone(),
             spare_segment: true,
+            tier: self.storage.tier.clone(),
         }
     }
 }

@@ -111,6 +111,10 @@ pub struct StorageConfig {
     /// syncs. Cannot be set from TOML.
     #[serde(skip)]
     pub before_sync: Option<crate::log::SyncHook>,
+    /// Not a setting: the object tier's bucket, made from `[tiering]` and `[object_store]` when
+    /// the server is built (`crate::tiering::target`), handed to every log.
+    #[serde(skip)]
+    pub tier: Option<crate::log::tier::TierTarget>,
 }
 
 impl Default for StorageConfig {
@@ -123,6 +127,7 @@ impl Default for StorageConfig {
             retention_interval_secs: Duration::from_secs(30),
             min_free_bytes: 1024 * 1024 * 1024,
             before_sync: None,
+            tier: None,
         }
     }
 }

@@ -142,7 +142,47 @@ impl Default for FramesConfig {
     }
 }
 
-/// Where buckets are (`[object_store]`, `crate::firehose::buckets`): delivery streams write their
+/// The object tier (`[tiering]`, `crate::tiering` and `crate::log::tier`): sealed log segments
+/// of video and data streams uploaded to a bucket (through `[object_store]`), their `.log` files
+/// then evicted from local disk and read back by range.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TieringConfig {
+    /// Default false: everything stays on local disk.
+    pub enabled: bool,
+    /// The bucket. Default `sluice-tier`.
+    pub bucket: String,
+    /// Prepended to every key. Default none.
+    pub prefix: String,
+    /// Upload a sealed segment once its newest record is this old. Default 60.
+    #[serde(deserialize_with = "super::units::secs")]
+    pub upload_after_secs: Duration,
+    /// Evict an uploaded segment's data from local disk once its newest record is this old
+    /// (fractions allowed; 0: as soon as it is uploaded). Default 24.
+    pub local_retention_hours: Option<f64>,
+    /// Evict uploaded segments, oldest first, while a log keeps more than this on local disk.
+    /// Default none.
+    pub local_max_bytes: Option<u64>,
+    /// How often the tier looks for segments to upload and evict. Default 10.
+    #[serde(deserialize_with = "super::units::secs")]
+    pub interval_secs: Duration,
+}
+
+impl Default for TieringConfig {
+    fn default() -> Self {
+        TieringConfig {
+            enabled: false,
+            bucket: "sluice-tier".into(),
+            prefix: String::new(),
+            upload_after_secs: Duration::from_secs(60),
+            local_retention_hours: Some(24.0),
+            local_max_bytes: None,
+            interval_secs: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where buckets are (`[object_store]`, `crate::buckets`): delivery streams write their
 /// objects there. Without an S3 endpoint (here or in `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`)
 /// and without `s3 = true`, a bucket is a directory under `local_root`: no external service.
 /// Credentials come from the standard AWS variables (`AWS_ACCESS_KEY_ID`,

@@ -663,6 +663,26 @@ impl DataStreams {
 
     // ---- retention and shutdown -------------------------------------------------------------
 
+    /// One object-tier pass over every shard's log (`crate::log::tier`).
+    pub fn tier_pass(&self, policy: &crate::log::tier::TierPolicy) -> crate::log::tier::TierReport {
+        let now = self.now();
+        let streams: Vec<Arc<DataStream>> =
+            read_lock(&self.streams).by_id.values().cloned().collect();
+        let mut total = crate::log::tier::TierReport::default();
+        for s in streams {
+            let shards: Vec<Arc<Shard>> = read_lock(&s.state).shards.values().cloned().collect();
+            for shard in shards {
+                match shard.log.tier_pass(policy, now) {
+                    Ok(r) => total.add(r),
+                    Err(e) => {
+                        tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "tier pass failed")
+                    }
+                }
+            }
+        }
+        total
+    }
+
     /// One retention pass at the clock's now: deletes whole segments older than each stream's
     /// retention, and removes closed shards whose records are all gone and that closed longer
     /// than the retention period ago (Kinesis stops listing them then too).

@@ -18,10 +18,10 @@ use object_store::path::Path as ObjectPath;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::buckets::Buckets;
 use super::spec::{DeliveryConfig, object_key};
 use super::stage::{BACKUP, Part, Sink, Stopped, hints};
 use super::store::Store;
+use crate::buckets::Buckets;
 use crate::clock::{SharedClock, Timestamp};
 use crate::datastream::{DataStreams, DsError, ShardId, ShardReader, StreamSel};
 use crate::log::Offset;
@@ -431,7 +431,7 @@ impl Delivery {
     /// backup bucket too. `false` if stopped first.
     async fn to_endpoint(
         &self,
-        h: &super::spec::HttpDestination,
+        h: &super::http_spec::HttpDestination,
         config: &DeliveryConfig,
         version: u64,
         oldest: Timestamp,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::spec::HttpDestination;
+use super::http_spec::HttpDestination;
 use crate::auth::seal::Sealer;
 use crate::clock::SharedClock;
 

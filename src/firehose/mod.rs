@@ -1,24 +1,24 @@
 //! Delivery streams, as Amazon Data Firehose has them: records put directly (kept first in an
 //! internal data stream on the log engine, so a record is safe once PutRecord answers) or read
 //! from a Sluice data stream, delivered in buffered, compressed objects to an S3-style bucket —
-//! a directory under the data dir, or an S3-compatible store (`crate::firehose::buckets`).
+//! a directory under the data dir, or an S3-compatible store (`crate::buckets`).
 //!
-//! - `spec`: configurations from and to Firehose's JSON, prefixes and object names (pure).
+//! - `spec`: configurations from and to Firehose's JSON, prefixes and object names; `http_spec`:
+//!   the HTTP endpoint destination's (pure).
 //! - `process`: processors (decompression, de-aggregation, the transform contract, jq partition
 //!   keys, delimiters); `convert`: JSON → Parquet; `encode`: compression (pure).
 //! - `store`: the catalog table (configuration, version, tags, checkpoint).
 //! - `deliver`: one task per stream: source → processing (`stage`) → objects per partition →
 //!   checkpoint.
-//! - `buckets`: bucket name → object store.
 //!
 //! Errors are `DsError`s: the Firehose API speaks the same JSON 1.1 as Kinesis, with the same
 //! exception names.
 
-pub mod buckets;
 pub mod convert;
 pub mod deliver;
 pub mod encode;
 pub mod http;
+pub mod http_spec;
 pub mod process;
 pub mod spec;
 mod stage;
@@ -33,10 +33,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use self::buckets::Buckets;
 use self::deliver::{Delivery, Progress};
 use self::spec::{DeliveryConfig, Source};
 use self::store::{Row, Store};
+use crate::buckets::Buckets;
 use crate::catalog::Catalog;
 use crate::clock::SharedClock;
 use crate::config::DataStreamsConfig;
@@ -315,7 +315,7 @@ impl Firehose {
                 }),
                 Some(h) => json!({
                     "DestinationId": DESTINATION_ID,
-                    "HttpEndpointDestinationDescription": spec::describe_http(h, &row.config.destination),
+                    "HttpEndpointDestinationDescription": http_spec::describe_http(h, &row.config.destination),
                 }),
             }],
             "HasMoreDestinations": false,
@@ -444,7 +444,7 @@ impl Firehose {
                     )));
                 };
                 let (h, backup) =
-                    spec::http_update(&update, old, &row.config.destination, &|k| sealer.seal(k))?;
+                    http_spec::http_update(&update, old, &row.config.destination, &|k| sealer.seal(k))?;
                 row.config.http = Some(h);
                 row.config.destination = backup;
                 return Ok(true);

@@ -13,6 +13,7 @@
 //! - [`commit`]: durability: group commit (`wait_durable`), the background syncer, `sync`.
 //! - [`recovery`]: `open`: scanning the directory, verifying the tail, rebuilding indexes.
 //! - [`retention`]: deleting whole segments by age and by bytes.
+//! - [`tier`]: sealed segments uploaded to a bucket, evicted locally, read back by range.
 //!
 //! # Concurrency
 //!
@@ -35,6 +36,7 @@ mod read;
 mod recovery;
 mod retention;
 mod segment;
+pub mod tier;
 mod write;
 
 use std::fmt;
@@ -112,6 +114,8 @@ pub struct LogConfig {
     /// creating and syncing two files on the append path. Default on; off only to measure what
     /// it saves (`benches/rollover.rs`).
     pub spare_segment: bool,
+    /// The bucket sealed segments are tiered to (`tier`), if any.
+    pub tier: Option<tier::TierTarget>,
 }
 
 /// See [`LogConfig::before_sync`].
@@ -132,6 +136,7 @@ impl Default for LogConfig {
             sync: SyncPolicy::Always,
             before_sync: None,
             spare_segment: true,
+            tier: None,
         }
     }
 }
@@ -312,7 +317,7 @@ impl Log {
     /// segments are checked against their indexes, the last segment is verified record by
     /// record and a torn tail is truncated. See [`recovery`].
     pub fn open(dir: &Path, config: LogConfig, clock: SharedClock) -> Result<Log, LogError> {
-        let state = recovery::recover(dir)?;
+        let state = recovery::recover(dir, config.tier.as_ref())?;
         let (committed_tx, _) = watch::channel(state.committed);
         let writer = write::Writer::new(&state);
         Ok(Log {
@@ -368,6 +373,13 @@ impl Log {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Objects of tiered segments go with the stream.
+        let tier = self.inner.config.tier.as_ref().map(|t| t.tier.clone());
+        let sealed: Vec<Segment> = lock(&self.inner.state).sealed.clone();
+        for seg in &sealed {
+            tier::forget(&dir, &seg.files, tier.as_ref());
+        }
+        drop(sealed);
         drop(self);
         std::fs::remove_dir_all(&dir).map_err(segment::io_err("remove directory", &dir))
     }

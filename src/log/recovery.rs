@@ -25,13 +25,15 @@ use super::format::{
     self, FILE_HEADER_LEN, FRAME_HEADER_LEN, IDX_MAGIC, INDEX_ENTRY_LEN, LOG_MAGIC, Slot,
 };
 use super::segment::{self, Segment, SegmentFiles, io_err};
+use super::tier::TierTarget;
 use super::{IndexEntry, LogError, Offset, State};
 
 /// Reads the directory and returns the recovered state.
-pub(super) fn recover(dir: &Path) -> Result<State, LogError> {
+pub(super) fn recover(dir: &Path, tier: Option<&TierTarget>) -> Result<State, LogError> {
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let mut bases = Vec::new();
     let mut idx_only = Vec::new();
+    let mut markers = Vec::new();
     let mut dir_changed = false;
     for dirent in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
         let name = dirent.map_err(io_err("list", dir))?.file_name();
@@ -43,8 +45,27 @@ pub(super) fn recover(dir: &Path) -> Result<State, LogError> {
             dir_changed = true;
         } else if let Some(base) = segment::parse_log_name(&name) {
             bases.push(base);
+        } else if let Some(stem) = name.strip_suffix(".remote") {
+            if let Some(base) = segment::parse_log_name(&format!("{stem}.log")) {
+                markers.push(base);
+            }
+        } else if name.ends_with(".remote.tmp") {
+            // A marker being written at a crash: the segment is uploaded again.
+            let path = dir.join(name.as_ref());
+            std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            dir_changed = true;
         } else if let Some(stem) = name.strip_suffix(".idx") {
             idx_only.push(stem.to_owned());
+        }
+    }
+    // Evicted segments: an `.idx` and a marker, the `.log` in the bucket.
+    let mut remote = std::collections::BTreeSet::new();
+    for &base in &markers {
+        let has_idx =
+            idx_only.iter().any(|s| segment::parse_log_name(&format!("{s}.log")) == Some(base));
+        if !bases.contains(&base) && has_idx {
+            remote.insert(base);
+            bases.push(base);
         }
     }
     bases.sort_unstable();
@@ -65,10 +86,27 @@ pub(super) fn recover(dir: &Path) -> Result<State, LogError> {
         return Ok(state_from(Vec::new(), Segment::empty(files), Vec::new()));
     };
 
+    if remote.contains(&last_base) {
+        return Err(corrupt(
+            &segment::log_path(dir, last_base),
+            None,
+            0,
+            "the newest segment is in the bucket only (its .log is missing)",
+        ));
+    }
     let mut sealed = Vec::with_capacity(sealed_bases.len());
     for (i, &base) in sealed_bases.iter().enumerate() {
         let next = bases[i + 1];
+        if remote.contains(&base) {
+            sealed.push(recover_remote(dir, base, next, tier)?);
+            continue;
+        }
         let files = Arc::new(SegmentFiles::open(dir, base)?);
+        if markers.contains(&base)
+            && let Some(m) = super::tier::read_marker(dir, base)?
+        {
+            files.set_uploaded(m);
+        }
         let seg = recover_sealed(files, next)?;
         if seg.count == 0 {
             // A leftover empty segment (a crash right after rollover or retention): drop it.
@@ -91,6 +129,30 @@ pub(super) fn recover(dir: &Path) -> Result<State, LogError> {
     Ok(state_from(sealed, active, slots))
 }
 
+/// An evicted segment: its local index, trusted as a sealed one's against the length the marker
+/// gives its `.log` in the bucket.
+fn recover_remote(
+    dir: &Path,
+    base: Offset,
+    next: Offset,
+    tier: Option<&TierTarget>,
+) -> Result<Segment, LogError> {
+    let path = segment::idx_path(dir, base);
+    let marker = super::tier::read_marker(dir, base)?
+        .ok_or_else(|| corrupt(&path, Some(base), 0, "the tier marker vanished"))?;
+    let t: Arc<dyn super::tier::Tier> = match tier {
+        Some(t) => t.tier.clone(),
+        None => Arc::new(super::tier::NoTier),
+    };
+    let log_len = marker.log_len;
+    let files = Arc::new(SegmentFiles::open_remote(dir, base, marker, t)?);
+    let idx_len = file_len(&files.idx, &files.idx_path)?;
+    let expected = next.0.checked_sub(base.0).unwrap_or(0);
+    trusted_index(&files, log_len, idx_len, expected).ok_or_else(|| {
+        corrupt(&path, Some(base), 0, "the index of a segment in the bucket does not match it")
+    })
+}
+
 fn state_from(sealed: Vec<Segment>, active: Segment, active_slots: Vec<Slot>) -> State {
     let end = active.end();
     State { sealed, active, active_slots, written: end, committed: end, durable: end }
@@ -105,15 +167,22 @@ fn corrupt(
     LogError::Corrupt { path: path.to_path_buf(), offset, position, reason: reason.into() }
 }
 
+/// The `.log` file of a local segment (recovery never scans one in the bucket).
+fn local(files: &SegmentFiles) -> Result<&File, LogError> {
+    files.log.file().map_err(io_err("open", &files.log_path))
+}
+
 fn file_len(file: &File, path: &Path) -> Result<u64, LogError> {
     file.metadata().map(|m| m.len()).map_err(io_err("stat", path))
 }
 
 /// Reads and checks the header of a `.log` (`idx == false`) or `.idx` file.
 fn check_header(files: &SegmentFiles, idx: bool) -> Result<(), String> {
-    let (file, magic) = if idx { (&files.idx, IDX_MAGIC) } else { (&files.log, LOG_MAGIC) };
+    let magic = if idx { IDX_MAGIC } else { LOG_MAGIC };
     let mut h = [0u8; FILE_HEADER_LEN as usize];
-    file.read_exact_at(&mut h, 0).map_err(|e| format!("cannot read the file header: {e}"))?;
+    let read =
+        if idx { files.idx.read_exact_at(&mut h, 0) } else { files.log.read_exact_at(&mut h, 0) };
+    read.map_err(|e| format!("cannot read the file header: {e}"))?;
     match format::decode_file_header(&h, magic) {
         Ok(base) if base == files.base => Ok(()),
         Ok(base) => Err(format!("header names base offset {base}, file name {}", files.base)),
@@ -123,7 +192,7 @@ fn check_header(files: &SegmentFiles, idx: bool) -> Result<(), String> {
 
 /// A sealed segment, trusted if its index is consistent, else re-indexed from its `.log`.
 fn recover_sealed(files: Arc<SegmentFiles>, next: Offset) -> Result<Segment, LogError> {
-    let log_len = file_len(&files.log, &files.log_path)?;
+    let log_len = file_len(local(&files)?, &files.log_path)?;
     let idx_len = file_len(&files.idx, &files.idx_path)?;
     check_header(&files, false).map_err(|r| corrupt(&files.log_path, None, 0, r))?;
     let expected = next.0.checked_sub(files.base.0).ok_or_else(|| {
@@ -190,7 +259,7 @@ fn trusted_index(
 
 /// The newest segment: verified record by record, torn tail truncated, index made to match.
 fn recover_tail(files: Arc<SegmentFiles>) -> Result<(Segment, Vec<Slot>), LogError> {
-    let log_len = file_len(&files.log, &files.log_path)?;
+    let log_len = file_len(local(&files)?, &files.log_path)?;
     if log_len < FILE_HEADER_LEN {
         // Crashed while creating the segment: nothing was ever appended to it.
         tracing::warn!(path = %files.log_path.display(), "re-initialising a segment torn at creation");
@@ -281,7 +350,7 @@ struct Scan {
 /// CRC, and stops at the first one that fails.
 fn scan(files: &SegmentFiles, log_len: u64) -> Result<Scan, LogError> {
     let path = &files.log_path;
-    let mut file = &files.log;
+    let mut file = local(files)?;
     file.seek(SeekFrom::Start(FILE_HEADER_LEN)).map_err(io_err("seek", path))?;
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut slots: Vec<Slot> = Vec::new();

@@ -108,12 +108,16 @@ impl Log {
         for seg in victims {
             let f = &seg.files;
             // The `.log` first: an `.idx` left alone by a crash is removed on open, while a
-            // `.log` left alone would be re-indexed and kept.
-            for path in [&f.log_path, &f.idx_path] {
+            // `.log` left alone would be re-indexed and kept. An evicted segment has no local
+            // `.log`; its objects and marker go after its files.
+            let paths =
+                if f.is_remote() { vec![&f.idx_path] } else { vec![&f.log_path, &f.idx_path] };
+            for path in paths {
                 if let Err(e) = std::fs::remove_file(path) {
                     tracing::error!(path = %path.display(), error = %e, "cannot delete a segment file");
                 }
             }
+            super::tier::forget(&inner.dir, f, inner.config.tier.as_ref().map(|t| &t.tier));
             if let (Some(first), Some(last)) = (seg.first, seg.last) {
                 tracing::info!(
                     dir = %inner.dir.display(),

@@ -53,14 +53,79 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
 }
 
+/// A segment's `.log`: the local file, or (tiered, `super::tier`) its object in the bucket.
+#[derive(Debug)]
+pub(super) enum LogBody {
+    Local(File),
+    Remote(RemoteLog),
+}
+
+/// A `.log` in the bucket, read by byte range.
+#[derive(Debug)]
+pub(super) struct RemoteLog {
+    pub tier: std::sync::Arc<dyn super::tier::Tier>,
+    pub key: String,
+    pub len: u64,
+}
+
+impl LogBody {
+    /// The local file; writes and recovery only ever touch local segments.
+    pub fn file(&self) -> io::Result<&File> {
+        match self {
+            LogBody::Local(f) => Ok(f),
+            LogBody::Remote(r) => {
+                Err(io::Error::other(format!("segment {} is in the bucket", r.key)))
+            }
+        }
+    }
+
+    pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        match self {
+            LogBody::Local(f) => f.read_exact_at(buf, pos),
+            LogBody::Remote(r) => {
+                let end = pos + buf.len() as u64;
+                if end > r.len {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                }
+                let got = r.tier.read_range(&r.key, pos..end)?;
+                if got.len() != buf.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{} gave {} bytes of {pos}..{end}", r.key, got.len()),
+                    ));
+                }
+                buf.copy_from_slice(&got);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file()?.write_all_at(buf, pos)
+    }
+
+    pub fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file()?.set_len(len)
+    }
+
+    pub fn sync_data(&self) -> io::Result<()> {
+        match self {
+            LogBody::Local(f) => f.sync_data(),
+            LogBody::Remote(_) => Ok(()),
+        }
+    }
+}
+
 /// The two open files of one segment.
 #[derive(Debug)]
 pub(super) struct SegmentFiles {
     pub base: Offset,
-    pub log: File,
+    pub log: LogBody,
     pub idx: File,
     pub log_path: PathBuf,
     pub idx_path: PathBuf,
+    /// Set once the segment is in the bucket (`super::tier`).
+    pub tiered: std::sync::Mutex<Option<super::tier::Marker>>,
 }
 
 /// The base offset a spare segment's headers name until it is promoted (no real segment starts
@@ -103,7 +168,10 @@ impl SegmentFiles {
             .map_err(io_err("write header", &self.log_path))?;
         std::fs::rename(&self.idx_path, &idx_path).map_err(io_err("rename", &idx_path))?;
         std::fs::rename(&self.log_path, &log_path).map_err(io_err("rename", &log_path))?;
-        Ok(SegmentFiles { base, log: self.log, idx: self.idx, log_path, idx_path })
+        let LogBody::Local(log) = self.log else {
+            return Err(io_err("promote", &log_path)(io::Error::other("a spare is always local")));
+        };
+        Ok(SegmentFiles::local(base, log, self.idx, log_path, idx_path))
     }
 
     fn create_at(
@@ -128,7 +196,7 @@ impl SegmentFiles {
         // index", while an `.idx` without a `.log` is simply ignored and removed.
         let idx = create(&idx_path, IDX_MAGIC)?;
         let log = create(&log_path, LOG_MAGIC)?;
-        Ok(SegmentFiles { base, log, idx, log_path, idx_path })
+        Ok(SegmentFiles::local(base, log, idx, log_path, idx_path))
     }
 
     /// Opens the files of an existing segment for reading and writing. A missing `.idx` is
@@ -148,7 +216,79 @@ impl SegmentFiles {
             .truncate(false)
             .open(&idx_path)
             .map_err(io_err("open", &idx_path))?;
-        Ok(SegmentFiles { base, log, idx, log_path, idx_path })
+        Ok(SegmentFiles::local(base, log, idx, log_path, idx_path))
+    }
+
+    fn local(
+        base: Offset,
+        log: File,
+        idx: File,
+        log_path: PathBuf,
+        idx_path: PathBuf,
+    ) -> SegmentFiles {
+        SegmentFiles {
+            base,
+            log: LogBody::Local(log),
+            idx,
+            log_path,
+            idx_path,
+            tiered: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Opens an evicted segment: its local `.idx`, and its `.log` in the bucket as `marker` says.
+    pub fn open_remote(
+        dir: &Path,
+        base: Offset,
+        marker: super::tier::Marker,
+        tier: std::sync::Arc<dyn super::tier::Tier>,
+    ) -> Result<SegmentFiles, LogError> {
+        let idx_path = idx_path(dir, base);
+        let idx =
+            OpenOptions::new().read(true).open(&idx_path).map_err(io_err("open", &idx_path))?;
+        let log = LogBody::Remote(RemoteLog { tier, key: marker.key.clone(), len: marker.log_len });
+        Ok(SegmentFiles {
+            base,
+            log,
+            idx,
+            log_path: log_path(dir, base),
+            idx_path,
+            tiered: std::sync::Mutex::new(Some(marker)),
+        })
+    }
+
+    /// The same segment with its `.log` in the bucket (eviction).
+    pub fn to_remote(
+        &self,
+        tier: std::sync::Arc<dyn super::tier::Tier>,
+        marker: super::tier::Marker,
+    ) -> Result<SegmentFiles, LogError> {
+        let idx = self.idx.try_clone().map_err(io_err("open", &self.idx_path))?;
+        let log = LogBody::Remote(RemoteLog { tier, key: marker.key.clone(), len: marker.log_len });
+        Ok(SegmentFiles {
+            base: self.base,
+            log,
+            idx,
+            log_path: self.log_path.clone(),
+            idx_path: self.idx_path.clone(),
+            tiered: std::sync::Mutex::new(Some(marker)),
+        })
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self.log, LogBody::Remote(_))
+    }
+
+    pub fn marker(&self) -> Option<super::tier::Marker> {
+        self.tiered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn uploaded(&self) -> bool {
+        self.marker().is_some()
+    }
+
+    pub fn set_uploaded(&self, marker: super::tier::Marker) {
+        *self.tiered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(marker);
     }
 
     /// fdatasync of both files: the data first, then the index that points into it.

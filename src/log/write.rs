@@ -117,6 +117,7 @@ impl Writer {
     /// small records into one buffer.
     fn write_frames(&mut self, slots: &[Slot], payloads: &[Bytes]) -> Result<(), LogError> {
         let files = self.files.clone();
+        let log = files.log.file().map_err(io_err("write", &files.log_path))?;
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_pos = self.log_len;
         for (slot, payload) in slots.iter().zip(payloads) {
@@ -129,16 +130,16 @@ impl Writer {
                 buf.extend_from_slice(payload);
             } else {
                 if !buf.is_empty() {
-                    self.write_at(&files.log, &files.log_path, &buf, buf_pos)?;
+                    self.write_at(log, &files.log_path, &buf, buf_pos)?;
                     buf.clear();
                 }
-                self.write_at(&files.log, &files.log_path, &header, slot.position)?;
+                self.write_at(log, &files.log_path, &header, slot.position)?;
                 let at = slot.position + FRAME_HEADER_LEN as u64;
-                self.write_at(&files.log, &files.log_path, payload, at)?;
+                self.write_at(log, &files.log_path, payload, at)?;
             }
         }
         if !buf.is_empty() {
-            self.write_at(&files.log, &files.log_path, &buf, buf_pos)?;
+            self.write_at(log, &files.log_path, &buf, buf_pos)?;
         }
         Ok(())
     }

@@ -85,6 +85,20 @@ impl VideoStreams {
         out
     }
 
+    /// One object-tier pass over every stream's fragments (`crate::log::tier`): uploads due
+    /// sealed segments, evicts what no longer stays local.
+    pub fn tier_pass(&self, policy: &crate::log::tier::TierPolicy) -> crate::log::tier::TierReport {
+        let now = self.clock.now();
+        let mut total = crate::log::tier::TierReport::default();
+        for s in self.all() {
+            match s.fragments.tier_pass(policy, now) {
+                Ok(r) => total.add(r),
+                Err(e) => tracing::error!(stream = %s.name, error = %e, "tier pass failed"),
+            }
+        }
+        total
+    }
+
     /// Replaces how free disk space is measured (tests simulate a filling disk).
     pub fn set_disk_space(&self, probe: Arc<dyn DiskSpace>) {
         *self.disk.write().unwrap_or_else(|p| p.into_inner()) = probe;

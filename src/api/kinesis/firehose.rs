@@ -394,7 +394,7 @@ pub(crate) async fn create(
         (None, Some(c), _) => spec::s3_destination(c, "S3DestinationConfiguration")?,
         (None, None, Some(c)) => {
             let sealer = state.auth.sealer();
-            let (h, backup) = spec::http_destination(c, &|k| sealer.seal(k))?;
+            let (h, backup) = crate::firehose::http_spec::http_destination(c, &|k| sealer.seal(k))?;
             state
                 .check_webhook(
                     "HttpEndpointDestinationConfiguration.EndpointConfiguration.Url",
