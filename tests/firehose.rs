@@ -236,29 +236,6 @@ async fn acknowledged_records_survive_a_graceful_stop_and_a_sigkill() {
     let _ = server.child.wait();
 }
 
-/// A free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// moto's S3-compatible server (from the test venv) on `port`, killed when dropped.
-async fn moto(port: u16) -> common::browser::Guard {
-    let bin = venv_python().with_file_name("moto_server");
-    let child = std::process::Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn moto_server (tests/requirements.txt)");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    common::browser::Guard(child)
-}
-
 async fn s3_phase(base: &str, s3: &str, phase: &str) {
     let mut cmd = std::process::Command::new(venv_python());
     cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/firehose_s3.py"))

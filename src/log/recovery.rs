@@ -147,7 +147,7 @@ fn recover_remote(
     let log_len = marker.log_len;
     let files = Arc::new(SegmentFiles::open_remote(dir, base, marker, t)?);
     let idx_len = file_len(&files.idx, &files.idx_path)?;
-    let expected = next.0.checked_sub(base.0).unwrap_or(0);
+    let expected = next.0.saturating_sub(base.0);
     trusted_index(&files, log_len, idx_len, expected).ok_or_else(|| {
         corrupt(&path, Some(base), 0, "the index of a segment in the bucket does not match it")
     })

@@ -495,3 +495,26 @@ pub async fn access_key(
     let v: Value = resp.json().await.unwrap();
     (v["accessKeyId"].as_str().unwrap().into(), v["secretAccessKey"].as_str().unwrap().into())
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// moto's S3-compatible server (from the test venv) on `port`, killed when dropped.
+pub async fn moto(port: u16) -> browser::Guard {
+    let bin = venv_python().with_file_name("moto_server");
+    let child = std::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn moto_server (tests/requirements.txt)");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser::Guard(child)
+}

@@ -1,0 +1,231 @@
+//! The object tier against an S3-compatible server (moto's, on 127.0.0.1, started here): sealed
+//! segments of a video stream and of a data stream go to the bucket and leave local disk, and
+//! everything still reads — the on-demand playlist decodes to every frame (ffprobe), fragments
+//! are byte-identical, Kinesis GetRecords from TRIM_HORIZON gives every record (the AWS SDK) —
+//! before and after a restart; a deleted object fails its own range only.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// Files named `*.log` (segment data) under `dir`, recursively, spares aside.
+fn local_logs(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.ends_with(".log") && name != "spare.log" {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Keys in the bucket (S3 ListObjectsV2, unsigned: moto does not check signatures).
+async fn keys(http: &reqwest::Client, s3: &str) -> Vec<String> {
+    let xml = http
+        .get(format!("{s3}/sluice-tier?list-type=2&max-keys=1000"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    xml.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(str::to_owned).collect()
+}
+
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
+    let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+async fn kinesis(
+    http: &reqwest::Client,
+    base: &str,
+    op: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let resp = http
+        .post(format!("{base}/"))
+        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{op}: {}", resp.status());
+    resp.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_segments_live_in_the_bucket_and_still_play() {
+    let port = free_port();
+    let s3 = format!("http://127.0.0.1:{port}");
+    let _store = moto(port).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    assert!(http.put(format!("{s3}/sluice-tier")).send().await.unwrap().status().is_success());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    // Tiny segments, uploaded at once and not kept locally.
+    let config = format!(
+        "[storage]\nsegment_max_bytes = 65536\nmin_free_bytes = 0\n\
+         [object_store]\nendpoint = \"{s3}\"\n\
+         [tiering]\nenabled = true\nupload_after_secs = 0\nlocal_retention_hours = 0\ninterval_secs = 1\n"
+    );
+    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
+    let mut server = spawn_server_with(&dir, &config, &env);
+
+    let resp = http
+        .post(format!("{}/v1/streams", server.base))
+        .json(&json!({ "name": "cam" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let video = fixture("h264-aac.mp4");
+    let resp = http
+        .put(format!("{}/v1/streams/cam/media?producerStart=2026-01-01T00:00:00Z", server.base))
+        .body(video.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let (_, frags) = split_fixture(&video);
+    let (want_frames, _) = ffprobe_frames(&fixture_path("h264-aac.mp4").display().to_string());
+    kinesis(
+        &http,
+        &server.base,
+        "CreateStream",
+        json!({ "StreamName": "telemetry", "ShardCount": 1 }),
+    )
+    .await;
+    for _ in 0..50 {
+        let d = kinesis(
+            &http,
+            &server.base,
+            "DescribeStreamSummary",
+            json!({ "StreamName": "telemetry" }),
+        )
+        .await;
+        if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sent: Vec<Vec<u8>> =
+        (0..600).map(|i| format!("{i:05}-{}", "t".repeat(994)).into_bytes()).collect();
+    for chunk in sent.chunks(200) {
+        let records: Vec<_> =
+            chunk.iter().map(|r| json!({ "Data": b64.encode(r), "PartitionKey": "k" })).collect();
+        let out = kinesis(
+            &http,
+            &server.base,
+            "PutRecords",
+            json!({ "StreamName": "telemetry", "Records": records }),
+        )
+        .await;
+        assert_eq!(out["FailedRecordCount"], 0, "{out}");
+    }
+
+    // Every sealed segment goes up and leaves local disk: each log keeps one .log, its active
+    // segment (each fragment here is a segment; each PutRecords batch too).
+    let most_in_a_dir = |root: &Path| -> usize {
+        let mut per_dir = std::collections::HashMap::new();
+        for p in local_logs(root) {
+            *per_dir.entry(Path::new(&p).parent().unwrap().to_path_buf()).or_insert(0) += 1;
+        }
+        per_dir.values().copied().max().unwrap_or(0)
+    };
+    let mut evicted = 0;
+    for _ in 0..300 {
+        evicted = metric(&http, &server.base, "sluice_tier_evicted_segments_total").await;
+        if most_in_a_dir(&dir) == 1 && evicted >= 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(evicted >= 7, "segments evicted: {evicted}");
+    assert_eq!(most_in_a_dir(&dir), 1, "only active segments stay local: {:?}", local_logs(&dir));
+    assert_eq!(metric(&http, &server.base, "sluice_tier_pending_segments").await, 0);
+    let in_bucket = keys(&http, &s3).await;
+    assert!(
+        in_bucket.iter().filter(|k| k.contains("/fragments/") && k.ends_with(".log")).count() >= 3,
+        "{in_bucket:?}"
+    );
+    assert!(in_bucket.iter().any(|k| k.ends_with(".log.json")), "manifests: {in_bucket:?}");
+
+    let check = |base: String| {
+        let http = http.clone();
+        let sent = sent.clone();
+        let frags = frags.clone();
+        async move {
+            let (frames, _) = ffprobe_frames(&format!("{base}/v1/streams/cam/hls/index.m3u8"));
+            assert_eq!(frames, want_frames, "every frame of the recording, from the bucket");
+            for (n, want) in frags.iter().enumerate() {
+                let got = http
+                    .get(format!("{base}/v1/streams/cam/fragments/{n}/media"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(got.status(), 200, "fragment {n}");
+                assert!(
+                    got.bytes().await.unwrap().as_ref() == want.as_slice(),
+                    "fragment {n} byte-identical"
+                );
+            }
+            let got = stream_records(&kinesis_client(&base), "telemetry").await;
+            assert_eq!(got, sent, "every record from TRIM_HORIZON, in order");
+        }
+    };
+    check(server.base.clone()).await;
+
+    // A restart knows what is in the bucket.
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    let mut server = spawn_server_with(&dir, &config, &env);
+    check(server.base.clone()).await;
+
+    // A deleted object fails its own fragments only, with a clear status; the rest still reads.
+    let victim = in_bucket
+        .iter()
+        .find(|k| k.contains("/fragments/") && k.ends_with(".log"))
+        .unwrap()
+        .clone();
+    let script = "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+                  aws_access_key_id='test', aws_secret_access_key='test').delete_object(Bucket='sluice-tier', Key=sys.argv[2])";
+    let mut rm = std::process::Command::new(venv_python());
+    rm.args(["-c", script, &s3, &victim]);
+    let (ok, stderr) = run_bounded(rm).await;
+    assert!(ok, "deleting {victim}: {stderr}");
+    let mut failed = 0;
+    for n in 0..frags.len() {
+        let status = http
+            .get(format!("{}/v1/streams/cam/fragments/{n}/media", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status == 200 || status.is_server_error(), "fragment {n}: {status}");
+        failed += usize::from(status != 200);
+    }
+    assert!(failed > 0 && failed < frags.len(), "{failed} of {} fragments fail", frags.len());
+    assert_eq!(http.get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
