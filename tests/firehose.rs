@@ -121,16 +121,7 @@ async fn a_restart_delivers_no_partition_twice() {
 
 /// One Firehose call with the JSON 1.1 wire, as the SDKs send it.
 async fn call(http: &reqwest::Client, base: &str, op: &str, body: Value) -> (u16, Value) {
-    let resp = http
-        .post(format!("{base}/"))
-        .header("x-amz-target", format!("Firehose_20150804.{op}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("firehose call");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    aws_json(http, base, &format!("Firehose_20150804.{op}"), body).await
 }
 
 /// Every line of every object in `bucket` under `dir`.

@@ -59,16 +59,9 @@ async fn kinesis(
     op: &str,
     body: serde_json::Value,
 ) -> serde_json::Value {
-    let resp = http
-        .post(format!("{base}/"))
-        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{op}: {}", resp.status());
-    resp.json().await.unwrap_or(serde_json::Value::Null)
+    let (status, out) = aws_json(http, base, &format!("Kinesis_20131202.{op}"), body).await;
+    assert_eq!(status, 200, "{op}: {out}");
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

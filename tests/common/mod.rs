@@ -518,3 +518,23 @@ pub async fn moto(port: u16) -> browser::Guard {
     }
     browser::Guard(child)
 }
+
+/// One call of an AWS JSON 1.1 API (`target` is `Service_Version.Operation`), as the SDKs send
+/// it, unsigned: the status and the JSON answer.
+pub async fn aws_json(
+    http: &reqwest::Client,
+    base: &str,
+    target: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = http
+        .post(format!("{base}/"))
+        .header("x-amz-target", target)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("AWS JSON call");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
