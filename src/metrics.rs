@@ -77,6 +77,8 @@ pub struct Metrics {
     pub firehose: FirehoseMetrics,
     /// The object tier (`crate::tiering`).
     pub tier: TierMetrics,
+    /// Fragments the free-disk floor deleted before they were uploaded to the tier's bucket.
+    pub tier_deleted_not_uploaded: Counter,
 }
 
 /// The object tier's counters (`[tiering]`).
@@ -238,6 +240,7 @@ impl Metrics {
             notifications: NotificationMetrics::default(),
             firehose: FirehoseMetrics::default(),
             tier: TierMetrics::default(),
+            tier_deleted_not_uploaded: Counter::default(),
             registry: Registry::default(),
         };
         let t = &m.tier;
@@ -270,6 +273,11 @@ impl Metrics {
         ] {
             registry.register(name, help, c.clone());
         }
+        registry.register(
+            "tier_deleted_not_uploaded_fragments",
+            "Object tier: fragments the free-disk floor deleted before they were uploaded",
+            m.tier_deleted_not_uploaded.clone(),
+        );
         registry.register(
             "tier_pending_segments",
             "Object tier: sealed segments not uploaded yet",

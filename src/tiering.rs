@@ -33,7 +33,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct ObjectTier {
     store: Arc<dyn ObjectStore>,
     bucket: String,
-    runtime: tokio::runtime::Runtime,
+    /// Taken on drop: shut down without waiting, as a drop may happen on an async thread.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ObjectTier {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for ObjectTier {
@@ -51,7 +60,7 @@ impl ObjectTier {
             .enable_all()
             .build()
             .map_err(|e| format!("the tier's runtime: {e}"))?;
-        Ok(ObjectTier { store, bucket: bucket.to_owned(), runtime })
+        Ok(ObjectTier { store, bucket: bucket.to_owned(), runtime: Some(runtime) })
     }
 
     /// Runs `f` on the tier's runtime and waits for it on this thread.
@@ -61,7 +70,10 @@ impl ObjectTier {
         f: impl std::future::Future<Output = io::Result<T>> + Send + 'static,
     ) -> io::Result<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
+        let Some(runtime) = &self.runtime else {
+            return Err(io::Error::other("the tier's runtime stopped"));
+        };
+        runtime.spawn(async move {
             let r = match tokio::time::timeout(CALL_TIMEOUT, f).await {
                 Ok(r) => r,
                 Err(_) => {

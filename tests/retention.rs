@@ -248,3 +248,63 @@ async fn free_disk_floor_seals_a_lone_segment_then_deletes_it() {
     assert_eq!(server.fragments("a").await.len(), 6, "the newer media stays");
     server.stop().await;
 }
+
+/// With the object tier, the free-disk floor first evicts video already in the bucket (nothing is
+/// lost: it still plays), never deletes what is only in the bucket, and says so when it has to
+/// delete video that was not uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_disk_floor_evicts_uploaded_video_first() {
+    let t0 = Timestamp::parse_api("2026-01-01T00:00:00Z").unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let floor = 1_000_000;
+    let server = TestServer::start_with(
+        |c| {
+            c.storage.segment_max_bytes = 4096;
+            c.storage.retention_interval_secs = std::time::Duration::from_secs(3600);
+            c.storage.min_free_bytes = floor;
+            // A bucket in the data directory; passes are run by the test, not the timer.
+            c.tiering.enabled = true;
+            c.tiering.upload_after_secs = Duration::ZERO;
+            c.tiering.local_retention_hours = None;
+            c.tiering.interval_secs = Duration::from_secs(3600);
+        },
+        clock.clone(),
+    )
+    .await;
+    server.create_stream("a").await;
+    server.create_stream("b").await;
+    server.push("a", fixture("h264.mp4"), "").await;
+    let policy = sluice::tiering::policy(&server.state.config.tiering);
+    let r = server.state.video.tier_pass(&policy);
+    assert_eq!((r.uploaded, r.evicted), (5, 0), "a's sealed segments are in the bucket: {r:?}");
+    clock.advance(Duration::from_secs(3600));
+    server.push("b", fixture("h264.mp4"), "").await;
+
+    let disk = Arc::new(SimulatedDisk { dir: server.dir.clone(), capacity: u64::MAX.into() });
+    server.state.video.set_disk_space(disk.clone());
+    // 250 KB short: a's uploaded segments leave local disk; nothing is deleted.
+    let used = du(&server.dir.join("video"));
+    disk.capacity.store(used + floor - 250_000, std::sync::atomic::Ordering::SeqCst);
+    assert!(server.state.video.enforce_disk_floor().is_empty(), "evicted, not deleted");
+    assert!(du(&server.dir.join("video")) <= used - 250_000);
+    assert_eq!(server.fragments("a").await.len(), 6);
+    let (frames, _) = ffprobe_frames(&server.url("/v1/streams/a/hls/index.m3u8"));
+    assert_eq!(frames, 180, "all of a still plays, partly from the bucket");
+
+    // Far short: every uploaded segment is evicted, then b's (not uploaded) oldest go; a's
+    // segments that are only in the bucket stay.
+    disk.capacity.store(
+        du(&server.dir.join("video")) + floor - 400_000,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    let deleted = server.state.video.enforce_disk_floor();
+    assert!(!deleted.is_empty() && deleted.iter().all(|(s, _)| s.as_str() == "b"), "{deleted:?}");
+    assert_eq!(server.fragments("a").await.len(), 6, "nothing of a is deleted");
+    let (_, metrics) = server.get_text("/metrics").await;
+    let gone: u64 = deleted.iter().map(|(_, d)| d.records).sum();
+    assert!(
+        metrics.contains(&format!("sluice_tier_deleted_not_uploaded_fragments_total {gone}")),
+        "{metrics}"
+    );
+    server.stop().await;
+}

@@ -64,6 +64,42 @@ async fn kinesis(
     out
 }
 
+/// The config of a server tiering to the S3 server at `s3`: tiny segments, uploaded at once and
+/// not kept locally; and the credentials' environment.
+fn tiered_config(s3: &str) -> String {
+    format!(
+        "[storage]\nsegment_max_bytes = 65536\nmin_free_bytes = 0\n\
+         [object_store]\nendpoint = \"{s3}\"\n\
+         [tiering]\nenabled = true\nupload_after_secs = 0\nlocal_retention_hours = 0\ninterval_secs = 1\n"
+    )
+}
+
+const CREDENTIALS: [(&str, &str); 2] =
+    [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
+
+/// Creates video stream `cam` and pushes the fixture into it; returns the fixture.
+async fn push_video(http: &reqwest::Client, base: &str) -> Vec<u8> {
+    let resp = http
+        .post(format!("{base}/v1/streams"))
+        .json(&json!({ "name": "cam" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let video = fixture("h264-aac.mp4");
+    let resp = http
+        .put(format!("{base}/v1/streams/cam/media?producerStart=2026-01-01T00:00:00Z"))
+        .body(video.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    // The acknowledgements, to the end: every fragment persisted.
+    let acks = resp.text().await.unwrap();
+    assert!(!acks.contains("\"ERROR\""), "{acks}");
+    video
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_segments_live_in_the_bucket_and_still_play() {
     let port = free_port();
@@ -73,30 +109,9 @@ async fn sealed_segments_live_in_the_bucket_and_still_play() {
     assert!(http.put(format!("{s3}/sluice-tier")).send().await.unwrap().status().is_success());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    // Tiny segments, uploaded at once and not kept locally.
-    let config = format!(
-        "[storage]\nsegment_max_bytes = 65536\nmin_free_bytes = 0\n\
-         [object_store]\nendpoint = \"{s3}\"\n\
-         [tiering]\nenabled = true\nupload_after_secs = 0\nlocal_retention_hours = 0\ninterval_secs = 1\n"
-    );
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
+    let (config, env) = (tiered_config(&s3), CREDENTIALS);
     let mut server = spawn_server_with(&dir, &config, &env);
-
-    let resp = http
-        .post(format!("{}/v1/streams", server.base))
-        .json(&json!({ "name": "cam" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let video = fixture("h264-aac.mp4");
-    let resp = http
-        .put(format!("{}/v1/streams/cam/media?producerStart=2026-01-01T00:00:00Z", server.base))
-        .body(video.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    let video = push_video(&http, &server.base).await;
     let (_, frags) = split_fixture(&video);
     let (want_frames, _) = ffprobe_frames(&fixture_path("h264-aac.mp4").display().to_string());
     kinesis(
@@ -219,6 +234,64 @@ async fn sealed_segments_live_in_the_bucket_and_still_play() {
     }
     assert!(failed > 0 && failed < frags.len(), "{failed} of {} fragments fail", frags.len());
     assert_eq!(http.get(format!("{}/healthz", server.base)).send().await.unwrap().status(), 200);
+    // Deleting the streams deletes their objects.
+    let resp = http.delete(format!("{}/v1/streams/cam", server.base)).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    kinesis(&http, &server.base, "DeleteStream", json!({ "StreamName": "telemetry" })).await;
+    let mut left = keys(&http, &s3).await;
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = keys(&http, &s3).await;
+    }
+    assert!(left.is_empty(), "objects of deleted streams: {left:?}");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
+
+/// The bucket down: uploads fail and are retried, nothing is evicted, everything still plays
+/// from local disk; once the bucket is back the segments go up and leave local disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_is_down_loses_nothing() {
+    let port = free_port();
+    let s3 = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    // No S3 server yet.
+    let server = spawn_server_with(&dir, &tiered_config(&s3), &CREDENTIALS);
+    push_video(&http, &server.base).await;
+    let mut failures = 0;
+    for _ in 0..300 {
+        failures = metric(&http, &server.base, "sluice_tier_failures_total").await;
+        if failures > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(failures > 0, "uploads fail while the bucket is down");
+    assert!(metric(&http, &server.base, "sluice_tier_pending_segments").await >= 5);
+    assert_eq!(metric(&http, &server.base, "sluice_tier_evicted_segments_total").await, 0);
+    let (want, _) = ffprobe_frames(&fixture_path("h264-aac.mp4").display().to_string());
+    let playlist = format!("{}/v1/streams/cam/hls/index.m3u8", server.base);
+    assert_eq!(ffprobe_frames(&playlist).0, want, "plays from local disk meanwhile");
+
+    // The bucket comes back.
+    let _store = moto(port).await;
+    assert!(http.put(format!("{s3}/sluice-tier")).send().await.unwrap().status().is_success());
+    let mut evicted = 0;
+    for _ in 0..300 {
+        evicted = metric(&http, &server.base, "sluice_tier_evicted_segments_total").await;
+        if evicted >= 5 && metric(&http, &server.base, "sluice_tier_pending_segments").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(evicted >= 5, "uploaded and evicted once the bucket is back: {evicted}");
+    assert_eq!(ffprobe_frames(&playlist).0, want, "plays from the bucket");
+    let mut server = server;
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }

@@ -253,7 +253,11 @@ impl DataStreams {
                 reg.by_name.remove(&stream.name);
             }
         }
-        // Readers holding segment files finish their reads; the files go with the directory.
+        // Readers holding segment files finish their reads; the files go with the directory,
+        // the tiered segments' objects with their shards.
+        for shard in read_lock(&stream.state).shards.values() {
+            shard.log.delete_remote();
+        }
         if let Err(e) = std::fs::remove_dir_all(&stream.dir) {
             tracing::warn!(dir = %stream.dir.display(), error = %e, "could not remove a deleted data stream's directory; it is removed at the next start");
         }

@@ -16,7 +16,8 @@
 //! - [`error`]: `DsError`, one variant per Kinesis exception.
 //! - [`hashkey`], [`seqno`], [`token`], [`throttle`], [`record`], [`validate`]: pure pieces.
 //! - [`store`]: the catalog tables.
-//! - this file: the registry of streams, shards and their routing, retention, sync.
+//! - this file: the registry of streams, shards and their routing, sync.
+//! - `retention`: retention and the object tier over the shards' logs.
 //! - `admin`: the stream-level operations (create, delete, describe, list, tags, retention
 //!   period, mode, limits).
 //! - [`heat`] (pure) and `autoscale`: ON_DEMAND capacity — hot shards split, warm throughput,
@@ -43,6 +44,7 @@ pub mod heat;
 pub mod read;
 pub mod record;
 pub mod reshard;
+mod retention;
 pub mod seqno;
 pub mod settings;
 pub mod store;
@@ -661,78 +663,7 @@ impl DataStreams {
         ))
     }
 
-    // ---- retention and shutdown -------------------------------------------------------------
-
-    /// One object-tier pass over every shard's log (`crate::log::tier`).
-    pub fn tier_pass(&self, policy: &crate::log::tier::TierPolicy) -> crate::log::tier::TierReport {
-        let now = self.now();
-        let streams: Vec<Arc<DataStream>> =
-            read_lock(&self.streams).by_id.values().cloned().collect();
-        let mut total = crate::log::tier::TierReport::default();
-        for s in streams {
-            let shards: Vec<Arc<Shard>> = read_lock(&s.state).shards.values().cloned().collect();
-            for shard in shards {
-                match shard.log.tier_pass(policy, now) {
-                    Ok(r) => total.add(r),
-                    Err(e) => {
-                        tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "tier pass failed")
-                    }
-                }
-            }
-        }
-        total
-    }
-
-    /// One retention pass at the clock's now: deletes whole segments older than each stream's
-    /// retention, and removes closed shards whose records are all gone and that closed longer
-    /// than the retention period ago (Kinesis stops listing them then too).
-    pub fn enforce_retention(&self) -> Vec<RetentionDeleted> {
-        let now = self.now();
-        let streams: Vec<Arc<DataStream>> =
-            read_lock(&self.streams).by_id.values().cloned().collect();
-        let mut out = Vec::new();
-        for s in streams {
-            let retention = s.retention();
-            let shards: Vec<Arc<Shard>> = read_lock(&s.state).shards.values().cloned().collect();
-            for shard in shards {
-                match shard.log.enforce_retention(&retention, now) {
-                    Ok(deleted) => out.extend(deleted.into_iter().map(|d| RetentionDeleted {
-                        stream: s.name.clone(),
-                        shard_id: shard.id(),
-                        range: Some(d),
-                    })),
-                    Err(e) => {
-                        tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "data stream retention failed")
-                    }
-                }
-                let expired = shard.closed().is_some_and(|(_, at)| {
-                    retention.max_age.is_some_and(|a| at < now.saturating_sub(a))
-                }) && shard.log.start() >= shard.log.committed_end();
-                if expired && self.remove_shard(&s, &shard) {
-                    out.push(RetentionDeleted {
-                        stream: s.name.clone(),
-                        shard_id: shard.id(),
-                        range: None,
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    fn remove_shard(&self, s: &DataStream, shard: &Shard) -> bool {
-        let _admin = lock(&self.admin);
-        if let Err(e) = store::delete_shard(&self.catalog, s.id, shard.ordinal) {
-            tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "could not remove an expired shard");
-            return false;
-        }
-        write_lock(&s.state).shards.remove(&shard.ordinal);
-        if let Err(e) = std::fs::remove_dir_all(shard.log.dir()) {
-            tracing::warn!(dir = %shard.log.dir().display(), error = %e, "could not remove an expired shard's directory; it is removed at the next start");
-        }
-        tracing::info!(stream = %s.name, shard = %shard.id(), "expired closed shard removed");
-        true
-    }
+    // ---- shutdown ------------------------------------------------------------------------------
 
     /// fdatasyncs every shard (shutdown).
     pub fn sync_all(&self) {

@@ -92,7 +92,8 @@ pub enum EventDetails {
         bytes: u64,
         first_producer_timestamp: Timestamp,
         last_producer_timestamp: Timestamp,
-        /// `retention` (the stream's age or size limit) or `free_disk_floor`.
+        /// `retention` (the stream's age or size limit), `free_disk_floor`, or
+        /// `free_disk_floor_not_uploaded` (the object tier had not uploaded it yet).
         reason: &'static str,
     },
     /// A fragment a producer tagged for notice (KVS's `AWS_KINESISVIDEO_NOTIFICATION`) is on

@@ -374,12 +374,7 @@ impl Log {
             std::thread::sleep(Duration::from_millis(5));
         }
         // Objects of tiered segments go with the stream.
-        let tier = self.inner.config.tier.as_ref().map(|t| t.tier.clone());
-        let sealed: Vec<Segment> = lock(&self.inner.state).sealed.clone();
-        for seg in &sealed {
-            tier::forget(&dir, &seg.files, tier.as_ref());
-        }
-        drop(sealed);
+        self.delete_remote();
         drop(self);
         std::fs::remove_dir_all(&dir).map_err(segment::io_err("remove directory", &dir))
     }

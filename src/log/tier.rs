@@ -252,28 +252,80 @@ impl Log {
             out
         };
         for seg in victims {
-            let f = &seg.files;
-            let Some(marker) = f.marker() else { continue };
-            let remote = Arc::new(f.to_remote(target.tier.clone(), marker)?);
-            {
-                let mut st = lock(&inner.state);
-                if let Some(s) = st.sealed.iter_mut().find(|s| s.base() == seg.base()) {
-                    s.files = remote;
-                } else {
-                    continue; // deleted by retention meanwhile
-                }
+            if self.evict_one(target, &seg)? {
+                report.evicted += 1;
+                report.evicted_bytes += seg.log_bytes;
             }
-            if let Err(e) = std::fs::remove_file(&f.log_path) {
-                tracing::error!(path = %f.log_path.display(), error = %e, "cannot delete an evicted segment file");
-                continue;
-            }
-            report.evicted += 1;
-            report.evicted_bytes += seg.log_bytes;
         }
         if report.evicted > 0 {
             segment::sync_dir(&inner.dir)?;
         }
         Ok(())
+    }
+
+    /// Swaps `seg`'s `.log` for its object and unlinks the file; `false` if it is gone or not
+    /// uploaded. The caller fsyncs the directory.
+    fn evict_one(&self, target: &TierTarget, seg: &Segment) -> Result<bool, LogError> {
+        let f = &seg.files;
+        let Some(marker) = f.marker() else { return Ok(false) };
+        let remote = Arc::new(f.to_remote(target.tier.clone(), marker)?);
+        {
+            let mut st = lock(&self.inner.state);
+            match st.sealed.iter_mut().find(|s| s.base() == seg.base()) {
+                Some(s) if !s.files.is_remote() => s.files = remote,
+                _ => return Ok(false), // deleted by retention, or evicted, meanwhile
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&f.log_path) {
+            tracing::error!(path = %f.log_path.display(), error = %e, "cannot delete an evicted segment file");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The first arrival of the oldest sealed segment whose data is both local and uploaded (the
+    /// free-disk floor evicts these before it deletes anything).
+    pub fn oldest_evictable(&self) -> Option<Timestamp> {
+        let st = lock(&self.inner.state);
+        let seg = st.sealed.iter().find(|s| !s.files.is_remote() && s.files.uploaded())?;
+        seg.first.map(|e| e.arrival)
+    }
+
+    /// Evicts the oldest uploaded segment still on local disk: the bytes freed (0 if none).
+    pub fn evict_oldest(&self) -> Result<u64, LogError> {
+        let Some(target) = self.inner.config.tier.clone() else { return Ok(0) };
+        let seg = {
+            let st = lock(&self.inner.state);
+            st.sealed.iter().find(|s| !s.files.is_remote() && s.files.uploaded()).cloned()
+        };
+        let Some(seg) = seg else { return Ok(0) };
+        if !self.evict_one(&target, &seg)? {
+            return Ok(0);
+        }
+        segment::sync_dir(&self.inner.dir)?;
+        Ok(seg.log_bytes)
+    }
+
+    /// Deletes the objects of every uploaded segment (the log is being deleted with its stream
+    /// or shard; its local files go with the directory). Failures are logged.
+    pub fn delete_remote(&self) {
+        let tier = self.inner.config.tier.as_ref().map(|t| t.tier.clone());
+        let sealed: Vec<Segment> = lock(&self.inner.state).sealed.clone();
+        for seg in &sealed {
+            forget(&self.inner.dir, &seg.files, tier.as_ref());
+        }
+    }
+
+    /// Whether the oldest segment's data is only in the bucket (deleting it frees no local disk).
+    pub fn oldest_is_remote(&self) -> bool {
+        lock(&self.inner.state).sealed.first().is_some_and(|s| s.files.is_remote())
+    }
+
+    /// Whether the oldest segment is local and not in the bucket (with a tier configured):
+    /// deleting it loses data that exists nowhere else.
+    pub fn oldest_only_local(&self) -> bool {
+        self.inner.config.tier.is_some()
+            && lock(&self.inner.state).sealed.first().is_some_and(|s| !s.files.uploaded())
     }
 }
 

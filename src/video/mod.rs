@@ -712,6 +712,8 @@ impl VideoStreams {
         self.catalog.delete_video_stream(stream.id)?;
         self.streams.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         stream.closed.cancel();
+        stream.fragments.delete_remote();
+        stream.inits.delete_remote();
         if let Err(e) = std::fs::remove_dir_all(&stream.dir) {
             // The catalog row is gone, so the next start-up removes the directory.
             tracing::warn!(stream = %name, error = %e, "could not remove the stream's data yet");

@@ -30,14 +30,19 @@ impl VideoStream {
         self.delete_by(&self.retention(), now, "retention")
     }
 
-    /// Deletes the stream's oldest log segment (never its newest), for the free-disk floor.
-    fn delete_oldest_segment(&self, now: Timestamp) -> Result<Vec<DeletedRange>> {
+    /// Deletes the stream's oldest log segment (never its newest), for the free-disk floor;
+    /// `reason` goes into the `RetentionDeleted` event.
+    fn delete_oldest_segment(
+        &self,
+        now: Timestamp,
+        reason: &'static str,
+    ) -> Result<Vec<DeletedRange>> {
         let stats = self.fragments.stats();
         if stats.segments < 2 {
             return Ok(Vec::new());
         }
         let r = Retention { max_age: None, max_bytes: Some(stats.bytes.saturating_sub(1)) };
-        self.delete_by(&r, now, "free_disk_floor")
+        self.delete_by(&r, now, reason)
     }
 
     fn delete_by(
@@ -127,9 +132,30 @@ impl VideoStreams {
             if free >= floor {
                 break;
             }
+            // With the object tier, data already in the bucket leaves local disk first: nothing
+            // is lost.
+            let evictable = self
+                .all()
+                .into_iter()
+                .filter_map(|s| s.fragments.oldest_evictable().map(|t| (t, s)))
+                .min_by_key(|(t, _)| *t);
+            if let Some((_, s)) = evictable {
+                match s.fragments.evict_oldest() {
+                    Ok(bytes) if bytes > 0 => {
+                        tracing::warn!(stream = %s.name, bytes, free, floor, "free disk space below the floor: evicted uploaded video from local disk (it stays in the bucket)");
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(stream = %s.name, error = %e, "free-disk eviction failed")
+                    }
+                }
+            }
+            // Segments whose data is only in the bucket free no local disk: they are not deleted.
             let oldest = self
                 .all()
                 .into_iter()
+                .filter(|s| !s.fragments.oldest_is_remote())
                 .filter_map(|s| {
                     let st = s.fragments.stats();
                     (st.segments >= 2).then(|| st.first.map(|e| (e.arrival, s.clone()))).flatten()
@@ -155,9 +181,16 @@ impl VideoStreams {
                 }
                 break;
             };
-            match stream.delete_oldest_segment(self.clock.now()) {
+            let not_uploaded = stream.fragments.oldest_only_local();
+            let reason =
+                if not_uploaded { "free_disk_floor_not_uploaded" } else { "free_disk_floor" };
+            match stream.delete_oldest_segment(self.clock.now(), reason) {
                 Ok(deleted) if !deleted.is_empty() => {
                     for d in deleted {
+                        if not_uploaded {
+                            tracing::error!(stream = %stream.name, fragments = d.records, "the free-disk floor deleted video that was NOT yet uploaded to the bucket (is the bucket down?)");
+                            stream.metrics.tier_deleted_not_uploaded.inc_by(d.records);
+                        }
                         tracing::warn!(
                             stream = %stream.name,
                             fragments = d.records,
