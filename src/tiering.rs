@@ -336,6 +336,7 @@ pub fn target(
 /// The policy `[tiering]` sets.
 pub fn policy(config: &TieringConfig) -> TierPolicy {
     TierPolicy {
+        uploads: true,
         upload_after: config.upload_after_secs,
         local_max_age: config.local_retention_hours.map(|h| Duration::from_secs_f64(h * 3600.0)),
         local_max_bytes: config.local_max_bytes,

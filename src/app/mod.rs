@@ -336,6 +336,7 @@ async fn tiering_loop(state: ApiState) {
         let (video, data, p) = (state.video.clone(), state.data.clone(), policy.clone());
         let pass = tokio::task::spawn_blocking(move || {
             let mut r = video.tier_pass(&p);
+            let p = crate::log::tier::TierPolicy { uploads: r.error.is_none(), ..p };
             r.add(data.tier_pass(&p));
             r
         });

@@ -12,11 +12,17 @@ impl DataStreams {
         let streams: Vec<Arc<DataStream>> =
             read_lock(&self.streams).by_id.values().cloned().collect();
         let mut total = crate::log::tier::TierReport::default();
+        let mut policy = policy.clone();
         for s in streams {
             let shards: Vec<Arc<Shard>> = read_lock(&s.state).shards.values().cloned().collect();
             for shard in shards {
-                match shard.log.tier_pass(policy, now) {
-                    Ok(r) => total.add(r),
+                match shard.log.tier_pass(&policy, now) {
+                    Ok(r) => {
+                        if r.error.is_some() {
+                            policy.uploads = false;
+                        }
+                        total.add(r)
+                    }
                     Err(e) => {
                         tracing::error!(stream = %s.name, shard = %shard.id(), error = %e, "tier pass failed")
                     }

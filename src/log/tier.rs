@@ -127,8 +127,10 @@ pub(super) fn read_marker(dir: &Path, base: Offset) -> Result<Option<Marker>, Lo
 }
 
 /// What may stay on local disk, and when a sealed segment is uploaded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TierPolicy {
+    /// Upload at all (off for the rest of a pass once the bucket failed: what waits is counted).
+    pub uploads: bool,
     /// Upload a sealed segment once its newest record is this old.
     pub upload_after: Duration,
     /// Evict an uploaded segment's `.log` once its newest record is this old.
@@ -184,7 +186,7 @@ impl Log {
                 continue;
             }
             let waited = age(seg);
-            if waited < policy.upload_after || report.error.is_some() {
+            if !policy.uploads || waited < policy.upload_after || report.error.is_some() {
                 report.pending += 1;
                 report.oldest_pending = report.oldest_pending.max(Some(waited));
                 continue;
@@ -433,6 +435,7 @@ mod tests {
         let now = Timestamp::from_micros(T0 + 100_000_000);
         // Not old enough to upload yet: pending.
         let policy = TierPolicy {
+            uploads: true,
             upload_after: Duration::from_secs(1000),
             local_max_age: Some(Duration::ZERO),
             local_max_bytes: None,
@@ -508,6 +511,7 @@ mod tests {
         let (log_bytes, idx_bytes) = (32 + 3 * 66, 32 + 3 * 64);
         let limit = 10 * (log_bytes + idx_bytes) - 6 * log_bytes;
         let policy = TierPolicy {
+            uploads: true,
             upload_after: Duration::ZERO,
             local_max_age: None,
             local_max_bytes: Some(limit),

@@ -95,9 +95,16 @@ impl VideoStreams {
     pub fn tier_pass(&self, policy: &crate::log::tier::TierPolicy) -> crate::log::tier::TierReport {
         let now = self.clock.now();
         let mut total = crate::log::tier::TierReport::default();
+        let mut policy = policy.clone();
         for s in self.all() {
-            match s.fragments.tier_pass(policy, now) {
-                Ok(r) => total.add(r),
+            match s.fragments.tier_pass(&policy, now) {
+                Ok(r) => {
+                    // The bucket failed: the other logs only count what waits, this pass.
+                    if r.error.is_some() {
+                        policy.uploads = false;
+                    }
+                    total.add(r)
+                }
                 Err(e) => tracing::error!(stream = %s.name, error = %e, "tier pass failed"),
             }
         }
