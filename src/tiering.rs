@@ -300,6 +300,16 @@ impl Tier for ObjectTier {
         })
     }
 
+    fn size(&self, key: &str) -> io::Result<u64> {
+        let store = self.store.clone();
+        let key = key.to_owned();
+        self.call(format!("checking {key}"), async move {
+            let meta =
+                store.head(&ObjectPath::from(key.as_str())).await.map_err(|e| other(&key, e))?;
+            Ok(meta.size)
+        })
+    }
+
     fn delete(&self, key: &str) -> io::Result<()> {
         if let Some(cache) = &self.cache {
             cache.forget(key);
@@ -340,5 +350,6 @@ pub fn policy(config: &TieringConfig) -> TierPolicy {
         upload_after: config.upload_after_secs,
         local_max_age: config.local_retention_hours.map(|h| Duration::from_secs_f64(h * 3600.0)),
         local_max_bytes: config.local_max_bytes,
+        verify: config.verify,
     }
 }

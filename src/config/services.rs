@@ -166,6 +166,9 @@ pub struct TieringConfig {
     /// How often the tier looks for segments to upload and evict. Default 10.
     #[serde(deserialize_with = "super::units::secs")]
     pub interval_secs: Duration,
+    /// After each upload, check that the objects have the files' sizes (one HEAD each) before
+    /// the segment may leave local disk. Default true.
+    pub verify: bool,
     /// Segments read from the bucket are kept whole in `<data_dir>/tier-cache`, at most this
     /// many bytes (least recently used out first). 0: no cache. Default 1 GiB.
     pub read_cache_bytes: u64,
@@ -182,6 +185,7 @@ impl Default for TieringConfig {
             local_max_bytes: None,
             interval_secs: Duration::from_secs(10),
             read_cache_bytes: 1 << 30,
+            verify: true,
         }
     }
 }

@@ -43,6 +43,8 @@ pub trait Tier: Send + Sync + fmt::Debug {
     fn read_range(&self, key: &str, range: Range<u64>) -> io::Result<bytes::Bytes>;
     /// Deletes object `key` (a missing object is not an error).
     fn delete(&self, key: &str) -> io::Result<()>;
+    /// The size of object `key` (verification after an upload).
+    fn size(&self, key: &str) -> io::Result<u64>;
 }
 
 /// Where a log's segments go in the bucket: the tier, and this log's key prefix.
@@ -97,6 +99,9 @@ impl Tier for NoTier {
     fn delete(&self, _: &str) -> io::Result<()> {
         Err(Self::refuse())
     }
+    fn size(&self, _: &str) -> io::Result<u64> {
+        Err(Self::refuse())
+    }
 }
 
 /// The local marker of an uploaded segment (`<base:020>.remote`).
@@ -137,6 +142,8 @@ pub struct TierPolicy {
     pub local_max_age: Option<Duration>,
     /// Evict uploaded segments, oldest first, while the log's local bytes exceed this.
     pub local_max_bytes: Option<u64>,
+    /// After an upload, check that the objects in the bucket have the files' sizes.
+    pub verify: bool,
 }
 
 /// What one pass did.
@@ -201,6 +208,21 @@ impl Log {
                 .and_then(|()| {
                     let json = serde_json::to_vec(&marker).map_err(io::Error::other)?;
                     target.tier.put(&format!("{key}.json"), json)
+                })
+                .and_then(|()| {
+                    if !policy.verify {
+                        return Ok(());
+                    }
+                    let idx_len = std::fs::metadata(&f.idx_path)?.len();
+                    for (k, want) in [(&key, seg.log_bytes), (&idx_key, idx_len)] {
+                        let got = target.tier.size(k)?;
+                        if got != want {
+                            return Err(io::Error::other(format!(
+                                "verification: {k} holds {got} bytes, the file {want}"
+                            )));
+                        }
+                    }
+                    Ok(())
                 });
             if let Err(e) = uploaded {
                 report.error = Some(format!("uploading {key}: {e}"));
@@ -400,6 +422,12 @@ mod tests {
             self.0.lock().unwrap().remove(key);
             Ok(())
         }
+        fn size(&self, key: &str) -> io::Result<u64> {
+            let m = self.0.lock().unwrap();
+            m.get(key)
+                .map(|d| d.len() as u64)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
     }
 
     fn tiered(root: &Path, tier: &Arc<Memory>) -> LogConfig {
@@ -439,6 +467,7 @@ mod tests {
             upload_after: Duration::from_secs(1000),
             local_max_age: Some(Duration::ZERO),
             local_max_bytes: None,
+            verify: true,
         };
         let r = log.tier_pass(&policy, now)?;
         assert_eq!((r.uploaded, r.evicted, r.pending), (0, 0, 9));
@@ -515,6 +544,7 @@ mod tests {
             upload_after: Duration::ZERO,
             local_max_age: None,
             local_max_bytes: Some(limit),
+            verify: false,
         };
         let r = log.tier_pass(&policy, now)?;
         assert_eq!((r.uploaded, r.evicted), (9, 6), "{r:?}");
