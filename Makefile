@@ -46,3 +46,4 @@ bench: setup-bench
 	scripts/bench-latency.sh
 	scripts/bench-kvs-media.sh
 	scripts/bench-firehose.sh
+	scripts/bench-tier.sh
