@@ -351,5 +351,6 @@ pub fn policy(config: &TieringConfig) -> TierPolicy {
         local_max_age: config.local_retention_hours.map(|h| Duration::from_secs_f64(h * 3600.0)),
         local_max_bytes: config.local_max_bytes,
         verify: config.verify,
+        concurrency: config.upload_concurrency.max(1),
     }
 }

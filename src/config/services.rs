@@ -166,6 +166,8 @@ pub struct TieringConfig {
     /// How often the tier looks for segments to upload and evict. Default 10.
     #[serde(deserialize_with = "super::units::secs")]
     pub interval_secs: Duration,
+    /// Sealed segments uploaded at once (per log). Default 2.
+    pub upload_concurrency: usize,
     /// After each upload, check that the objects have the files' sizes (one HEAD each) before
     /// the segment may leave local disk. Default true.
     pub verify: bool,
@@ -186,6 +188,7 @@ impl Default for TieringConfig {
             interval_secs: Duration::from_secs(10),
             read_cache_bytes: 1 << 30,
             verify: true,
+            upload_concurrency: 2,
         }
     }
 }

@@ -144,6 +144,8 @@ pub struct TierPolicy {
     pub local_max_bytes: Option<u64>,
     /// After an upload, check that the objects in the bucket have the files' sizes.
     pub verify: bool,
+    /// Segments uploaded at once.
+    pub concurrency: usize,
 }
 
 /// What one pass did.
@@ -187,59 +189,63 @@ impl Log {
             let last = seg.last.map_or(now, |e| e.arrival);
             Duration::from_micros(now.micros_since(last).max(0) as u64)
         };
+        let mut due = Vec::new();
         for seg in &sealed {
             let f = &seg.files;
             if f.is_remote() || f.uploaded() {
                 continue;
             }
             let waited = age(seg);
-            if !policy.uploads || waited < policy.upload_after || report.error.is_some() {
+            if !policy.uploads || waited < policy.upload_after {
                 report.pending += 1;
                 report.oldest_pending = report.oldest_pending.max(Some(waited));
+            } else {
+                due.push(seg);
+            }
+        }
+        // Several segments go up at once; markers are written as each group finishes.
+        for group in due.chunks(policy.concurrency.max(1)) {
+            if report.error.is_some() {
+                for seg in group {
+                    report.pending += 1;
+                    report.oldest_pending = report.oldest_pending.max(Some(age(seg)));
+                }
                 continue;
             }
-            let key = target.key(&dir, &format!("{:020}.log", f.base.0));
-            let idx_key = target.key(&dir, &format!("{:020}.idx", f.base.0));
-            let marker = Marker { key: key.clone(), log_len: seg.log_bytes, records: seg.count };
-            let uploaded = target
-                .tier
-                .upload(&f.log_path, &key)
-                .and_then(|()| target.tier.upload(&f.idx_path, &idx_key))
-                .and_then(|()| {
-                    let json = serde_json::to_vec(&marker).map_err(io::Error::other)?;
-                    target.tier.put(&format!("{key}.json"), json)
-                })
-                .and_then(|()| {
-                    if !policy.verify {
-                        return Ok(());
-                    }
-                    let idx_len = std::fs::metadata(&f.idx_path)?.len();
-                    for (k, want) in [(&key, seg.log_bytes), (&idx_key, idx_len)] {
-                        let got = target.tier.size(k)?;
-                        if got != want {
-                            return Err(io::Error::other(format!(
-                                "verification: {k} holds {got} bytes, the file {want}"
-                            )));
+            let results: Vec<io::Result<Marker>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .map(|seg| scope.spawn(|| upload_one(&target, &dir, seg, policy.verify)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("upload thread"))))
+                    .collect()
+            });
+            for (seg, result) in group.iter().zip(results) {
+                let f = &seg.files;
+                let marker = match result {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if report.error.is_none() {
+                            report.error = Some(e.to_string());
                         }
+                        report.pending += 1;
+                        report.oldest_pending = report.oldest_pending.max(Some(age(seg)));
+                        continue;
                     }
-                    Ok(())
-                });
-            if let Err(e) = uploaded {
-                report.error = Some(format!("uploading {key}: {e}"));
-                report.pending += 1;
-                report.oldest_pending = report.oldest_pending.max(Some(waited));
-                continue;
+                };
+                let path = marker_path(&dir, f.base);
+                let json = serde_json::to_vec(&marker).map_err(|e| LogError::Failed {
+                    dir: dir.clone(),
+                    reason: format!("tier marker: {e}"),
+                })?;
+                write_synced(&path, &json)?;
+                segment::sync_dir(&dir)?;
+                f.set_uploaded(marker);
+                report.uploaded += 1;
+                report.uploaded_bytes += seg.log_bytes;
             }
-            let path = marker_path(&dir, f.base);
-            let json = serde_json::to_vec(&marker).map_err(|e| LogError::Failed {
-                dir: dir.clone(),
-                reason: format!("tier marker: {e}"),
-            })?;
-            write_synced(&path, &json)?;
-            segment::sync_dir(&dir)?;
-            f.set_uploaded(marker);
-            report.uploaded += 1;
-            report.uploaded_bytes += seg.log_bytes;
         }
         self.evict(policy, now, &target, &mut report)?;
         Ok(report)
@@ -351,6 +357,32 @@ impl Log {
         self.inner.config.tier.is_some()
             && lock(&self.inner.state).sealed.first().is_some_and(|s| !s.files.uploaded())
     }
+}
+
+/// Puts one sealed segment's `.log`, `.idx` and manifest, and with `verify` checks the objects'
+/// sizes; its marker.
+fn upload_one(target: &TierTarget, dir: &Path, seg: &Segment, verify: bool) -> io::Result<Marker> {
+    let f = &seg.files;
+    let key = target.key(dir, &format!("{:020}.log", f.base.0));
+    let idx_key = target.key(dir, &format!("{:020}.idx", f.base.0));
+    let marker = Marker { key: key.clone(), log_len: seg.log_bytes, records: seg.count };
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("uploading {key}: {e}"));
+    target.tier.upload(&f.log_path, &key).map_err(context)?;
+    target.tier.upload(&f.idx_path, &idx_key).map_err(context)?;
+    let json = serde_json::to_vec(&marker).map_err(io::Error::other)?;
+    target.tier.put(&format!("{key}.json"), json).map_err(context)?;
+    if verify {
+        let idx_len = std::fs::metadata(&f.idx_path)?.len();
+        for (k, want) in [(&key, seg.log_bytes), (&idx_key, idx_len)] {
+            let got = target.tier.size(k).map_err(context)?;
+            if got != want {
+                return Err(io::Error::other(format!(
+                    "verification: {k} holds {got} bytes, the file {want}"
+                )));
+            }
+        }
+    }
+    Ok(marker)
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<(), LogError> {
@@ -468,6 +500,7 @@ mod tests {
             local_max_age: Some(Duration::ZERO),
             local_max_bytes: None,
             verify: true,
+            concurrency: 2,
         };
         let r = log.tier_pass(&policy, now)?;
         assert_eq!((r.uploaded, r.evicted, r.pending), (0, 0, 9));
@@ -545,6 +578,7 @@ mod tests {
             local_max_age: None,
             local_max_bytes: Some(limit),
             verify: false,
+            concurrency: 3,
         };
         let r = log.tier_pass(&policy, now)?;
         assert_eq!((r.uploaded, r.evicted), (9, 6), "{r:?}");
