@@ -51,6 +51,14 @@ async function play(context, job) {
     } else if (player === 'dash.js') {
       const p = window.dashjs.MediaPlayer().create();
       p.on(window.dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push({ dashjs: JSON.stringify(e.error || e).slice(0, 300) }));
+      // What the player did, for the message of a run that does not reach its end.
+      window.trace = [];
+      const note = (what) => { if (window.trace.length < 50) window.trace.push(`${what}@${v.currentTime.toFixed(3)}`); };
+      for (const name of ['PLAYBACK_PAUSED', 'PLAYBACK_WAITING', 'PLAYBACK_STALLED', 'PLAYBACK_ENDED', 'PLAYBACK_SEEKING', 'GAP_CAUSED_INTERNAL_SEEK', 'GAP_CAUSED_SEEK_TO_PERIOD_END', 'BUFFER_EMPTY']) {
+        const ev = window.dashjs.MediaPlayer.events[name];
+        if (ev) p.on(ev, () => note(name));
+      }
+      for (const ev of ['pause', 'waiting', 'stalled', 'seeking']) v.addEventListener(ev, () => note(`video:${ev}`));
       p.initialize(v, url, true);
     } else {
       v.src = url;
@@ -65,7 +73,7 @@ async function play(context, job) {
       const v = document.getElementById('v');
       const b = [];
       for (let i = 0; i < v.buffered.length; i++) b.push([v.buffered.start(i), v.buffered.end(i)]);
-      return { currentTime: v.currentTime, duration: v.duration, paused: v.paused, readyState: v.readyState, buffered: b, errors: window.errors };
+      return { currentTime: v.currentTime, duration: v.duration, paused: v.paused, readyState: v.readyState, buffered: b, errors: window.errors, trace: window.trace };
     });
     throw new Error(`${e.message}; the player's state: ${JSON.stringify(state)}`);
   }
