@@ -59,6 +59,15 @@ async function play(context, job) {
         if (ev) p.on(ev, () => note(name));
       }
       for (const ev of ['pause', 'waiting', 'stalled', 'seeking']) v.addEventListener(ev, () => note(`video:${ev}`));
+      // dash.js also ends playback itself: its end-of-stream check (every 200 ms) can see the end
+      // before the element fires `ended`; it then seeks back half a second and pauses, and
+      // `ended` never comes. Its PLAYBACK_ENDED is the end of this run; the frames decoded are
+      // counted then, before the seek back decodes some again.
+      p.on(window.dashjs.MediaPlayer.events.PLAYBACK_ENDED, (e) => {
+        if (e && e.isLast === false) return;
+        if (window.endFrames === undefined) window.endFrames = v.getVideoPlaybackQuality().totalVideoFrames;
+        window.ended = true;
+      });
       p.initialize(v, url, true);
     } else {
       v.src = url;
@@ -81,7 +90,7 @@ async function play(context, job) {
     const v = document.getElementById('v');
     const b = [];
     for (let i = 0; i < v.buffered.length; i++) b.push([v.buffered.start(i), v.buffered.end(i)]);
-    return { frames: v.getVideoPlaybackQuality().totalVideoFrames, buffered: b, firstTime: window.firstTime ?? null, errors: window.errors };
+    return { frames: window.endFrames ?? v.getVideoPlaybackQuality().totalVideoFrames, buffered: b, firstTime: window.firstTime ?? null, errors: window.errors };
   });
   // hls.js's errors are judged here, by the one rule the other browser tests use: `errors` keeps
   // every one that fails the test; `starved` the stalls proven to be the browser's.
